@@ -1,0 +1,5 @@
+import sys
+
+from weightdecay.cli import main
+
+sys.exit(main())

@@ -1,0 +1,115 @@
+"""The decay conventions: what multiplies the weight decay λ. One table, one place.
+
+Every decoupled convention shrinks the weights by a factor ``(1 - s_t)`` before the gradient step; the modes
+differ only in ``s_t`` (``SPEC.md`` section 1). ``lr_t`` is the group's current learning rate (what a scheduler
+writes into ``group["lr"]``), ``peak_lr`` its reference learning rate and ``η_t = lr_t / peak_lr``:
+
+==============  =========================================  ==============================================
+mode            s_t                                        used by
+==============  =========================================  ==============================================
+``torch``       ``lr_t · λ``                               torch.optim.AdamW, optax, Keras 3, BERT, timm
+``paper``       ``η_t · λ``                                Loshchilov & Hutter, Composer, optimi
+``constant``    ``λ``                                      TF Addons AdamW, pytorch_optimizer fixed_decay
+``corrected``   ``(lr_t² / peak_lr) · λ``                  AdamC / SGDC (Defazio 2025), timm
+``stable``      ``lr_t · λ / sqrt(mean(v̂_t))``             AdamS (Xie et al. 2023); Adam only
+``l2``          none: ``g ← g + λ·p`` before the moments   torch.optim.Adam / SGD ``weight_decay``
+==============  =========================================  ==============================================
+
+Optimizers ask :func:`shrink` for ``s_t`` and never re-derive it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from weightdecay.errors import UserError
+
+__all__ = ["DecayMode", "DECAY_MODES", "MODE_NAMES", "get_mode", "shrink", "coupled_weight_decay"]
+
+
+@dataclass(frozen=True)
+class DecayMode:
+    """One row of the table: a named convention and the plain sentence that defines it."""
+
+    name: str
+    factor: str  # what multiplies λ in s_t, as written in SPEC.md
+    decoupled: bool  # False only for "l2", which adds λ·p to the gradient instead of shrinking
+    adam_only: bool  # "stable" needs Adam's second moment
+    used_by: str
+    sentence: str
+
+
+DECAY_MODES: dict[str, DecayMode] = {
+    m.name: m
+    for m in (
+        DecayMode("torch", "lr_t", True, False,
+                  "torch.optim.AdamW, optax.adamw, Keras 3, BERT AdamWeightDecay, timm adamw",
+                  "Each step shrinks the weights by lr_t·λ: the decay moves with the learning rate."),
+        DecayMode("paper", "lr_t / peak_lr", True, False,
+                  "Loshchilov & Hutter AdamW/SGDW, Composer DecoupledAdamW/SGDW, optimi decouple_lr",
+                  "Each step shrinks the weights by η_t·λ: the decay follows the schedule, not the lr's size."),
+        DecayMode("constant", "1", True, False,
+                  "TF Addons AdamW, pytorch_optimizer fixed_decay=True",
+                  "Each step shrinks the weights by λ, whatever the learning rate."),
+        DecayMode("corrected", "lr_t^2 / peak_lr", True, False,
+                  "AdamC / SGDC (Defazio 2025), timm corrected_weight_decay",
+                  "Each step shrinks the weights by (lr_t²/peak_lr)·λ: AdamC's correction."),
+        DecayMode("stable", "lr_t / sqrt(mean(v_hat_t))", True, True,
+                  "AdamS / Stable Weight Decay (Xie et al. 2023)",
+                  "Each step shrinks the weights by lr_t·λ/sqrt(mean v̂_t), over all parameters."),
+        DecayMode("l2", "(coupled: g <- g + λ·p)", False, False,
+                  "torch.optim.Adam(weight_decay=...), torch.optim.SGD(weight_decay=...)",
+                  "No shrink: λ·p is added to the gradient before the moments (an L2 penalty)."),
+    )
+}
+
+MODE_NAMES: tuple[str, ...] = tuple(DECAY_MODES)
+
+
+def get_mode(name: str, *, adam: bool = True) -> DecayMode:
+    """Look up a decay mode by name, with an error that lists the valid choices."""
+    mode = DECAY_MODES.get(name) if isinstance(name, str) else None
+    if mode is None:
+        raise UserError(f"Invalid decay mode: {name!r}; choose one of {', '.join(MODE_NAMES)}")
+    if mode.adam_only and not adam:
+        valid = ", ".join(n for n, m in DECAY_MODES.items() if not m.adam_only)
+        raise UserError(f"Invalid decay mode for SGDW: {name!r} needs Adam's second moment; choose one of {valid}")
+    return mode
+
+
+def shrink(mode: str, weight_decay: float, lr: float, peak_lr: float, mean_v_hat: float | None = None) -> float:
+    """The per-step shrink ``s_t`` of a decoupled mode (``p ← p·(1 - s_t) - …``); 0.0 for ``l2``.
+
+    Args:
+        mode: a name from :data:`DECAY_MODES`.
+        weight_decay: the group's λ.
+        lr: the group's current learning rate ``lr_t``.
+        peak_lr: the group's reference learning rate.
+        mean_v_hat: for ``stable`` only, the mean of the bias-corrected second moment over every element the
+            optimizer updates, after this step's moment update.
+
+    >>> shrink("paper", 0.1, lr=5e-4, peak_lr=1e-3)
+    0.05
+    """
+    if mode == "torch":
+        return lr * weight_decay
+    if mode == "paper":
+        return (lr / peak_lr) * weight_decay
+    if mode == "constant":
+        return weight_decay
+    if mode == "corrected":
+        return (lr * lr / peak_lr) * weight_decay
+    if mode == "stable":
+        if mean_v_hat is None:
+            raise ValueError("decay mode 'stable' needs mean_v_hat")
+        # AdamS divides by sqrt(mean v̂); with no second moment yet (all-zero gradients) nothing is normalized.
+        return lr * weight_decay / math.sqrt(mean_v_hat) if mean_v_hat > 0 else 0.0
+    if mode == "l2":
+        return 0.0
+    raise UserError(f"Invalid decay mode: {mode!r}; choose one of {', '.join(MODE_NAMES)}")
+
+
+def coupled_weight_decay(mode: str, weight_decay: float) -> float:
+    """The λ added to the gradient (``g ← g + λ·p``): the group's λ for ``l2``, 0 for every decoupled mode."""
+    return weight_decay if mode == "l2" else 0.0
