@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from weightdecay.errors import UserError
 
-__all__ = ["DecayMode", "DECAY_MODES", "MODE_NAMES", "get_mode", "shrink", "coupled_weight_decay"]
+__all__ = ["DecayMode", "DECAY_MODES", "MODE_NAMES", "get_mode", "shrink", "lr_coefficient", "coupled_weight_decay"]
 
 
 @dataclass(frozen=True)
@@ -113,3 +113,29 @@ def shrink(mode: str, weight_decay: float, lr: float, peak_lr: float, mean_v_hat
 def coupled_weight_decay(mode: str, weight_decay: float) -> float:
     """The λ added to the gradient (``g ← g + λ·p``): the group's λ for ``l2``, 0 for every decoupled mode."""
     return weight_decay if mode == "l2" else 0.0
+
+
+def lr_coefficient(mode: str, weight_decay: float, lr: float, peak_lr: float,
+                   mean_v_hat: float | None = None) -> float | None:
+    """``c_t`` with ``s_t = lr_t · c_t``: the weight decay to hand to a torch kernel that shrinks by ``lr·wd``.
+
+    This is how every decoupled mode runs through torch's fused and foreach AdamW kernels: ``torch`` passes λ,
+    ``paper`` λ/peak_lr, ``constant`` λ/lr_t, ``corrected`` λ·lr_t/peak_lr, ``stable`` λ/sqrt(mean v̂_t).
+    Returns None where no such coefficient exists (``lr_t = 0`` with a shrink that is not zero): the caller then
+    applies :func:`shrink` itself. Returns 0.0 for ``l2``.
+
+    >>> lr_coefficient("paper", 0.1, lr=5e-4, peak_lr=1e-3)
+    100.0
+    """
+    if mode == "torch":
+        return weight_decay  # exactly what torch.optim.AdamW hands its kernels
+    if mode == "paper":
+        return weight_decay / peak_lr
+    if mode == "corrected":
+        return weight_decay * lr / peak_lr
+    if mode == "l2":
+        return 0.0
+    s = shrink(mode, weight_decay, lr, peak_lr, mean_v_hat)
+    if lr > 0:
+        return s / lr
+    return 0.0 if s == 0 else None

@@ -1,0 +1,243 @@
+"""AdamW whose weight-decay convention is a named choice (``decay=``), at torch's fused speed."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import Tensor
+from torch.optim.adam import adam as _torch_adam
+from torch.optim.optimizer import _default_to_fused_or_foreach, _get_scalar_dtype
+
+from weightdecay.decay import lr_coefficient, shrink
+from weightdecay.errors import UserError
+from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
+
+__all__ = ["AdamW"]
+
+
+class AdamW(DecayOptimizer):
+    r"""Adam with weight decay whose convention you name: ``decay="torch"`` (default) behaves as torch.optim.AdamW.
+
+    Decoupled modes shrink the weights by ``(1 - s_t)`` before the Adam step, with ``s_t`` from
+    :mod:`weightdecay.decay` (``SPEC.md`` section 1)::
+
+        m_t = β1·m_{t-1} + (1-β1)·g          v_t = β2·v_{t-1} + (1-β2)·g²
+        u_t = m̂_t / (sqrt(v̂_t) + ε)
+        p ← p·(1 - s_t) - lr_t·u_t
+
+    ``torch``: s_t = lr_t·λ; ``paper``: s_t = (lr_t/peak_lr)·λ; ``constant``: s_t = λ; ``corrected``:
+    s_t = (lr_t²/peak_lr)·λ; ``stable``: s_t = lr_t·λ/sqrt(mean v̂_t) over every element updated this step.
+    ``l2`` is Adam with an L2 penalty (torch.optim.Adam's ``weight_decay``): ``g ← g + λ·p`` before the moments.
+
+    Args:
+        params: parameters or parameter groups; ``decay``, ``peak_lr`` and ``bias_correction`` may be set per group.
+        lr: learning rate ``lr_t`` (schedulers write it).
+        betas: ``(β1, β2)``, each in [0, 1).
+        eps: ε added to the denominator.
+        weight_decay: λ, in the units of ``decay``.
+        amsgrad: use the running maximum of ``v_t`` in the denominator.
+        maximize: maximize the objective.
+        foreach, fused: the implementation; both None picks torch's default for the device (on CPU the
+            readable single-tensor loop). ``fused=True`` runs every mode through torch's fused kernel.
+        decay: the convention, one of ``torch``, ``paper``, ``constant``, ``corrected``, ``stable``, ``l2``.
+        peak_lr: reference learning rate for ``paper`` and ``corrected``; defaults to each group's ``lr`` at
+            construction.
+        bias_correction: False gives BERT's AdamWeightDecay arithmetic (no bias correction of m and v).
+
+    Example:
+        >>> import torch, weightdecay
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = weightdecay.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1, decay="paper", fused=True)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+
+    References:
+        Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019; Defazio et al. 2025 (AdamC);
+        Xie et al., NeurIPS 2023 (AdamS).
+    """
+
+    _adam = True
+    _group_defaults = {"amsgrad": False, "maximize": False, "foreach": None, "fused": None,
+                       "capturable": False, "differentiable": False, "bias_correction": True}
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        decay: str = "torch",
+        peak_lr: float | None = None,
+        bias_correction: bool = True,
+    ) -> None:
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize, foreach=foreach, fused=fused, capturable=False,
+                        differentiable=False, decay=decay, peak_lr=peak_lr, bias_correction=bias_correction)
+        super().__init__(params, defaults)
+        if fused:
+            # torch.optim's GradScaler contract: fused steps unscale and skip on inf themselves.
+            self._step_supports_amp_scaling = True
+
+    def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise UserError(f"Invalid betas: {betas!r} (must be a pair (beta1, beta2), each in [0, 1))")
+        for i, beta in enumerate(betas):
+            b = _number(beta)
+            if not 0.0 <= b < 1.0:
+                raise UserError(f"Invalid beta parameter at index {i}: {b} (must be in [0, 1))")
+        check_nonnegative("eps", group["eps"], "epsilon value")
+        super()._check_group(group, explicit_peak)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p_state = self.state.get(p, {})
+                if p_state and not torch.is_tensor(p_state.get("step")):
+                    dtype = _get_scalar_dtype(is_fused=group["fused"])
+                    p_state["step"] = torch.tensor(float(p_state["step"]), dtype=dtype, device=p.device
+                                                   if group["fused"] else "cpu")
+
+    # --- collecting tensors -------------------------------------------------------------------------------
+
+    def _init_group(self, group: dict[str, Any]) -> dict[str, list]:
+        t: dict[str, list] = {k: [] for k in ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs",
+                                              "steps")}
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError("AdamW does not support sparse gradients, please consider SparseAdam instead")
+            state = self.state[p]
+            if len(state) == 0:
+                # As torch.optim: `step` on the parameter's device for fused, on the CPU otherwise.
+                state["step"] = (torch.zeros((), dtype=_get_scalar_dtype(is_fused=group["fused"]), device=p.device)
+                                 if group["fused"] else torch.tensor(0.0, dtype=_get_scalar_dtype()))
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            t["params"].append(p)
+            t["grads"].append(p.grad)
+            t["exp_avgs"].append(state["exp_avg"])
+            t["exp_avg_sqs"].append(state["exp_avg_sq"])
+            if group["amsgrad"]:
+                t["max_exp_avg_sqs"].append(state["max_exp_avg_sq"])
+            t["steps"].append(state["step"])
+        return t
+
+    def _mean_v_hat(self, groups: list[tuple[dict[str, Any], dict[str, list]]]) -> float:
+        """mean(v̂_t) over every element updated this step, all groups, as it will be after the moment update.
+
+        Computed before the update from ``sum(v_t) = β2·sum(v_{t-1}) + (1-β2)·sum(g²)`` so the fused kernel can
+        then take the step in one pass; one host sync per step, none per tensor.
+        """
+        total, numel = 0.0, 0
+        for group, t in groups:
+            if not t["params"]:
+                continue
+            grads = t["grads"]
+            if group["decay"] == "l2" and group["weight_decay"] != 0:
+                grads = torch._foreach_add(grads, t["params"], alpha=group["weight_decay"])
+            beta2 = _number(group["betas"][1])
+            v_sum = torch.stack(torch._foreach_norm(t["exp_avg_sqs"], 1)).to(torch.float64)
+            g_sq = torch.stack(torch._foreach_norm(grads, 2)).to(torch.float64).square()
+            new_sum = beta2 * v_sum + (1 - beta2) * g_sq
+            if group["bias_correction"]:
+                steps = torch.stack(t["steps"]).to(device=v_sum.device, dtype=torch.float64) + 1
+                new_sum = new_sum / (1 - beta2 ** steps)
+            total += float(new_sum.sum())
+            numel += sum(p.numel() for p in t["params"])
+        return total / numel if numel else 0.0
+
+    # --- the step -----------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """Take one optimization step (``closure`` re-evaluates the model and returns the loss)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        groups = [(g, self._init_group(g)) for g in self.param_groups]
+        mean_v_hat = self._mean_v_hat(groups) if any(g["decay"] == "stable" for g, _ in groups) else None
+        for group, t in groups:
+            if t["params"]:
+                self._step_group(group, t, mean_v_hat)
+        return loss
+
+    def _step_group(self, group: dict[str, Any], t: dict[str, list], mean_v_hat: float | None) -> None:
+        lr = _number(group["lr"])
+        mode, wd = group["decay"], group["weight_decay"]
+        fused, foreach = group["fused"], group["foreach"]
+        if fused is None and foreach is None:
+            fused, foreach = _default_to_fused_or_foreach(t["params"], differentiable=False, use_fused=False)
+        if not fused and not foreach:
+            _single_tensor_adamw(t, group, lr=lr, shrink_t=shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
+            return
+
+        # Fast paths: torch's own kernels, told the decay through a per-step coefficient c_t with s_t = lr_t·c_t.
+        coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"], mean_v_hat)
+        if coefficient is None:  # lr_t = 0 with a shrink (constant, or stable): no c_t exists; shrink here.
+            torch._foreach_mul_(t["params"], 1.0 - shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
+            coefficient = 0.0
+        steps = t["steps"]
+        if not group["bias_correction"]:
+            # The kernels compute 1 - β^step; at step = inf that is exactly 1: no bias correction. The real
+            # counts are advanced here, the kernels advance their throwaway copies.
+            torch._foreach_add_(steps, 1)
+            steps = [torch.full_like(s, float("inf")) for s in steps]
+        beta1, beta2 = group["betas"]
+        _torch_adam(
+            t["params"], t["grads"], t["exp_avgs"], t["exp_avg_sqs"], t["max_exp_avg_sqs"], steps,
+            foreach=bool(foreach), fused=bool(fused), capturable=False, differentiable=False,
+            grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None),
+            has_complex=any(torch.is_complex(p) for p in t["params"]),
+            decoupled_weight_decay=mode != "l2",
+            amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=group["lr"],
+            weight_decay=wd if mode == "l2" else coefficient, eps=group["eps"], maximize=group["maximize"],
+        )
+
+
+def _single_tensor_adamw(t: dict[str, list], group: dict[str, Any], *, lr: float, shrink_t: float) -> None:
+    """The readable path: one tensor at a time, in torch.optim.Adam's arithmetic order (SPEC.md section 1)."""
+    beta1, beta2 = (_number(b) for b in group["betas"])
+    eps, amsgrad, l2 = group["eps"], group["amsgrad"], group["decay"] == "l2"
+    for i, param in enumerate(t["params"]):
+        grad = t["grads"][i] if not group["maximize"] else -t["grads"][i]
+        exp_avg, exp_avg_sq, step_t = t["exp_avgs"][i], t["exp_avg_sqs"][i], t["steps"][i]
+        step_t += 1
+        if l2:
+            if group["weight_decay"] != 0:
+                grad = grad.add(param, alpha=group["weight_decay"])  # coupled: the penalty enters the moments
+        elif shrink_t != 0:
+            param.mul_(1 - shrink_t)  # decoupled: p ← p·(1 - s_t), before the gradient step
+        if torch.is_complex(param):
+            grad, exp_avg, exp_avg_sq = (torch.view_as_real(x) for x in (grad, exp_avg, exp_avg_sq))
+            param = torch.view_as_real(param)
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        if group["bias_correction"]:
+            step = step_t.item()
+            bias_correction1 = 1 - beta1**step
+            bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+        else:
+            bias_correction1 = bias_correction2_sqrt = 1.0
+        if amsgrad:
+            max_exp_avg_sq = t["max_exp_avg_sqs"][i]
+            if torch.is_complex(max_exp_avg_sq):
+                max_exp_avg_sq = torch.view_as_real(max_exp_avg_sq)
+            torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+            second = max_exp_avg_sq
+        else:
+            second = exp_avg_sq
+        denom = (second.sqrt() / bias_correction2_sqrt).add_(eps)
+        param.addcdiv_(exp_avg, denom, value=-(lr / bias_correction1))

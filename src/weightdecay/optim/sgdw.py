@@ -1,0 +1,157 @@
+"""SGD with momentum and decoupled weight decay (SGDW) whose convention is a named choice (``decay=``)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import Tensor
+from torch.optim.optimizer import _default_to_fused_or_foreach
+from torch.optim.sgd import sgd as _torch_sgd
+
+from weightdecay.decay import shrink
+from weightdecay.errors import UserError
+from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
+
+__all__ = ["SGDW"]
+
+
+class SGDW(DecayOptimizer):
+    r"""SGD with momentum where the weight decay's convention is named: ``decay="torch"`` by default.
+
+    PyTorch's momentum form, with the decoupled shrink of :mod:`weightdecay.decay` (``SPEC.md`` section 1)::
+
+        b ← μ·b + (1-dampening)·g        (b = g at the first step)
+        d = g + μ·b if nesterov else b
+        p ← p·(1 - s_t) - lr_t·d
+
+    ``decay="l2"`` is torch.optim.SGD's ``weight_decay`` (``g ← g + λ·p``, which then enters the momentum).
+    Without momentum, SGD-L2 with λ equals SGDW ``torch`` with λ (Loshchilov & Hutter, Prop. 1).
+
+    Args:
+        params: parameters or parameter groups; ``decay`` and ``peak_lr`` may be set per group.
+        lr: learning rate ``lr_t``.
+        momentum: μ.
+        dampening: dampening of the momentum.
+        weight_decay: λ, in the units of ``decay``.
+        nesterov: Nesterov momentum (needs momentum > 0 and zero dampening).
+        maximize: maximize the objective.
+        foreach, fused: the implementation; both None picks torch's default for the device.
+        decay: one of ``torch``, ``paper``, ``constant``, ``corrected``, ``l2`` (``stable`` needs Adam).
+        peak_lr: reference learning rate for ``paper`` and ``corrected``; defaults to each group's ``lr``.
+
+    Example:
+        >>> import torch, weightdecay
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = weightdecay.SGDW(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, decay="paper")
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+
+    References:
+        Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019 (Alg. 1, SGDW).
+    """
+
+    _adam = False
+    _group_defaults = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "maximize": False,
+                       "foreach": None, "fused": None, "differentiable": False}
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float | Tensor = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        decay: str = "torch",
+        peak_lr: float | None = None,
+    ) -> None:
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize, foreach=foreach, fused=fused,
+                        differentiable=False, decay=decay, peak_lr=peak_lr)
+        super().__init__(params, defaults)
+        if fused:
+            self._step_supports_amp_scaling = True
+
+    def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
+        check_nonnegative("momentum", group["momentum"], "momentum value")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise UserError(
+                f"Nesterov momentum requires a momentum and zero dampening (got momentum={group['momentum']}, "
+                f"dampening={group['dampening']}); set momentum > 0 and dampening=0, or nesterov=False"
+            )
+        super()._check_group(group, explicit_peak)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """Take one optimization step (``closure`` re-evaluates the model and returns the loss)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads, buffers = [], [], []
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                params.append(p)
+                grads.append(p.grad)
+                if group["momentum"] != 0:
+                    buffers.append(self.state[p].get("momentum_buffer"))
+            if not params:
+                continue
+            self._step_group(group, params, grads, buffers)
+            if group["momentum"] != 0:
+                for p, buf in zip(params, buffers):
+                    self.state[p]["momentum_buffer"] = buf
+        return loss
+
+    def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor],
+                    buffers: list[Tensor | None]) -> None:
+        lr = _number(group["lr"])
+        mode, wd = group["decay"], group["weight_decay"]
+        fused, foreach = group["fused"], group["foreach"]
+        has_sparse = any(g.is_sparse for g in grads)
+        if fused is None and foreach is None:
+            fused, foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
+            foreach = foreach and not has_sparse
+        s = shrink(mode, wd, lr, group["peak_lr"])
+        if not fused and not foreach:
+            _single_tensor_sgdw(params, grads, buffers, group, lr=lr, shrink_t=s)
+            return
+        # SGD's kernels know only coupled decay; a decoupled shrink is one more pass over the weights, before
+        # the step (the momentum never sees p, so the order of the two is immaterial).
+        if s != 0:
+            torch._foreach_mul_(params, 1.0 - s)
+        _torch_sgd(
+            params, grads, buffers, has_sparse_grad=has_sparse, foreach=bool(foreach), fused=bool(fused),
+            grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None),
+            weight_decay=wd if mode == "l2" else 0.0, momentum=group["momentum"], lr=group["lr"],
+            dampening=group["dampening"], nesterov=group["nesterov"], maximize=group["maximize"],
+        )
+
+
+def _single_tensor_sgdw(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | None],
+                        group: dict[str, Any], *, lr: float, shrink_t: float) -> None:
+    """The readable path: one tensor at a time, in torch.optim.SGD's arithmetic order (SPEC.md section 1)."""
+    momentum, dampening, nesterov = group["momentum"], group["dampening"], group["nesterov"]
+    l2 = group["decay"] == "l2"
+    for i, param in enumerate(params):
+        grad = grads[i] if not group["maximize"] else -grads[i]
+        if l2 and group["weight_decay"] != 0:
+            grad = grad.add(param, alpha=group["weight_decay"])  # coupled: enters the momentum
+        if momentum != 0:
+            buf = buffers[i]
+            if buf is None:
+                buf = torch.clone(grad).detach()
+                buffers[i] = buf
+            else:
+                buf.mul_(momentum).add_(grad, alpha=1 - dampening)
+            grad = grad.add(buf, alpha=momentum) if nesterov else buf
+        if shrink_t != 0:
+            param.mul_(1 - shrink_t)  # decoupled: p ← p·(1 - s_t) - lr_t·d
+        param.add_(grad, alpha=-lr)
