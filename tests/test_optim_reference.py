@@ -1,0 +1,160 @@
+"""Every fast path of weightdecay.AdamW / SGDW (single-tensor, foreach, fused) against the float64 oracle.
+
+Three parameter groups (one with weight_decay 0, one with its own peak_lr), a warm-up + cosine schedule
+(LinearLR then CosineAnnealingLR in SequentialLR), 12 steps; params and every state tensor compared after each
+step. float32 runs are held to float32 rounding; float64 runs to ~1e-10, which catches an s_t off by any factor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
+import weightdecay
+from reference import ADAM_MODES, SGD_MODES, ReferenceAdamW, ReferenceSGDW, gradient_stream, random_tensors
+
+STEPS = 12
+BASE_LR = 0.05
+SHAPES = [[(4, 3), (5,)], [(3, 2), (2, 2, 2)], [(6,)]]
+# λ per mode chosen so that each s_t is ~1e-2 at the peak: large enough that a wrong factor shows in the params.
+LAMBDA = {"torch": 0.4, "paper": 0.02, "constant": 0.01, "corrected": 0.4, "stable": 0.4, "l2": 0.2}
+PATHS = {"single": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
+TOL = {torch.float32: dict(rtol=2e-5, atol=2e-6), torch.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+@dataclass(frozen=True)
+class OptimizerInput:
+    """One case: constructor kwargs, the decay mode of each of the three groups, and a description."""
+
+    kwargs: dict
+    modes: tuple[str, str, str]
+    desc: str
+    extra_group: dict = field(default_factory=dict)  # overrides for group 1 (e.g. its own peak_lr)
+
+
+def _adam_cases() -> list[OptimizerInput]:
+    cases = []
+    for mode in ADAM_MODES:
+        m3 = (mode, mode, mode)
+        cases += [
+            OptimizerInput({}, m3, f"{mode}"),
+            OptimizerInput({"amsgrad": True}, m3, f"{mode}-amsgrad"),
+            OptimizerInput({"maximize": True, "betas": (0.8, 0.95)}, m3, f"{mode}-maximize-betas"),
+            OptimizerInput({"bias_correction": False, "eps": 1e-6}, m3, f"{mode}-bert"),
+            OptimizerInput({}, m3, f"{mode}-own-peak-lr", {"peak_lr": 0.2}),
+        ]
+    cases += [
+        OptimizerInput({}, ("paper", "corrected", "constant"), "mixed-paper-corrected-constant"),
+        OptimizerInput({"amsgrad": True}, ("stable", "l2", "torch"), "mixed-stable-l2-torch"),
+    ]
+    return cases
+
+
+def _sgd_cases() -> list[OptimizerInput]:
+    cases = []
+    for mode in SGD_MODES:
+        m3 = (mode, mode, mode)
+        cases += [
+            OptimizerInput({}, m3, f"{mode}"),
+            OptimizerInput({"momentum": 0.9}, m3, f"{mode}-momentum"),
+            OptimizerInput({"momentum": 0.9, "dampening": 0.3}, m3, f"{mode}-dampening"),
+            OptimizerInput({"momentum": 0.8, "nesterov": True}, m3, f"{mode}-nesterov"),
+            OptimizerInput({"momentum": 0.9, "maximize": True}, m3, f"{mode}-maximize", {"peak_lr": 0.2}),
+        ]
+    cases.append(OptimizerInput({"momentum": 0.9}, ("paper", "l2", "corrected"), "mixed-paper-l2-corrected"))
+    return cases
+
+
+def _group_specs(case: OptimizerInput, dtype: torch.dtype) -> list[dict]:
+    params = [random_tensors(shapes, seed=100 + i, dtype=dtype) for i, shapes in enumerate(SHAPES)]
+    specs = [
+        {"params": params[0], "decay": case.modes[0], "weight_decay": LAMBDA[case.modes[0]]},
+        {"params": params[1], "decay": case.modes[1], "weight_decay": 2 * LAMBDA[case.modes[1]], "lr": BASE_LR / 2,
+         **case.extra_group},
+        {"params": params[2], "decay": case.modes[2], "weight_decay": 0.0},
+    ]
+    return specs
+
+
+def _warmup_cosine(opt: torch.optim.Optimizer) -> SequentialLR:
+    warmup = LinearLR(opt, start_factor=0.2, total_iters=4)
+    cosine = CosineAnnealingLR(opt, T_max=STEPS - 4, eta_min=1e-3)
+    return SequentialLR(opt, [warmup, cosine], milestones=[4])
+
+
+def _state_keys(opt_name: str, kwargs: dict) -> set[str]:
+    if opt_name == "AdamW":
+        return {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if kwargs.get("amsgrad") else set())
+    return {"momentum_buffer"} if kwargs.get("momentum") else set()
+
+
+def _assert_matches(opt, ref, opt_name, case, dtype, t):
+    tol = TOL[dtype]
+    for gi, group in enumerate(opt.param_groups):
+        for pi, p in enumerate(group["params"]):
+            where = f"step {t + 1}, group {gi}, param {pi}"
+            torch.testing.assert_close(p, ref.params[gi][pi].to(dtype), **tol, msg=lambda m: f"param at {where}: {m}")
+            state, ref_state = opt.state[p], ref.state[gi][pi]
+            keys = _state_keys(opt_name, case.kwargs)
+            assert keys <= set(state), f"state at {where} lacks {keys - set(state)}"
+            for key in keys:
+                if key == "step":
+                    assert float(state["step"]) == ref_state["step"], where
+                else:
+                    torch.testing.assert_close(state[key], ref_state[key].to(dtype), **tol,
+                                               msg=lambda m: f"state[{key!r}] at {where}: {m}")
+
+
+def _run_against_oracle(opt_name: str, case: OptimizerInput, path: str, dtype: torch.dtype) -> None:
+    opt_cls, ref_cls = {"AdamW": (weightdecay.AdamW, ReferenceAdamW), "SGDW": (weightdecay.SGDW, ReferenceSGDW)}[
+        opt_name]
+    specs = _group_specs(case, dtype)
+    ref = ref_cls(specs, lr=BASE_LR, **case.kwargs)  # copies the params before the optimizer touches them
+    opt = opt_cls(specs, lr=BASE_LR, **case.kwargs, **PATHS[path])
+    sched = _warmup_cosine(opt)
+    grads = gradient_stream(SHAPES, STEPS, seed=7, dtype=dtype)
+    for t in range(STEPS):
+        for group, group_grads in zip(opt.param_groups, grads[t]):
+            for p, g in zip(group["params"], group_grads):
+                p.grad = g.clone()
+        lrs = [group["lr"] for group in opt.param_groups]
+        opt.step()
+        ref.step(grads[t], lrs=lrs)
+        _assert_matches(opt, ref, opt_name, case, dtype, t)
+        sched.step()
+    # Warm-up and cosine scaled group["lr"]; peak_lr stayed where the constructor (or the group) put it.
+    for group, ref_group in zip(opt.param_groups, ref.param_groups):
+        assert group["peak_lr"] == pytest.approx(ref_group["peak_lr"], rel=1e-12)
+
+
+DTYPES = [pytest.param(torch.float32, id="f32"), pytest.param(torch.float64, id="f64")]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("case", _adam_cases(), ids=lambda c: c.desc)
+def test_adamw_matches_reference(case, path, dtype):
+    _run_against_oracle("AdamW", case, path, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("case", _sgd_cases(), ids=lambda c: c.desc)
+def test_sgdw_matches_reference(case, path, dtype):
+    _run_against_oracle("SGDW", case, path, dtype)
+
+
+def test_schedule_reaches_peak_and_decays():
+    # Guard on the fixture itself: the lr seen by the optimizer rises to BASE_LR then falls (warm-up + cosine).
+    opt = weightdecay.AdamW([torch.zeros(1)], lr=BASE_LR)
+    sched = _warmup_cosine(opt)
+    seen = []
+    for _ in range(STEPS):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert seen[0] == pytest.approx(0.2 * BASE_LR) and max(seen) == pytest.approx(BASE_LR)
+    assert seen[-1] < 0.2 * BASE_LR
