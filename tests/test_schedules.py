@@ -1,0 +1,204 @@
+"""Learning-rate and weight-decay schedules against closed forms and against torch's own schedulers."""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+
+import pytest
+import torch
+from torch.optim import lr_scheduler as tsched
+
+from weightdecay.errors import UserError
+from weightdecay.schedules import SCHEDULE_NAMES, make_lr_schedule, make_multiplier, restart_period
+
+torch.set_num_threads(1)
+
+
+def _opt(lrs=(0.1,)):
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(2))], "lr": lr} for lr in lrs]
+    return torch.optim.SGD(groups, lr=lrs[0])
+
+
+def _trace(scheduler, steps: int) -> list[float]:
+    """The lr of every group for updates k = 0 … steps-1 (flattened), stepping like a training loop."""
+    out = []
+    for _ in range(steps):
+        out.extend(g["lr"] for g in scheduler.optimizer.param_groups)
+        scheduler.optimizer.step()
+        scheduler.step()
+    return out
+
+
+# --- closed forms at chosen steps -------------------------------------------------------------------------
+
+def test_cosine_closed_form_with_floor_and_warmup():
+    m = make_multiplier("warmup-cosine", total_steps=110, steps_per_epoch=10, warmup_steps=10, floor=0.1)
+    assert m(0) == pytest.approx(1 / 10)
+    assert m(9) == pytest.approx(1.0)
+    assert m(10) == pytest.approx(1.0)
+    assert m(60) == pytest.approx(0.1 + 0.9 * 0.5)  # halfway through the decay
+    assert m(85) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 75 / 100)))
+    assert m(110) == pytest.approx(0.1)
+    assert m(500) == pytest.approx(0.1)
+
+
+def test_warmup_cosine_defaults_to_one_epoch_of_warmup():
+    m = make_multiplier("warmup-cosine", total_steps=100, steps_per_epoch=7)
+    assert m.warmup_steps == 7
+    assert m(3) == pytest.approx(4 / 7)
+
+
+def test_wsd_closed_form():
+    m = make_multiplier("wsd", total_steps=100, steps_per_epoch=10, warmup_steps=5, decay_fraction=0.2, floor=0.0)
+    assert [m(k) for k in (0, 4, 5, 79, 80)] == pytest.approx([0.2, 1.0, 1.0, 1.0, 1.0])
+    assert m(90) == pytest.approx(0.5)
+    assert m(100) == pytest.approx(0.0)
+    s = make_multiplier("wsd", total_steps=100, steps_per_epoch=10, decay_steps=40, decay_shape="sqrt", floor=0.1)
+    assert s(70) == pytest.approx(1 - 0.9 * math.sqrt(10 / 40))
+    c = make_multiplier("wsd", total_steps=100, steps_per_epoch=10, decay_steps=40, decay_shape="cosine")
+    assert c(80) == pytest.approx(0.5)
+
+
+def test_keras_decay_closed_form():
+    m = make_multiplier("keras-decay", total_steps=10, steps_per_epoch=5, decay=0.01)
+    assert [m(k) for k in (0, 1, 100)] == pytest.approx([1.0, 1 / 1.01, 1 / 2.0])
+
+
+@pytest.mark.parametrize("epoch,expected", [
+    (0.0, (0, 0.0, 1.0)), (0.999, (0, 0.999, 1.0)), (1.0, (1, 0.0, 2.0)), (2.5, (1, 1.5, 2.0)),
+    (3.0, (2, 0.0, 4.0)), (6.75, (2, 3.75, 4.0)), (7.0, (3, 0.0, 8.0)),
+])
+def test_restart_period_boundaries(epoch, expected):
+    i, t_cur, t_i = restart_period(epoch, T_0=1.0, T_mult=2.0)
+    assert (i, t_i) == (expected[0], expected[2])
+    assert t_cur == pytest.approx(expected[1], abs=1e-12)
+
+
+def test_restart_period_fractional_T0_and_Tmult():
+    # periods 0.5, 0.75, 1.125 epochs: starts at 0, 0.5, 1.25, 2.375
+    assert restart_period(1.25, T_0=0.5, T_mult=1.5)[0] == 2
+    i, t_cur, t_i = restart_period(2.0, T_0=0.5, T_mult=1.5)
+    assert (i, t_i) == (2, pytest.approx(1.125)) and t_cur == pytest.approx(0.75)
+    assert restart_period(2.375, T_0=0.5, T_mult=1.5)[0] == 3
+    assert restart_period(10 / 3, T_0=1 / 3, T_mult=1.0)[0] == 10  # a float boundary (10/3 / (1/3))
+
+
+def test_sgdr_fractional_epochs_closed_form():
+    # T_0 = 0.5 epoch of 8 batches: updates 0..3 in period 0; T_cur = k/8 epochs, not whole epochs
+    m = make_multiplier("sgdr", total_steps=100, steps_per_epoch=8, T_0=0.5, T_mult=2.0, floor=0.0)
+    assert m(1) == pytest.approx(0.5 * (1 + math.cos(math.pi * (1 / 8) / 0.5)))
+    assert m(4) == pytest.approx(1.0)  # restart
+    assert m(8) == pytest.approx(0.5)  # halfway through period 1 (length 1 epoch)
+    assert m(11) == pytest.approx(0.5 * (1 + math.cos(math.pi * (7 / 8))))
+
+
+# --- against torch's own schedulers -----------------------------------------------------------------------
+
+def test_cosine_matches_torch_cosine_annealing():
+    ours = make_lr_schedule("cosine", _opt((0.1, 0.02)), total_steps=50, steps_per_epoch=5)
+    opt = _opt((0.1, 0.02))
+    theirs = tsched.CosineAnnealingLR(opt, T_max=50)
+    # torch's cosine climbs again after T_max; ours stays at the floor: compare up to k = T_max
+    assert _trace(ours, 51) == pytest.approx(_trace(theirs, 51), abs=1e-12)
+
+
+def test_warmup_cosine_matches_torch_sequential():
+    ours = make_lr_schedule("warmup-cosine", _opt(), total_steps=60, steps_per_epoch=10, warmup_steps=10)
+    opt = _opt()
+    theirs = tsched.SequentialLR(opt, [tsched.LinearLR(opt, start_factor=0.1, end_factor=1.0, total_iters=9),
+                                       tsched.CosineAnnealingLR(opt, T_max=50)], milestones=[10])
+    assert _trace(ours, 60) == pytest.approx(_trace(theirs, 60), abs=1e-12)
+
+
+def test_linear_matches_torch_linear_lr():
+    ours = make_lr_schedule("linear", _opt(), total_steps=40, steps_per_epoch=4, floor=0.25)
+    theirs = tsched.LinearLR(_opt(), start_factor=1.0, end_factor=0.25, total_iters=40)
+    assert _trace(ours, 45) == pytest.approx(_trace(theirs, 45), abs=1e-12)
+
+
+def test_step_matches_torch_multistep():
+    ours = make_lr_schedule("step", _opt(), total_steps=100, steps_per_epoch=10, milestones=[3, 5.5, 8], gamma=0.2)
+    theirs = tsched.MultiStepLR(_opt(), milestones=[30, 55, 80], gamma=0.2)
+    assert _trace(ours, 100) == pytest.approx(_trace(theirs, 100), abs=1e-12)
+
+
+def test_sgdr_matches_torch_warm_restarts_per_batch():
+    ours = make_lr_schedule("sgdr", _opt((0.1, 0.03)), total_steps=300, steps_per_epoch=7, T_0=2, T_mult=2,
+                            floor=0.0)
+    theirs = tsched.CosineAnnealingWarmRestarts(_opt((0.1, 0.03)), T_0=14, T_mult=2)
+    assert _trace(ours, 300) == pytest.approx(_trace(theirs, 300), abs=1e-12)
+
+
+def test_sgdr_fractional_epoch_api_of_torch_agrees():
+    # torch's own fractional-epoch form: scheduler.step(epoch + batch / steps_per_epoch)
+    ours = make_lr_schedule("sgdr", _opt(), total_steps=80, steps_per_epoch=6, T_0=1.5, T_mult=1.0)
+    opt = _opt()
+    theirs = tsched.CosineAnnealingWarmRestarts(opt, T_0=9, T_mult=1)  # 1.5 epochs = 9 batches
+    assert _trace(ours, 80) == pytest.approx(_trace(theirs, 80), abs=1e-12)
+
+
+def test_constant_and_keras_decay_on_two_groups():
+    ours = make_lr_schedule("keras-decay", _opt((0.1, 0.5)), total_steps=20, steps_per_epoch=5, decay=0.1)
+    assert _trace(ours, 20) == pytest.approx([lr / (1 + 0.1 * k) for k in range(20) for lr in (0.1, 0.5)])
+    const = make_lr_schedule("constant", _opt(), total_steps=20, steps_per_epoch=5, warmup_steps=4)
+    assert _trace(const, 6) == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1, 0.1])
+
+
+# --- exact resume -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,options", [
+    ("warmup-cosine", {"floor": 0.05}), ("wsd", {"decay_shape": "sqrt"}), ("step", {"milestones": [2, 3.5]}),
+    ("sgdr", {"T_0": 0.7, "T_mult": 1.5, "floor": 0.01}), ("keras-decay", {"decay": 0.03}), ("linear", {}),
+])
+def test_resume_mid_period_continues_exactly(name, options):
+    kwargs = dict(total_steps=60, steps_per_epoch=10, warmup_steps=3, **options)
+    full = make_lr_schedule(name, _opt(), **kwargs)
+    expected = _trace(full, 60)
+
+    first = make_lr_schedule(name, _opt(), **kwargs)
+    _trace(first, 23)  # stop mid-period
+    buffer = io.BytesIO()
+    torch.save({"opt": first.optimizer.state_dict(), "sched": first.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=False)
+
+    opt = _opt()
+    opt.load_state_dict(saved["opt"])
+    # a scheduler built with different options: the state dict restores the saved multiplier
+    resumed = make_lr_schedule(name, opt, total_steps=60, steps_per_epoch=10, **{
+        "step": {"milestones": [1]}, "keras-decay": {"decay": 1.0}}.get(name, {}))
+    resumed.load_state_dict(copy.deepcopy(saved["sched"]))
+    assert resumed.multiplier == first.multiplier
+    assert _trace(resumed, 37) == expected[23:]
+
+
+# --- bad input --------------------------------------------------------------------------------------------
+
+def test_unknown_name_lists_the_names():
+    with pytest.raises(UserError) as err:
+        make_lr_schedule("cosin", _opt(), total_steps=10, steps_per_epoch=2)
+    for name in SCHEDULE_NAMES:
+        assert name in str(err.value)
+
+
+@pytest.mark.parametrize("name,kwargs,fragment", [
+    ("cosine", {"total_steps": 0}, "total_steps"),
+    ("cosine", {"steps_per_epoch": 2.5}, "steps_per_epoch"),
+    ("cosine", {"warmup_steps": 10}, "warmup_steps"),
+    ("cosine", {"floor": 1.5}, "floor"),
+    ("cosine", {"gamma": 0.5}, "does not take gamma"),
+    ("step", {}, "needs milestones"),
+    ("step", {"milestones": [5, 2]}, "increasing"),
+    ("sgdr", {"T_mult": 0.5}, "T_mult"),
+    ("sgdr", {"T_0": -1}, "T_0"),
+    ("keras-decay", {}, "needs decay"),
+    ("wsd", {"decay_fraction": 0.95, "warmup_steps": 5}, "overlaps"),
+    ("wsd", {"decay_shape": "exp"}, "decay_shape"),
+])
+def test_bad_options_raise_user_errors(name, kwargs, fragment):
+    base = {"total_steps": 10, "steps_per_epoch": 2}
+    base.update(kwargs)
+    with pytest.raises(UserError, match=fragment):
+        make_lr_schedule(name, _opt(), **base)
