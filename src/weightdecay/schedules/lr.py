@@ -102,8 +102,8 @@ def make_multiplier(name: str, *, total_steps: int, steps_per_epoch: int, warmup
 
     Args and options are those of :func:`make_lr_schedule`.
 
-    >>> make_multiplier("cosine", total_steps=100, steps_per_epoch=10)(50)
-    0.5000000000000001
+    >>> round(make_multiplier("cosine", total_steps=100, steps_per_epoch=10)(50), 12)
+    0.5
     """
     if name not in _SCHEDULES:
         raise UserError(f"Unknown schedule: {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
