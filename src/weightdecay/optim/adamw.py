@@ -80,10 +80,9 @@ class AdamW(DecayOptimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach, fused=fused, capturable=False,
                         differentiable=False, decay=decay, peak_lr=peak_lr, bias_correction=bias_correction)
+        # No `_step_supports_amp_scaling`: a GradScaler unscales the gradients and skips inf steps before
+        # calling step(), so the decoupled shrink (a separate pass in some modes) never runs on a skipped step.
         super().__init__(params, defaults)
-        if fused:
-            # torch.optim's GradScaler contract: fused steps unscale and skip on inf themselves.
-            self._step_supports_amp_scaling = True
 
     def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
         betas = group["betas"]

@@ -73,9 +73,8 @@ class SGDW(DecayOptimizer):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach, fused=fused,
                         differentiable=False, decay=decay, peak_lr=peak_lr)
+        # No `_step_supports_amp_scaling`: see AdamW.
         super().__init__(params, defaults)
-        if fused:
-            self._step_supports_amp_scaling = True
 
     def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
         check_nonnegative("momentum", group["momentum"], "momentum value")
