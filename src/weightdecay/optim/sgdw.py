@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.optim.optimizer import _default_to_fused_or_foreach
 from torch.optim.sgd import sgd as _torch_sgd
 
-from weightdecay.decay import shrink
+from weightdecay.decay import lr_coefficient, shrink
 from weightdecay.errors import UserError
 from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
 
@@ -122,14 +122,20 @@ class SGDW(DecayOptimizer):
         if not fused and not foreach:
             _single_tensor_sgdw(params, grads, buffers, group, lr=lr, shrink_t=s)
             return
-        # SGD's kernels know only coupled decay; a decoupled shrink is one more pass over the weights, before
-        # the step (the momentum never sees p, so the order of the two is immaterial).
-        if s != 0:
+        kernel_wd = wd if mode == "l2" else 0.0
+        coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"])
+        if mode != "l2" and group["momentum"] == 0 and coefficient is not None:
+            # Without momentum, p·(1 - lr·c) - lr·g = p - lr·(g + c·p): the kernel's coupled decay is exact
+            # (Loshchilov & Hutter, Prop. 1), and saves a pass over the weights.
+            kernel_wd = coefficient
+        elif s != 0:
+            # SGD's kernels know only coupled decay; with momentum the decoupled shrink is one more pass over the
+            # weights, before the step (the momentum never sees p, so the order of the two is immaterial).
             torch._foreach_mul_(params, 1.0 - s)
         _torch_sgd(
             params, grads, buffers, has_sparse_grad=has_sparse, foreach=bool(foreach), fused=bool(fused),
             grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None),
-            weight_decay=wd if mode == "l2" else 0.0, momentum=group["momentum"], lr=group["lr"],
+            weight_decay=kernel_wd, momentum=group["momentum"], lr=group["lr"],
             dampening=group["dampening"], nesterov=group["nesterov"], maximize=group["maximize"],
         )
 
