@@ -202,3 +202,164 @@ def test_bad_options_raise_user_errors(name, kwargs, fragment):
     base.update(kwargs)
     with pytest.raises(UserError, match=fragment):
         make_lr_schedule(name, _opt(), **base)
+
+
+# --- weight-decay schedules on real weightdecay.AdamW runs ------------------------------------------------
+
+import weightdecay  # noqa: E402
+from weightdecay.schedules import (  # noqa: E402
+    NormalizedWeightDecay,
+    WeightDecayScheduler,
+    make_wd_schedule,
+    normalized_weight_decay,
+    paper_units_factor,
+)
+
+
+def _regression(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(64, 5, generator=g, dtype=torch.float64)
+    y = torch.randn(64, 1, generator=g, dtype=torch.float64)
+    w0 = torch.randn(5, 1, generator=g, dtype=torch.float64)
+    return x, y, w0
+
+
+def _train(opt, params, x, y, schedulers, steps):
+    for k in range(steps):
+        opt.zero_grad()
+        loss = ((x[k % 4 * 16:(k % 4 + 1) * 16] @ params[0] - y[k % 4 * 16:(k % 4 + 1) * 16]) ** 2).mean()
+        loss.backward()
+        opt.step()
+        for s in schedulers:
+            s.step()
+    return params[0].detach().clone()
+
+
+def test_wd_schedule_makes_constant_mode_train_like_torch_mode():
+    # constant mode shrinks by λ_k; with λ_k = (λ·peak_lr)·η(k) that is lr_k·λ, the torch shrink, every step
+    x, y, w0 = _regression()
+    lam, peak = 0.3, 0.05
+    p1 = torch.nn.Parameter(w0.clone())
+    torch_opt = weightdecay.AdamW([p1], lr=peak, weight_decay=lam, decay="torch")
+    lr1 = make_lr_schedule("warmup-cosine", torch_opt, total_steps=40, steps_per_epoch=4, warmup_steps=5)
+    p2 = torch.nn.Parameter(w0.clone())
+    const_opt = weightdecay.AdamW([p2], lr=peak, weight_decay=lam * peak, decay="constant")
+    lr2 = make_lr_schedule("warmup-cosine", const_opt, total_steps=40, steps_per_epoch=4, warmup_steps=5)
+    wd2 = make_wd_schedule("warmup-cosine", const_opt, total_steps=40, steps_per_epoch=4, warmup_steps=5)
+    a = _train(torch_opt, [p1], x, y, [lr1], 40)
+    b = _train(const_opt, [p2], x, y, [lr2, wd2], 40)
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    # and without the wd schedule they differ: the test can fail
+    p3 = torch.nn.Parameter(w0.clone())
+    plain = weightdecay.AdamW([p3], lr=peak, weight_decay=lam * peak, decay="constant")
+    c = _train(plain, [p3], x, y, [make_lr_schedule("warmup-cosine", plain, total_steps=40, steps_per_epoch=4,
+                                                    warmup_steps=5)], 40)
+    assert not torch.allclose(a, c, rtol=1e-6)
+
+
+def test_wd_scheduler_zero_gradients_give_the_product_of_shrinks():
+    # SPEC §1: with zero gradients p_T = p_0 · Π (1 - s_t); torch mode s_t = lr_t · λ_t
+    p = torch.nn.Parameter(torch.full((3,), 2.0, dtype=torch.float64))
+    opt = weightdecay.AdamW([p], lr=0.1, weight_decay=0.5)
+    lr = make_lr_schedule("linear", opt, total_steps=20, steps_per_epoch=5, floor=0.1)
+    wd = WeightDecayScheduler(opt, lambda k: 1.0 / (1 + k))
+    expected = 2.0
+    for k in range(20):
+        expected *= 1 - lr.multiplier(k) * 0.1 * 0.5 / (1 + k)
+        p.grad = torch.zeros_like(p)
+        opt.step()
+        lr.step()
+        wd.step()
+    torch.testing.assert_close(p.detach(), torch.full((3,), expected, dtype=torch.float64), rtol=1e-13, atol=0)
+    assert wd.get_last_wd() == [pytest.approx(0.5 / 21)]
+
+
+def test_normalized_weight_decay_follows_restart_periods():
+    lam_norm, b, B, spe = 0.04, 32, 640, 20  # 20 batches per epoch
+    p = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+    opt = weightdecay.AdamW([{"params": [p], "decay": "paper"},
+                             {"params": [torch.nn.Parameter(torch.ones(1))], "decay": "torch", "lr": 2e-3},
+                             {"params": [torch.nn.Parameter(torch.ones(1))], "weight_decay": 0.0}],
+                            lr=1e-3, weight_decay=lam_norm)
+    s = NormalizedWeightDecay(opt, batch_size=b, dataset_size=B, steps_per_epoch=spe, T_0=1.0, T_mult=2.0)
+    seen = {}
+    for k in range(140):  # periods: [0,1) T=1, [1,3) T=2, [3,7) T=4 epochs
+        seen[k] = s.get_last_wd()
+        opt.step()
+        s.step()
+    for k, T in ((0, 1), (19, 1), (20, 2), (59, 2), (60, 4), (139, 4)):
+        lam = lam_norm * math.sqrt(b / (B * T))
+        assert seen[k] == pytest.approx([lam, lam / 2e-3, 0.0], rel=1e-14)
+
+
+def test_normalized_weight_decay_paper_and_torch_groups_train_alike():
+    x, y, w0 = _regression(1)
+    runs = []
+    for decay in ("paper", "torch"):
+        p = torch.nn.Parameter(w0.clone())
+        opt = weightdecay.AdamW([p], lr=0.02, weight_decay=0.05, decay=decay)
+        lr = make_lr_schedule("sgdr", opt, total_steps=48, steps_per_epoch=4, T_0=2, T_mult=2)
+        wd = NormalizedWeightDecay(opt, batch_size=16, dataset_size=64, steps_per_epoch=4, T_0=2, T_mult=2)
+        runs.append(_train(opt, [p], x, y, [lr, wd], 48))
+    torch.testing.assert_close(runs[0], runs[1], rtol=1e-12, atol=1e-14)
+
+
+def test_normalized_weight_decay_matches_spec_cifar_example():
+    # SPEC §2: CIFAR-10, b=128, B=50,000, T=100, λ_norm=0.025 -> λ ≈ 1.26e-4 per step (paper units)
+    assert normalized_weight_decay(0.025, 128, 50_000, 100) == pytest.approx(1.26e-4, abs=0.005e-4)
+    assert normalized_weight_decay(0.025, 128, 50_000, 100) == 0.025 * math.sqrt(128 / 5e6)
+    assert paper_units_factor("torch", 1e-3) == pytest.approx(1e3)
+    assert paper_units_factor("paper", 1e-3) == 1.0
+
+
+@pytest.mark.parametrize("make", [
+    lambda opt: make_wd_schedule("sgdr", opt, total_steps=60, steps_per_epoch=6, T_0=0.5, T_mult=1.5),
+    lambda opt: NormalizedWeightDecay(opt, batch_size=8, dataset_size=48, steps_per_epoch=6, T_0=0.5, T_mult=1.5),
+])
+def test_wd_scheduler_resume_is_exact(make):
+    x, y, w0 = _regression(2)
+
+    def fresh():
+        p = torch.nn.Parameter(w0.clone())
+        opt = weightdecay.AdamW([p], lr=0.01, weight_decay=0.2, decay="paper")
+        return p, opt, make(opt), make_lr_schedule("sgdr", opt, total_steps=60, steps_per_epoch=6, T_0=0.5,
+                                                   T_mult=1.5)
+
+    p, opt, wd, lr = fresh()
+    full = _train(opt, [p], x, y, [lr, wd], 60)
+
+    p, opt, wd, lr = fresh()
+    _train(opt, [p], x, y, [lr, wd], 25)
+    buffer = io.BytesIO()
+    torch.save({"p": p.detach(), "opt": opt.state_dict(), "wd": wd.state_dict(), "lr": lr.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=False)
+
+    q = torch.nn.Parameter(saved["p"].clone())
+    opt2 = weightdecay.AdamW([q], lr=0.01, weight_decay=0.2, decay="paper")
+    wd2, lr2 = make(opt2), make_lr_schedule("sgdr", opt2, total_steps=60, steps_per_epoch=6, T_0=0.5, T_mult=1.5)
+    opt2.load_state_dict(saved["opt"])
+    wd2.load_state_dict(saved["wd"])
+    lr2.load_state_dict(saved["lr"])
+    assert wd2.get_last_wd() == wd.get_last_wd()
+    # continue on the batches the full run saw next (k = 25 …): shift the data loop by 25 steps
+    xs = torch.cat([x] * 2)[25 % 4 * 16:][:64]
+    ys = torch.cat([y] * 2)[25 % 4 * 16:][:64]
+    resumed = _train(opt2, [q], xs, ys, [lr2, wd2], 35)
+    assert torch.equal(resumed, full)
+
+
+def test_wd_scheduler_bad_input():
+    opt = weightdecay.AdamW([torch.nn.Parameter(torch.ones(1))], decay="stable")
+    with pytest.raises(UserError, match="decay='paper' or decay='torch'"):
+        NormalizedWeightDecay(opt, batch_size=8, dataset_size=48, steps_per_epoch=6, epochs=3)
+    sgd = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1, weight_decay=0.1)
+    with pytest.raises(UserError, match="convention"):
+        NormalizedWeightDecay(sgd, batch_size=8, dataset_size=48, steps_per_epoch=6, epochs=3)
+    with pytest.raises(UserError, match="epochs"):
+        NormalizedWeightDecay(torch.optim.AdamW([torch.nn.Parameter(torch.ones(1))]), batch_size=8,
+                              dataset_size=48, steps_per_epoch=6)
+    with pytest.raises(UserError, match="batch_size"):
+        normalized_weight_decay(0.05, 0, 100, 1)
+    with pytest.raises(UserError, match="multiplier"):
+        WeightDecayScheduler(sgd, 0.5)
