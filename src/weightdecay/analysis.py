@@ -1,0 +1,374 @@
+"""What an lr × λ sweep says: heatmaps, the best point, the slope of log λ* against log lr, the basin's shape.
+
+For each arm (an optimizer and decay convention), with ``M[s, i, j]`` the metric of seed ``s`` at weight decay
+``λ_i`` and learning rate ``lr_j`` (turned into a score to minimize):
+
+- the heatmap is ``mean_s M[s, i, j]`` (a cell where a seed diverged to inf stays inf);
+- ``λ*(lr_j)`` is the best λ of column ``j``, refined in log space by the parabola through the best grid point
+  and its two neighbours (exact when the score is quadratic in ``log λ``); at the grid's edge it stays the
+  edge value and is flagged, since the true optimum lies beyond the grid;
+- the slope ``k`` fits ``log λ* = a + k·log lr`` by least squares over the interior columns; its uncertainty is
+  the standard deviation of ``k`` over bootstrap resamples of the seeds (the OLS standard error with one seed).
+  ``k ≈ −1``: keep ``lr·λ`` fixed (PyTorch's AdamW in the noise-dominated regime); ``k ≈ 0``: keep λ;
+- the near-optimal basin is every cell within ``tolerance·|best|`` of the best score; its area is in
+  decades² (``log10 lr × log10 λ``) and its orientation is the principal axis of those cells: *diagonal* (a
+  valley along ``λ ∝ lr^k``) or *axis-aligned*.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["Heatmap", "BestPoint", "SlopeFit", "Basin", "ArmAnalysis", "SweepAnalysis", "heatmap", "best_point",
+           "refine_best_wd", "fit_slope", "slope_with_uncertainty", "basin", "analyze_arm", "analyze",
+           "recommend"]
+
+
+@dataclass
+class Heatmap:
+    """Per-seed metric values on the (λ, lr) grid: ``values[s, i, j]`` for seed s, ``λ_i``, ``lr_j`` (NaN: not run)."""
+
+    arm: str
+    lrs: np.ndarray
+    wds: np.ndarray
+    seeds: tuple[int, ...]
+    values: np.ndarray
+    diverged: np.ndarray  # bool, same shape as values
+    direction: str = "minimize"
+
+    @property
+    def score(self) -> np.ndarray:
+        """Per-seed values turned into "lower is better"."""
+        return self.values if self.direction == "minimize" else -self.values
+
+    @property
+    def mean(self) -> np.ndarray:
+        """The metric averaged over seeds, ``(n_λ, n_lr)``; NaN where no seed ran."""
+        return _nanmean(self.values, axis=0)
+
+    @property
+    def diverged_any(self) -> np.ndarray:
+        return self.diverged.any(axis=0)
+
+
+@dataclass
+class BestPoint:
+    """The best cell of the seed-averaged heatmap and the spread of its seeds."""
+
+    lr: float
+    weight_decay: float
+    mean: float
+    std: float
+    low: float
+    high: float
+    n_seeds: int
+
+
+@dataclass
+class SlopeFit:
+    """``log10 λ* = intercept + slope·log10 lr`` over the columns whose λ* lies inside the grid."""
+
+    slope: float
+    err: float
+    method: str  # "bootstrap" (over seeds), "ols" (one seed) or "none"
+    intercept: float
+    lrs: np.ndarray
+    wd_star: np.ndarray  # refined best λ per lr (NaN where the column has no finite value)
+    interior: np.ndarray  # bool: λ* strictly inside the λ grid
+    censored: bool  # fewer than 2 interior columns: fitted on edge values, a bound rather than a measurement
+
+    def predict(self, lr: np.ndarray | float) -> np.ndarray:
+        return 10 ** (self.intercept + self.slope * np.log10(lr))
+
+
+@dataclass
+class Basin:
+    """The near-optimal region: its cells, area (decades²) and principal-axis orientation."""
+
+    cells: np.ndarray  # bool (n_λ, n_lr)
+    threshold: float
+    area: float
+    orientation: str  # "diagonal", "axis-aligned (along lr)", "axis-aligned (along λ)", "round", "single cell"
+    angle: float  # degrees of the major axis in (log10 lr, log10 λ) coordinates, in (-90, 90]
+    axis_ratio: float  # sqrt of the principal variances' ratio (elongation)
+
+
+@dataclass
+class ArmAnalysis:
+    """Everything the report says about one arm."""
+
+    arm: str
+    heatmap: Heatmap
+    best: BestPoint
+    slope: SlopeFit
+    basin: Basin
+    sentence: str = ""
+
+
+@dataclass
+class SweepAnalysis:
+    """Per-arm analyses, the best arm, and the recommendation that follows from the numbers."""
+
+    arms: dict[str, ArmAnalysis]
+    metric: str
+    direction: str
+    best_arm: str
+    recommendation: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(a, axis=axis)
+
+
+def heatmap(records: Iterable[Any], arm: str, direction: str = "minimize") -> Heatmap:
+    """Arrange run records (``lr``, ``weight_decay``, ``seed``, ``value``, ``diverged``) of one arm on its grid.
+
+    Args:
+        records: objects or dicts with those fields (e.g. :class:`weightdecay.sweeps.RunRecord`).
+        arm: which arm to take (records of other arms are skipped).
+        direction: ``"minimize"`` or ``"maximize"`` the metric.
+
+    >>> rs = [dict(arm="a", lr=lr, weight_decay=wd, seed=0, value=lr * wd, diverged=False)
+    ...       for lr in (0.1, 1.0) for wd in (0.1, 1.0)]
+    >>> heatmap(rs, "a").mean.tolist()
+    [[0.010000000000000002, 0.1], [0.1, 1.0]]
+    """
+    rows = [_as_dict(r) for r in records]
+    rows = [r for r in rows if r["arm"] == arm]
+    if not rows:
+        raise ValueError(f"no finished runs for arm {arm!r}")
+    lrs = np.array(sorted({r["lr"] for r in rows}))
+    wds = np.array(sorted({r["weight_decay"] for r in rows}))
+    seeds = tuple(sorted({int(r["seed"]) for r in rows}))
+    values = np.full((len(seeds), len(wds), len(lrs)), np.nan)
+    diverged = np.zeros(values.shape, dtype=bool)
+    li = {v: j for j, v in enumerate(lrs)}
+    wi = {v: i for i, v in enumerate(wds)}
+    si = {v: s for s, v in enumerate(seeds)}
+    for r in rows:
+        idx = (si[int(r["seed"])], wi[r["weight_decay"]], li[r["lr"]])
+        values[idx] = r["value"]
+        diverged[idx] = bool(r["diverged"])
+    return Heatmap(arm=arm, lrs=lrs, wds=wds, seeds=seeds, values=values, diverged=diverged, direction=direction)
+
+
+def _as_dict(r: Any) -> dict[str, Any]:
+    if isinstance(r, dict):
+        return r
+    return {k: getattr(r, k) for k in ("arm", "lr", "weight_decay", "seed", "value", "diverged")}
+
+
+def best_point(hm: Heatmap) -> BestPoint:
+    """The cell with the best seed-averaged metric, with its seeds' standard deviation, min and max."""
+    score = _nanmean(hm.score, axis=0)
+    finite = np.where(np.isfinite(score), score, np.inf)
+    if not np.isfinite(finite).any():
+        i, j = 0, 0
+    else:
+        i, j = np.unravel_index(int(np.argmin(finite)), finite.shape)
+    cell = hm.values[:, i, j]
+    cell = cell[~np.isnan(cell)]
+    std = float(np.std(cell, ddof=1)) if len(cell) > 1 and np.isfinite(cell).all() else float("nan")
+    return BestPoint(lr=float(hm.lrs[j]), weight_decay=float(hm.wds[i]), mean=float(np.mean(cell)) if len(cell) else
+                     float("nan"), std=std, low=float(np.min(cell)) if len(cell) else float("nan"),
+                     high=float(np.max(cell)) if len(cell) else float("nan"), n_seeds=len(cell))
+
+
+def refine_best_wd(score: np.ndarray, wds: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of a ``(n_λ, n_lr)`` score (lower is better): the best λ refined in log space, and "interior".
+
+    The refinement is the vertex of the parabola through the best grid point and its two neighbours in
+    ``(log λ, score)``; a best point on the grid's edge (or next to a non-finite cell) keeps its grid value.
+
+    >>> wds = [1e-3, 1e-2, 1e-1]
+    >>> score = np.array([[(np.log10(w) + 1.7) ** 2] for w in wds])  # best at log10 λ = -1.7
+    >>> best, interior = refine_best_wd(score, wds)
+    >>> round(float(np.log10(best[0])), 6), bool(interior[0])
+    (-1.7, True)
+    """
+    x = np.log(np.asarray(wds, dtype=float))
+    n_wd, n_lr = score.shape
+    best = np.full(n_lr, np.nan)
+    interior = np.zeros(n_lr, dtype=bool)
+    for j in range(n_lr):
+        y = score[:, j]
+        if not np.isfinite(y).any():
+            continue
+        i = int(np.argmin(np.where(np.isfinite(y), y, np.inf)))
+        best[j] = x[i]
+        if 0 < i < n_wd - 1 and np.isfinite(y[i - 1]) and np.isfinite(y[i + 1]):
+            x0, x1, x2 = x[i - 1], x[i], x[i + 1]
+            y0, y1, y2 = y[i - 1], y[i], y[i + 1]
+            denom = (x1 - x0) * (y1 - y2) - (x1 - x2) * (y1 - y0)
+            if denom != 0:
+                vertex = x1 - 0.5 * ((x1 - x0) ** 2 * (y1 - y2) - (x1 - x2) ** 2 * (y1 - y0)) / denom
+                best[j] = float(np.clip(vertex, x0, x2))
+            interior[j] = True
+    return np.exp(best), interior
+
+
+def fit_slope(lrs: Sequence[float], wd_star: np.ndarray, use: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares ``log10 λ* = a + k·log10 lr`` over the columns in ``use``: ``(k, a, standard error of k)``."""
+    x = np.log10(np.asarray(lrs, dtype=float))[use]
+    y = np.log10(wd_star)[use]
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(x) < 2 or np.ptp(x) == 0:
+        return float("nan"), float("nan"), float("nan")
+    k, a = np.polyfit(x, y, 1)
+    if len(x) > 2:
+        resid = y - (a + k * x)
+        se = math.sqrt(float(resid @ resid) / (len(x) - 2) / float(((x - x.mean()) ** 2).sum()))
+    else:
+        se = float("nan")
+    return float(k), float(a), se
+
+
+def _slope_of(score: np.ndarray, lrs: np.ndarray, wds: np.ndarray) -> tuple[float, float, float, np.ndarray,
+                                                                             np.ndarray, bool]:
+    wd_star, interior = refine_best_wd(score, wds)
+    censored = interior.sum() < 2
+    use = np.isfinite(wd_star) if censored else interior
+    k, a, se = fit_slope(lrs, wd_star, use)
+    return k, a, se, wd_star, interior, bool(censored)
+
+
+def slope_with_uncertainty(hm: Heatmap, n_boot: int = 300, seed: int = 0) -> SlopeFit:
+    """The slope of ``log λ*`` against ``log lr`` with a bootstrap-over-seeds standard deviation.
+
+    Args:
+        hm: the arm's heatmap.
+        n_boot: bootstrap resamples of the seeds (with replacement).
+        seed: the resampling's random seed (the result is deterministic).
+    """
+    score = _nanmean(hm.score, axis=0)
+    k, a, se, wd_star, interior, censored = _slope_of(score, hm.lrs, hm.wds)
+    n = hm.values.shape[0]
+    if n >= 2 and math.isfinite(k):
+        rng = np.random.default_rng(seed)
+        slopes = []
+        for _ in range(n_boot):
+            pick = rng.integers(0, n, size=n)
+            kb = _slope_of(_nanmean(hm.score[pick], axis=0), hm.lrs, hm.wds)[0]
+            if math.isfinite(kb):
+                slopes.append(kb)
+        err, method = (float(np.std(slopes, ddof=1)), "bootstrap") if len(slopes) > 1 else (float("nan"), "none")
+    else:
+        err, method = se, "ols" if math.isfinite(se) else "none"
+    return SlopeFit(slope=k, err=err, method=method, intercept=a, lrs=hm.lrs, wd_star=wd_star, interior=interior,
+                    censored=censored)
+
+
+def basin(hm: Heatmap, tolerance: float = 0.1) -> Basin:
+    """The cells within ``tolerance·|best|`` of the best seed-averaged score, their area and orientation.
+
+    >>> lrs, wds = np.logspace(-4, -2, 5), np.logspace(-3, 1, 9)
+    >>> rs = [dict(arm="a", lr=lr, weight_decay=wd, seed=0, diverged=False,
+    ...            value=1 + (np.log10(wd) + np.log10(lr) + 4) ** 2) for lr in lrs for wd in wds]
+    >>> basin(heatmap(rs, "a"), tolerance=0.3).orientation
+    'diagonal'
+    """
+    score = _nanmean(hm.score, axis=0)
+    finite = np.isfinite(score)
+    if not finite.any():
+        return Basin(np.zeros(score.shape, bool), float("nan"), 0.0, "single cell", 0.0, 1.0)
+    best = float(score[finite].min())
+    threshold = best + tolerance * max(abs(best), 1e-12)
+    cells = finite & (score <= threshold)
+    dx = float(np.mean(np.diff(np.log10(hm.lrs)))) if len(hm.lrs) > 1 else 1.0
+    dy = float(np.mean(np.diff(np.log10(hm.wds)))) if len(hm.wds) > 1 else 1.0
+    area = float(cells.sum()) * dx * dy
+    ii, jj = np.nonzero(cells)
+    if len(ii) < 2:
+        return Basin(cells, threshold, area, "single cell", 0.0, 1.0)
+    pts = np.stack([np.log10(hm.lrs)[jj], np.log10(hm.wds)[ii]])
+    cov = np.cov(pts)
+    evals, evecs = np.linalg.eigh(cov)
+    major = evecs[:, int(np.argmax(evals))]
+    angle = math.degrees(math.atan2(major[1], major[0]))
+    angle = angle - 180 if angle > 90 else angle + 180 if angle <= -90 else angle
+    ratio = math.sqrt(evals.max() / evals.min()) if evals.min() > 1e-15 else math.inf
+    if ratio < 1.5:
+        orientation = "round"
+    elif abs(angle) < 22.5:
+        orientation = "axis-aligned (along lr)"
+    elif abs(angle) > 67.5:
+        orientation = "axis-aligned (along λ)"
+    else:
+        orientation = "diagonal"
+    return Basin(cells, threshold if hm.direction == "minimize" else -threshold, area, orientation, angle, ratio)
+
+
+def analyze_arm(records: Iterable[Any], arm: str, direction: str = "minimize", tolerance: float = 0.1,
+                n_boot: int = 300) -> ArmAnalysis:
+    """Heatmap, best point, slope with uncertainty and basin of one arm (see the module docstring)."""
+    hm = heatmap(records, arm, direction)
+    result = ArmAnalysis(arm=arm, heatmap=hm, best=best_point(hm), slope=slope_with_uncertainty(hm, n_boot),
+                         basin=basin(hm, tolerance))
+    result.sentence = _arm_sentence(result)
+    return result
+
+
+def _arm_sentence(a: ArmAnalysis) -> str:
+    k, e = a.slope.slope, a.slope.err
+    if not math.isfinite(k):
+        return f"{a.arm}: slope not measurable (fewer than 2 learning rates with a best λ): widen the grid"
+    pm = f" ± {e:.2f}" if math.isfinite(e) else " (no uncertainty: one seed, two points)"
+    head = f"{a.arm}: slope {(k if abs(k) >= 0.005 else 0.0):+.2f}{pm}"  # no "-0.00"
+    if a.slope.censored:
+        return (f"{head}, but λ* sits on the λ grid's edge for most learning rates, so this is a bound, not a "
+                f"measurement: widen the λ grid")
+    tol = max(2 * e, 0.25) if math.isfinite(e) else 0.25
+    near_minus_one, near_zero = abs(k + 1) <= tol, abs(k) <= tol
+    if near_minus_one and near_zero:
+        return f"{head}: the data cannot tell −1 from 0; add seeds or widen the lr range"
+    if near_minus_one:
+        return f"{head}, so when you double lr, halve wd (keep lr·λ fixed)"
+    if near_zero:
+        return f"{head}, so keep wd when lr changes"
+    return f"{head}, so λ* ∝ lr^{k:.2f}: when you double lr, multiply wd by {2 ** k:.2f}"
+
+
+def recommend(arms: dict[str, ArmAnalysis], metric: str, direction: str) -> tuple[str, str]:
+    """The best arm and a recommendation paragraph that follows from the per-arm numbers."""
+    sign = 1 if direction == "minimize" else -1
+    ranked = sorted(arms.values(), key=lambda a: sign * a.best.mean if math.isfinite(a.best.mean) else math.inf)
+    top = ranked[0]
+    b = top.best
+    spread = f" ± {b.std:.3g}" if math.isfinite(b.std) else ""
+    parts = [f"Best: {top.arm} at lr={b.lr:.3g}, wd={b.weight_decay:.3g} ({metric} {b.mean:.4g}{spread} over "
+             f"{b.n_seeds} seed{'s' if b.n_seeds != 1 else ''})."]
+    for a in ranked[1:]:
+        if math.isfinite(a.best.mean) and b.mean != 0:
+            rel = (a.best.mean - b.mean) / abs(b.mean) * 100 * sign
+            parts.append(f"{a.arm}'s best is {rel:.1f}% worse.")
+    parts.extend(f"{a.sentence}; basin {a.basin.orientation}." for a in arms.values())
+    return top.arm, " ".join(parts)
+
+
+def analyze(results: Any, n_boot: int = 300) -> SweepAnalysis:
+    """Analyze every arm of a sweep (:class:`weightdecay.sweeps.SweepResults`) and write the recommendation."""
+    config = results.config
+    arms = {}
+    notes = []
+    for arm in config.arms:
+        recs = results.for_arm(arm.name)
+        if not recs:
+            notes.append(f"{arm.name}: no finished runs yet")
+            continue
+        arms[arm.name] = analyze_arm(recs, arm.name, config.direction, config.basin_tolerance, n_boot)
+    if not arms:
+        from weightdecay.errors import UserError
+
+        raise UserError(f"sweep {config.name!r} has no finished runs yet; run `weightdecay sweep` first")
+    best_arm, text = recommend(arms, config.metric, config.direction)
+    return SweepAnalysis(arms=arms, metric=config.metric, direction=config.direction, best_arm=best_arm,
+                         recommendation=text, notes=notes)

@@ -1,0 +1,119 @@
+"""weightdecay.analysis against synthetic heatmaps whose best λ follows a known power of lr."""
+
+import math
+
+import numpy as np
+import pytest
+
+from weightdecay.analysis import analyze_arm, basin, fit_slope, heatmap, refine_best_wd, recommend
+
+LRS = np.logspace(-4, -2, 5)
+WDS = np.logspace(-4, 1, 11)  # half-decade steps
+
+
+def valley(lr, wd, slope, center=-1.0, curvature=1.0, lr_weight=0.05):
+    """A score whose minimum over log10 λ is at center + slope·(log10 lr + 3), quadratic in log λ."""
+    x, y = np.log10(lr), np.log10(wd)
+    return 1.0 + curvature * (y - center - slope * (x + 3)) ** 2 + lr_weight * (x + 3) ** 2
+
+
+def records(slope, seeds=(0, 1, 2, 3), noise=0.0, rng_seed=0, **kw):
+    rng = np.random.default_rng(rng_seed)
+    out = []
+    for s in seeds:
+        # Each seed's own valley centre: the bootstrap over seeds sees this spread.
+        shift = rng.normal(0, noise)
+        for lr in LRS:
+            for wd in WDS:
+                out.append(dict(arm="a", lr=float(lr), weight_decay=float(wd), seed=s, diverged=False,
+                                value=float(valley(lr, wd, slope, center=-1.0 + shift, **kw))))
+    return out
+
+
+@pytest.mark.parametrize("slope", [-1.0, 0.0])
+def test_exact_quadratic_valley_gives_the_exact_slope(slope):
+    a = analyze_arm(records(slope), "a", n_boot=50)
+    # The score is quadratic in log λ, so the three-point parabola recovers λ* exactly.
+    expected = 10 ** (-1.0 + slope * (np.log10(LRS) + 3))
+    assert np.allclose(a.slope.wd_star, expected, rtol=1e-9)
+    assert a.slope.interior.all() and not a.slope.censored
+    assert a.slope.slope == pytest.approx(slope, abs=1e-9)
+    assert a.slope.err == pytest.approx(0.0, abs=1e-9)  # identical seeds: no spread
+    assert a.best.lr == pytest.approx(1e-3) and a.best.std == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("slope", [-1.0, 0.0])
+def test_bootstrap_uncertainty_reflects_seed_noise(slope):
+    # Seeds shift the whole valley by N(0, 0.2) decades: λ*(lr) moves in parallel, so the slope stays exact
+    # while a per-seed tilt would not; add tilt noise through different slopes per seed instead.
+    rng = np.random.default_rng(1)
+    recs = []
+    for s in range(6):
+        k = slope + rng.normal(0, 0.1)
+        for r in records(k, seeds=(s,)):
+            recs.append(r)
+    a = analyze_arm(recs, "a", n_boot=200)
+    assert a.slope.method == "bootstrap"
+    # The bootstrap sd of the mean slope of 6 seeds with sd 0.1 is about 0.1/sqrt(6) ≈ 0.04.
+    assert 0.01 < a.slope.err < 0.1
+    assert abs(a.slope.slope - slope) < 4 * a.slope.err + 1e-6
+
+
+def test_parabola_refines_between_grid_points():
+    wds = [1e-3, 1e-2, 1e-1, 1.0]
+    true = -1.37  # log10 λ*
+    score = np.array([[(math.log10(w) - true) ** 2 + 2.0] for w in wds])
+    best, interior = refine_best_wd(score, wds)
+    assert math.log10(best[0]) == pytest.approx(true)
+    assert interior[0]
+    # On the edge, the grid value and no "interior" flag.
+    edge = np.array([[(math.log10(w) + 5) ** 2] for w in wds])
+    best, interior = refine_best_wd(edge, wds)
+    assert best[0] == pytest.approx(1e-3) and not interior[0]
+
+
+def test_fit_slope_matches_numpy_polyfit_and_standard_error():
+    rng = np.random.default_rng(3)
+    lrs = np.logspace(-4, -1, 7)
+    wd = 10 ** (0.5 - 0.8 * np.log10(lrs) + rng.normal(0, 0.05, size=7))
+    k, a, se = fit_slope(lrs, wd, np.ones(7, bool))
+    k_ref, a_ref = np.polyfit(np.log10(lrs), np.log10(wd), 1)
+    assert (k, a) == pytest.approx((k_ref, a_ref))
+    x = np.log10(lrs)
+    resid = np.log10(wd) - (a_ref + k_ref * x)
+    assert se == pytest.approx(np.sqrt(resid @ resid / 5 / ((x - x.mean()) ** 2).sum()))
+
+
+def test_basin_orientation_diagonal_vs_axis_aligned():
+    diag = basin(heatmap(records(-1.0, seeds=(0,), lr_weight=0.01), "a"), tolerance=0.5)
+    flat = basin(heatmap(records(0.0, seeds=(0,), lr_weight=0.01), "a"), tolerance=0.5)
+    assert diag.orientation == "diagonal" and diag.angle == pytest.approx(-45, abs=10)
+    assert flat.orientation == "axis-aligned (along lr)" and abs(flat.angle) < 10
+    # Area: cells × (0.5 decades of lr) × (0.5 decades of λ).
+    assert flat.area == pytest.approx(flat.cells.sum() * 0.5 * 0.5)
+    assert flat.cells.sum() == (np.vectorize(lambda lr, wd: valley(lr, wd, 0.0, lr_weight=0.01))(
+        LRS[None, :], WDS[:, None]) <= 1.5).sum()
+
+
+def test_diverged_cells_are_worst_and_edges_censor_the_slope():
+    recs = records(-1.0, seeds=(0,))
+    for r in recs:
+        if r["lr"] == LRS[-1] and r["weight_decay"] <= 1e-3:
+            r["value"], r["diverged"] = math.inf, True
+    a = analyze_arm(recs, "a", n_boot=10)
+    assert a.heatmap.diverged_any.sum() == 3  # λ = 1e-4, 3e-4, 1e-3 at the largest lr
+    assert np.isinf(a.heatmap.mean[a.heatmap.diverged_any]).all()
+    assert a.slope.slope == pytest.approx(-1.0, abs=1e-9)  # diverged cells are far from λ*
+    # A valley whose minimum lies below the λ grid: every column's best is the edge.
+    low = [dict(r, value=(math.log10(r["weight_decay"]) + 9) ** 2) for r in records(0.0, seeds=(0,))]
+    assert analyze_arm(low, "a", n_boot=10).slope.censored
+
+
+def test_recommendation_follows_the_numbers():
+    recs = records(-1.0) + [dict(r, arm="b", value=r["value"] * 0.9) for r in records(0.0)]
+    arms = {name: analyze_arm(recs, name, n_boot=20) for name in ("a", "b")}
+    best, text = recommend(arms, "val_loss", "minimize")
+    assert best == "b"
+    assert "a: slope -1.00" in text and "halve wd" in text
+    assert "b: slope +0.00" in text and "keep wd" in text
+    assert "11.1% worse" in text  # 1/0.9 - 1
