@@ -1,0 +1,142 @@
+"""The image tasks: ``digits-mlp``, ``fashion-mlp``, ``fashion-cnn`` and ``cifar10-cnn`` (see
+:mod:`weightdecay.tasks.classification` for the shared recipe and metrics)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from weightdecay.data import ImageDataset, load_cifar10, load_digits, load_fashion_mnist
+from weightdecay.data.cifar10 import HOW_TO_GET as CIFAR10_HOW_TO_GET
+from weightdecay.data.fashion_mnist import HOW_TO_GET as FASHION_HOW_TO_GET
+from weightdecay.errors import UserError
+from weightdecay.tasks.classification import ImageClassificationTask
+from weightdecay.tasks.models import MLP, SmallCNN
+from weightdecay.tasks.training import Option
+
+__all__ = ["DigitsMLP", "FashionMLP", "FashionCNN", "Cifar10CNN"]
+
+
+def _flag(opts: dict[str, Any], key: str) -> bool:
+    if not isinstance(opts[key], bool):
+        raise UserError(f"Option {key} must be true or false, got {opts[key]!r}")
+    return opts[key]
+
+
+class DigitsMLP(ImageClassificationTask):
+    """``digits-mlp``: a 2-hidden-layer MLP on scikit-learn's 8×8 digits (1,257 train, 180 val, 360 test).
+
+    >>> from weightdecay.tasks import TrainConfig, get_task
+    >>> get_task("digits-mlp").run(TrainConfig(lr=3e-3, weight_decay=0.01, epochs=3)).metrics["test_error"] < 0.5
+    True
+    """
+
+    name = "digits-mlp"
+    description = "MLP (64-128-128-10) on scikit-learn's 8x8 digits"
+    default_epochs = 20
+    default_batch_size = 32
+    suggested_lr = 3e-3
+    suggested_weight_decay = 1e-2
+    how_to_get = "ships with scikit-learn"
+    scale, mean, std = 16.0, (0.3,), (0.38,)
+    options = {
+        **ImageClassificationTask.options,
+        "val_size": Option(180, "validation examples held out of the 1,437 training digits"),
+        "width": Option(128, "hidden width"),
+        "depth": Option(2, "hidden layers"),
+    }
+
+    def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
+        return load_digits()
+
+    def build_model(self, opts: dict[str, Any], num_classes: int) -> nn.Module:
+        return MLP(64, num_classes, width=opts["width"], depth=opts["depth"])
+
+
+class FashionMLP(ImageClassificationTask):
+    """``fashion-mlp``: a 2-hidden-layer MLP (784-256-256-10) on Fashion-MNIST (55,000 train, 5,000 val)."""
+
+    name = "fashion-mlp"
+    description = "MLP (784-256-256-10) on Fashion-MNIST"
+    default_epochs = 5
+    default_batch_size = 128
+    suggested_lr = 1e-3
+    suggested_weight_decay = 1e-2
+    how_to_get = FASHION_HOW_TO_GET
+    mean, std = (0.2860,), (0.3530,)
+    options = {
+        **ImageClassificationTask.options,
+        "val_size": Option(5000, "validation examples held out of the 60,000 training images"),
+        "width": Option(256, "hidden width"),
+        "depth": Option(2, "hidden layers"),
+        "data_dir": Option(None, "directory of the idx files (default $WEIGHTDECAY_FASHION_MNIST or Debian's)"),
+    }
+
+    def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
+        return load_fashion_mnist(opts["data_dir"])
+
+    def build_model(self, opts: dict[str, Any], num_classes: int) -> nn.Module:
+        return MLP(28 * 28, num_classes, width=opts["width"], depth=opts["depth"])
+
+
+class FashionCNN(ImageClassificationTask):
+    """``fashion-cnn``: two conv blocks (32, 64 channels) and a 128-unit head on a 10,000-image subset of
+    Fashion-MNIST, with batch norm (default; its conv weights are scale-invariant) or without
+    (``extra={"batch_norm": False}``)."""
+
+    name = "fashion-cnn"
+    description = "small CNN (conv32-conv64-fc128, batch norm on/off) on a 10k subset of Fashion-MNIST"
+    default_epochs = 5
+    default_batch_size = 128
+    suggested_lr = 1e-3
+    suggested_weight_decay = 5e-2
+    how_to_get = FASHION_HOW_TO_GET
+    mean, std = (0.2860,), (0.3530,)
+    options = {
+        **ImageClassificationTask.options,
+        "val_size": Option(5000, "validation examples held out of the 60,000 training images"),
+        "train_subset": Option(10000, "train on the first N training examples (None: all 55,000)"),
+        "batch_norm": Option(True, "batch norm after each conv and the hidden linear layer"),
+        "channels": Option([32, 64], "channels of the conv blocks"),
+        "width": Option(128, "hidden width of the head"),
+        "data_dir": Option(None, "directory of the idx files (default $WEIGHTDECAY_FASHION_MNIST or Debian's)"),
+    }
+
+    def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
+        return load_fashion_mnist(opts["data_dir"])
+
+    def build_model(self, opts: dict[str, Any], num_classes: int) -> nn.Module:
+        return SmallCNN(1, num_classes, channels=tuple(opts["channels"]), hidden=opts["width"], image_size=28,
+                        batch_norm=_flag(opts, "batch_norm"))
+
+
+class Cifar10CNN(ImageClassificationTask):
+    """``cifar10-cnn``: a DataCamp-style small CNN (three conv blocks of 32, 64, 128 channels, a 128-unit head)
+    on the user's local CIFAR-10 (``extra={"data_dir": ...}`` or ``$WEIGHTDECAY_CIFAR10``); by default a
+    10,000-image training subset, no batch norm."""
+
+    name = "cifar10-cnn"
+    description = "small CNN (conv32-conv64-conv128-fc128) on CIFAR-10 (your local copy)"
+    default_epochs = 10
+    default_batch_size = 128
+    suggested_lr = 1e-3
+    suggested_weight_decay = 5e-2
+    how_to_get = CIFAR10_HOW_TO_GET
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    options = {
+        **ImageClassificationTask.options,
+        "val_size": Option(5000, "validation examples held out of the 50,000 training images"),
+        "train_subset": Option(10000, "train on the first N training examples (None: all 45,000)"),
+        "batch_norm": Option(False, "batch norm after each conv and the hidden linear layer"),
+        "channels": Option([32, 64, 128], "channels of the conv blocks"),
+        "width": Option(128, "hidden width of the head"),
+        "data_dir": Option(None, "the cifar-10-batches-py directory (default $WEIGHTDECAY_CIFAR10)"),
+    }
+
+    def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
+        return load_cifar10(opts["data_dir"])
+
+    def build_model(self, opts: dict[str, Any], num_classes: int) -> nn.Module:
+        return SmallCNN(3, num_classes, channels=tuple(opts["channels"]), hidden=opts["width"], image_size=32,
+                        batch_norm=_flag(opts, "batch_norm"))

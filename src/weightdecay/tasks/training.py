@@ -1,0 +1,344 @@
+"""The training loop every built-in task shares, and the pieces a user's own task can reuse.
+
+One run reads top to bottom in :func:`fit`:
+
+1. seed torch's generator (inside ``fork_rng``, so the caller's random state is left alone) and build the model;
+2. split its parameters with :func:`weightdecay.param_groups` (biases, norm and embedding parameters exempt) and
+   build :class:`weightdecay.AdamW` or :class:`weightdecay.SGDW` with the run's decay convention;
+3. build the learning-rate schedule by name, stepped once per batch;
+4. per epoch: the batches (tensors in memory, indexed by a seeded permutation), one optimizer step each; a loss
+   that turns NaN/inf stops the run at once and marks it diverged (never raised);
+5. per epoch: evaluate (``model.eval()``, no grad), record the history, and optionally the per-layer diagnostics.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+from weightdecay.decay import get_mode
+from weightdecay.errors import UserError
+from weightdecay.tasks.base import ProgressFn, Task, TrainConfig, TrainResult
+
+__all__ = ["OPTIMIZERS", "Option", "BuiltinTask", "validate_config", "build_optimizer", "build_schedule", "fit",
+           "shuffled_batches", "evaluate_in_chunks", "LayerDiagnostics", "angle_between"]
+
+OPTIMIZERS = ("adamw", "sgdw")
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Option:
+    """A task-specific option (a key of ``TrainConfig.extra``): its default and one line of documentation."""
+
+    default: Any
+    doc: str
+
+
+# Options every built-in task accepts, passed on to the learning-rate schedule.
+SCHEDULE_OPTIONS: dict[str, Option] = {
+    "warmup_steps": Option(None, "linear warm-up steps of the schedule (default: its own)"),
+    "schedule_options": Option({}, "extra keyword options of the schedule (floor, milestones, gamma, T_0, ...)"),
+}
+
+
+class BuiltinTask(Task):
+    """A task with documented options (``config.extra`` keys), resolved and checked before a run.
+
+    Subclasses set ``options`` and implement :meth:`run`; :meth:`resolve` merges ``config.extra`` over the
+    defaults and refuses unknown keys (a silently dropped option would make a sweep lie).
+    """
+
+    options: dict[str, Option] = {}
+    suggested_lr: float = 1e-3
+    suggested_weight_decay: float = 1e-2
+
+    def all_options(self) -> dict[str, Option]:
+        return {**self.options, **SCHEDULE_OPTIONS}
+
+    def resolve(self, config: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
+        """The config with the task's default epochs and batch size filled in, and the merged options."""
+        known = self.all_options()
+        unknown = sorted(set(config.extra) - set(known))
+        if unknown:
+            raise UserError(f"Unknown option(s) {', '.join(map(repr, unknown))} for task {self.name!r}; "
+                            f"valid options: {', '.join(sorted(known))}")
+        config = config.with_(epochs=config.epochs if config.epochs is not None else self.default_epochs,
+                              batch_size=config.batch_size if config.batch_size is not None
+                              else self.default_batch_size)
+        validate_config(config)
+        return config, {key: config.extra.get(key, option.default) for key, option in known.items()}
+
+
+def validate_config(config: TrainConfig) -> None:
+    """Refuse a configuration that cannot run, naming the bad field and the fix (epochs/batch size resolved)."""
+    if config.optimizer not in OPTIMIZERS:
+        raise UserError(f"Unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    get_mode(config.decay, adam=config.optimizer == "adamw")
+    if not (isinstance(config.lr, (int, float)) and math.isfinite(config.lr) and config.lr > 0):
+        raise UserError(f"Invalid learning rate {config.lr!r}: must be a finite number > 0")
+    if not (isinstance(config.weight_decay, (int, float)) and math.isfinite(config.weight_decay)
+            and config.weight_decay >= 0):
+        raise UserError(f"Invalid weight decay {config.weight_decay!r}: must be a finite number >= 0")
+    for field in ("epochs", "batch_size"):
+        value = getattr(config, field)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UserError(f"Invalid {field} {value!r}: must be an integer >= 1")
+    if not 0 <= config.momentum < 1:
+        raise UserError(f"Invalid momentum {config.momentum!r}: must be in [0, 1)")
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig, **param_group_options: Any) -> torch.optim.Optimizer:
+    """:class:`weightdecay.AdamW` or :class:`weightdecay.SGDW` over ``param_groups(model, λ)``, decay mode
+    ``config.decay``; biases, norm and embedding parameters are exempt from decay.
+
+    Args:
+        model: the module to train.
+        config: the run's configuration (``optimizer``, ``lr``, ``weight_decay``, ``decay``, ``betas``,
+            ``momentum``).
+        param_group_options: passed to :func:`weightdecay.param_groups` (``no_decay_names=…``).
+
+    >>> import torch, weightdecay
+    >>> opt = build_optimizer(torch.nn.Linear(3, 2), TrainConfig(lr=1e-3, weight_decay=0.1, decay="paper"))
+    >>> type(opt).__name__, opt.param_groups[0]["decay"], opt.param_groups[1]["weight_decay"]
+    ('AdamW', 'paper', 0.0)
+    """
+    from weightdecay import AdamW, SGDW, param_groups
+
+    groups = [g for g in param_groups(model, config.weight_decay, decay=config.decay, **param_group_options)
+              if g["params"]]
+    if config.optimizer == "adamw":
+        return AdamW(groups, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay,
+                     decay=config.decay)
+    if config.optimizer == "sgdw":
+        return SGDW(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                    decay=config.decay)
+    raise UserError(f"Unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def build_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, *, total_steps: int,
+                   steps_per_epoch: int, options: dict[str, Any] | None = None):
+    """The learning-rate scheduler ``config.schedule`` (stepped once per batch), with the task's schedule options."""
+    from weightdecay.schedules import make_lr_schedule
+
+    options = options or {}
+    extra = dict(options.get("schedule_options") or {})
+    if not isinstance(extra, dict):
+        raise UserError(f"Option schedule_options must be a mapping, got {extra!r}")
+    return make_lr_schedule(config.schedule, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+                            warmup_steps=options.get("warmup_steps"), **extra)
+
+
+def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """The index tensors of one epoch: a seeded permutation of ``range(n)`` cut into batches (the last may be
+    smaller)."""
+    order = torch.randperm(n, generator=generator)
+    return iter(order.split(batch_size))
+
+
+@torch.no_grad()
+def evaluate_in_chunks(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                       x: torch.Tensor, y: torch.Tensor, chunk: int = 2048) -> tuple[float, float]:
+    """Mean loss and error rate over ``(x, y)``; ``fn(xb, yb)`` returns per-example losses and a bool "wrong"."""
+    total_loss, total_wrong = 0.0, 0.0
+    for xb, yb in zip(x.split(chunk), y.split(chunk)):
+        losses, wrong = fn(xb, yb)
+        total_loss += float(losses.sum())
+        total_wrong += float(wrong.sum())
+    return total_loss / len(y), total_wrong / len(y)
+
+
+def angle_between(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """The angle (radians) between two tensors seen as vectors, per leading row and over the whole tensor.
+
+    Uses ``2·atan2(‖â − b̂‖, ‖â + b̂‖)`` (``â`` the unit vectors), accurate for the tiny angles of one step where
+    ``acos`` of a cosine near 1 loses most digits in float32. Returns ``(whole, per_row)``.
+    """
+    def unit(t: torch.Tensor) -> torch.Tensor:
+        return t / t.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+
+    a, b = before.reshape(before.shape[0], -1).double(), after.reshape(after.shape[0], -1).double()
+    rows = 2 * torch.atan2((unit(a) - unit(b)).norm(dim=-1), (unit(a) + unit(b)).norm(dim=-1))
+    fa, fb = unit(a.reshape(1, -1)), unit(b.reshape(1, -1))
+    whole = 2 * torch.atan2((fa - fb).norm(), (fa + fb).norm())
+    return whole, rows
+
+
+class LayerDiagnostics:
+    """Per-layer diagnostics collected every step and summarized per epoch.
+
+    For every weight with ``ndim >= 2`` (one per layer): its norm ``‖p‖`` at the end of the epoch, the mean over
+    the epoch's steps of the loss-gradient norm ``‖g‖`` (before any coupled ``λ·p``) and of ``‖g‖/‖p‖`` (the ratio
+    AdamC holds at ``sqrt(2λ/peak_lr)`` for normalized layers, SPEC claim 4). For the scale-invariant weights the
+    model names (those followed by a normalization), the mean angular update per step: of the whole tensor
+    (``rotation``) and averaged over output rows, each a scale-invariant neuron (``rotation_per_row``;
+    Kosson et al.'s measure, SPEC claim 6, expected ``sqrt(2·lr·λ·(1-β1)/(1+β1))`` under AdamW).
+    Everything is accumulated in tensors; nothing synchronizes per parameter.
+    """
+
+    def __init__(self, model: nn.Module, scale_invariant: Iterable[str] = ()) -> None:
+        named = dict(model.named_parameters())
+        self.names = [n for n, p in named.items() if p.requires_grad and p.ndim >= 2]
+        self.params = [named[n] for n in self.names]
+        unknown = sorted(set(scale_invariant) - set(named))
+        if unknown:
+            raise ValueError(f"scale_invariant names not in the model: {unknown}")
+        self.invariant_names = [n for n in self.names if n in set(scale_invariant)]
+        self.invariant_params = [named[n] for n in self.invariant_names]
+        self.summary: dict[str, Any] = {
+            "layers": list(self.names), "scale_invariant": list(self.invariant_names), "epoch": [],
+            "weight_norm": {n: [] for n in self.names}, "grad_norm": {n: [] for n in self.names},
+            "grad_to_weight": {n: [] for n in self.names},
+            "rotation": {n: [] for n in self.invariant_names},
+            "rotation_per_row": {n: [] for n in self.invariant_names},
+        }
+        self._reset()
+
+    def _reset(self) -> None:
+        self.steps = 0
+        self.grad_sum = torch.zeros(len(self.params), dtype=torch.float64)
+        self.ratio_sum = torch.zeros(len(self.params), dtype=torch.float64)
+        self.rot_sum = torch.zeros(len(self.invariant_params), dtype=torch.float64)
+        self.rot_row_sum = torch.zeros(len(self.invariant_params), dtype=torch.float64)
+        self._before: list[torch.Tensor] = []
+
+    @torch.no_grad()
+    def before_step(self) -> None:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        g = torch.stack([t.norm().double() for t in grads]) if grads else self.grad_sum
+        w = torch.stack([p.norm().double() for p in self.params]) if self.params else self.grad_sum
+        self.grad_sum += g
+        self.ratio_sum += g / w.clamp_min(1e-30)
+        self._before = [p.detach().clone() for p in self.invariant_params]
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        self.steps += 1
+        for i, (before, p) in enumerate(zip(self._before, self.invariant_params)):
+            whole, rows = angle_between(before, p.detach())
+            self.rot_sum[i] += whole
+            self.rot_row_sum[i] += rows.mean()
+
+    @torch.no_grad()
+    def end_epoch(self, epoch: int) -> None:
+        steps = max(self.steps, 1)
+        self.summary["epoch"].append(epoch)
+        for i, (name, p) in enumerate(zip(self.names, self.params)):
+            self.summary["weight_norm"][name].append(float(p.norm()))
+            self.summary["grad_norm"][name].append(float(self.grad_sum[i]) / steps)
+            self.summary["grad_to_weight"][name].append(float(self.ratio_sum[i]) / steps)
+        for i, name in enumerate(self.invariant_names):
+            self.summary["rotation"][name].append(float(self.rot_sum[i]) / steps)
+            self.summary["rotation_per_row"][name].append(float(self.rot_row_sum[i]) / steps)
+        self._reset()
+
+
+def _all_finite(values: dict[str, float]) -> bool:
+    return all(math.isfinite(v) for v in values.values())
+
+
+def fit(
+    build_model: Callable[[], nn.Module],
+    config: TrainConfig,
+    *,
+    batches: Callable[[torch.Generator], Iterable[Batch]],
+    steps_per_epoch: int,
+    loss_fn: LossFn,
+    evaluate: Callable[[nn.Module], dict[str, float]],
+    options: dict[str, Any] | None = None,
+    metric_names: Iterable[str] = (),
+    scale_invariant: Iterable[str] | None = None,
+    progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Train ``build_model()`` with the run's optimizer and schedule; return metrics, history and diagnostics.
+
+    ``train_loss`` of an epoch is the mean of its minibatch losses; ``evaluate(model)`` adds the rest (called
+    in eval mode without gradients after every epoch). The final metrics are those of the last epoch. A
+    NaN/inf loss stops the run: ``diverged=True``, every final metric ``+inf`` (the worst value under
+    minimization), the history keeping the epochs that finished.
+
+    Args:
+        build_model: makes the model; called after seeding, so the initialization follows ``config.seed``.
+        config: the run's configuration with epochs and batch size resolved.
+        batches: ``batches(generator)`` yields one epoch's ``(x, y)`` batches, drawing randomness only from
+            ``generator`` (seeded from ``config.seed``).
+        steps_per_epoch: how many batches ``batches`` yields (the schedule needs the horizon up front).
+        loss_fn: ``loss_fn(model, x, y)``, the mean loss of a batch.
+        evaluate: the epoch's evaluation metrics (``val_loss``, ``test_error``, ...).
+        options: the task's resolved options (``warmup_steps``, ``schedule_options`` are used here).
+        metric_names: the keys ``evaluate`` returns, so that a run diverging in its first epoch still reports
+            every metric (as ``+inf``).
+        scale_invariant: parameter names followed by a normalization, for the rotation diagnostics; default
+            the model's own ``scale_invariant`` attribute, if any.
+        progress: called with ``(epoch done, epochs total)`` after every epoch.
+
+    >>> import torch
+    >>> x, y = torch.randn(64, 3), torch.randn(64)
+    >>> result = fit(lambda: torch.nn.Linear(3, 1), TrainConfig(lr=0.01, weight_decay=0.0, epochs=2,
+    ...              batch_size=16, schedule="constant"),
+    ...              batches=lambda g: ((x[i], y[i]) for i in shuffled_batches(64, 16, g)), steps_per_epoch=4,
+    ...              loss_fn=lambda m, xb, yb: ((m(xb).squeeze(-1) - yb) ** 2).mean(), evaluate=lambda m: {})
+    >>> [h["epoch"] for h in result.history], result.diverged
+    ([1, 2], False)
+    """
+    started = time.perf_counter()
+    epochs = int(config.epochs or 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = build_model()
+        optimizer = build_optimizer(model, config)
+        schedule = build_schedule(optimizer, config, total_steps=epochs * steps_per_epoch,
+                                  steps_per_epoch=steps_per_epoch, options=options)
+        generator = torch.Generator().manual_seed(config.seed)
+        if scale_invariant is None:
+            scale_invariant = getattr(model, "scale_invariant", ())
+        diagnostics = LayerDiagnostics(model, scale_invariant) if config.diagnostics else None
+        history: list[dict[str, float]] = []
+        diverged = False
+        for epoch in range(1, epochs + 1):
+            model.train()
+            loss_sum, examples = torch.zeros((), dtype=torch.float64), 0
+            for xb, yb in batches(generator):
+                loss = loss_fn(model, xb, yb)
+                if not math.isfinite(float(loss.detach())):
+                    diverged = True
+                    break
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if diagnostics is not None:
+                    diagnostics.before_step()
+                optimizer.step()
+                if diagnostics is not None:
+                    diagnostics.after_step()
+                schedule.step()
+                loss_sum += loss.detach().double() * len(yb)
+                examples += len(yb)
+            if diverged:
+                break
+            model.eval()
+            with torch.no_grad():
+                row = {"epoch": epoch, "train_loss": float(loss_sum) / max(examples, 1), **evaluate(model)}
+            if not _all_finite(row):
+                diverged = True
+                break
+            history.append(row)
+            if diagnostics is not None:
+                diagnostics.end_epoch(epoch)
+            if progress is not None:
+                progress(epoch, epochs)
+    if diverged:
+        keys = history[-1].keys() if history else ["train_loss", *metric_names]
+        metrics = {k: math.inf for k in keys if k != "epoch"}
+    else:
+        metrics = {k: v for k, v in history[-1].items() if k != "epoch"}
+    return TrainResult(metrics=metrics, history=history, diverged=diverged,
+                       diagnostics=diagnostics.summary if diagnostics is not None else None,
+                       seconds=time.perf_counter() - started)
+
