@@ -1,0 +1,116 @@
+"""Time one optimizer step of every weightdecay.AdamW mode and of SGDW, against torch.optim's fused kernels.
+
+For each size (float32 parameters split over ~100 tensors of uneven shapes, all in one process) and each path
+(fused, foreach; single with --paths), every candidate is stepped in alternation with its torch baseline
+(torch.optim.AdamW(fused=True) for AdamW rows, torch.optim.SGD(fused=True) for SGDW rows): one step of each, round
+after round, so that load from other processes hits both alike. It prints the median time per step of each and
+the ratio of the medians. torch's foreach AdamW is listed for scale.
+
+Usage:
+    python benchmarks/step_speed.py                      # 1e6, 1e7, 5e7 params; fused and foreach
+    python benchmarks/step_speed.py --sizes 1e5,1e6 --steps 20 --paths fused,foreach,single
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+import weightdecay
+
+# Defaults, each with its reason.
+N_TENSORS = 100  # a mid-sized model's parameter count: per-tensor overheads show, as they do in practice
+LR, WEIGHT_DECAY = 1e-3, 1e-2  # torch.optim.AdamW's defaults; the modes differ only in a scalar, not in cost
+MOMENTUM = 0.9  # SGDW as usually run (without momentum torch's fused SGD takes a different kernel)
+WARMUP_STEPS = 3  # the first steps allocate state and pick kernels
+ADAM_MODES = ("torch", "paper", "constant", "corrected", "stable", "l2")
+SGD_MODES = ("torch", "paper", "constant", "corrected", "l2")
+PATH_KWARGS = {"fused": dict(fused=True), "foreach": dict(foreach=True), "single": dict(foreach=False)}
+
+
+def make_params(total: int, n_tensors: int = N_TENSORS, seed: int = 0) -> list[torch.Tensor]:
+    """About ``total`` float32 parameters in ``n_tensors`` 2-D tensors of uneven sizes, each with a fixed gradient."""
+    gen = torch.Generator().manual_seed(seed)
+    weights = torch.rand(n_tensors, generator=gen) + 0.5  # sizes vary by up to 3x, like real layers
+    sizes = (weights / weights.sum() * total).round().long().clamp(min=1).tolist()
+    params = []
+    for size in sizes:
+        shape = (max(1, round(size / 256)), 256) if size >= 256 else (size,)
+        p = torch.randn(shape, generator=gen)
+        p.grad = torch.randn(p.shape, generator=gen) * 1e-2
+        params.append(p)
+    return params
+
+
+def paired_median_times(candidate: torch.optim.Optimizer, baseline: torch.optim.Optimizer,
+                        steps: int) -> tuple[float, float]:
+    """Median seconds per step of each, stepping them alternately (warm-up steps excluded)."""
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for i in range(WARMUP_STEPS + steps):
+        for which, opt in ((0, candidate), (1, baseline)):
+            start = time.perf_counter()
+            opt.step()
+            elapsed = time.perf_counter() - start
+            if i >= WARMUP_STEPS:
+                times[which].append(elapsed)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def candidates(paths: list[str]) -> list[tuple[str, str, str, Callable, Callable]]:
+    """Rows as (optimizer, mode, path, build candidate, build baseline); builders take the parameter list."""
+
+    def adam_base(ps):
+        return torch.optim.AdamW(ps, lr=LR, weight_decay=WEIGHT_DECAY, fused=True)
+
+    def sgd_base(ps):
+        return torch.optim.SGD(ps, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, fused=True)
+
+    rows = [("torch.optim.AdamW", "-", "foreach",
+             lambda ps: torch.optim.AdamW(ps, lr=LR, weight_decay=WEIGHT_DECAY, foreach=True), adam_base)]
+    for path in paths:
+        kw = PATH_KWARGS[path]
+        for mode in ADAM_MODES:
+            rows.append(("AdamW", mode, path, lambda ps, m=mode, kw=kw: weightdecay.AdamW(
+                ps, lr=LR, weight_decay=WEIGHT_DECAY, decay=m, **kw), adam_base))
+        for mode in SGD_MODES:
+            rows.append(("SGDW", mode, path, lambda ps, m=mode, kw=kw: weightdecay.SGDW(
+                ps, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, decay=m, **kw), sgd_base))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1e6,1e7,5e7", help="comma-separated parameter counts (default %(default)s)")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per optimizer (median; default 20)")
+    parser.add_argument("--paths", default="fused,foreach", help="any of fused,foreach,single (default %(default)s)")
+    parser.add_argument("--tensors", type=int, default=N_TENSORS, help="tensors the parameters are split over")
+    args = parser.parse_args(argv)
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
+    paths = [p.strip() for p in args.paths.split(",")]
+    unknown = [p for p in paths if p not in PATH_KWARGS]
+    if unknown or args.steps < 1:
+        parser.error(f"--paths takes {', '.join(PATH_KWARGS)} (got {unknown}); --steps must be >= 1")
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.steps} steps after "
+          f"{WARMUP_STEPS} warm-up; lr={LR}, weight_decay={WEIGHT_DECAY}, SGD momentum={MOMENTUM}")
+    for size in sizes:
+        params = make_params(size, args.tensors)
+        n = sum(p.numel() for p in params)
+        print(f"\n{n:.2e} float32 parameters in {len(params)} tensors")
+        print(f"{'optimizer':<18} {'mode':<10} {'path':<8} {'ms/step':>9} {'baseline ms':>12} {'ratio':>7}  baseline")
+        for name, mode, path, build, build_base in candidates(paths):
+            candidate, baseline = build(params), build_base(params)
+            t, t_base = paired_median_times(candidate, baseline, args.steps)
+            base_name = "torch.optim.SGD(fused)" if name == "SGDW" else "torch.optim.AdamW(fused)"
+            print(f"{name:<18} {mode:<10} {path:<8} {t * 1e3:9.2f} {t_base * 1e3:12.2f} {t / t_base:7.2f}  {base_name}",
+                  flush=True)
+            del candidate, baseline  # free the optimizer state before the next row
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
