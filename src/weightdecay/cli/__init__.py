@@ -11,7 +11,7 @@ import sys
 from weightdecay.errors import UserError
 
 # Modules under weightdecay.cli, each adding its subcommands.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["sweep"]
 
 
 def build_parser() -> argparse.ArgumentParser:

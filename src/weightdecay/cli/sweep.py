@@ -1,0 +1,98 @@
+"""``weightdecay sweep CONFIG.toml`` runs (or resumes) an lr×wd sweep; ``weightdecay report RUN`` writes its page."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sweep", help="run or resume an lr×wd sweep from a TOML config, then write its report",
+        description="Run every (arm, lr, wd, seed) of a config as an Optuna trial. Running the same command "
+                    "again resumes: only unfinished or failed trials run. Several machines can share one "
+                    "grid with --storage postgresql://...")
+    p.add_argument("config", help="the sweep's TOML file (see docs/sweeps.md)")
+    p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per worker (default: this machine's cores / --jobs)")
+    p.add_argument("--storage", default=None,
+                   help="journal file (default OUT/study.journal), sqlite:///PATH.db or postgresql://USER@HOST/DB")
+    p.add_argument("--out", "-o", default=None, help="output folder (default runs/NAME)")
+    p.add_argument("--quiet", "-q", action="store_true", help="log lines instead of a progress bar")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--grace-period", type=float, default=60.0,
+                   help="seconds without a heartbeat before another worker re-runs a trial (default 60)")
+    p.set_defaults(func=_sweep)
+
+    r = subparsers.add_parser(
+        "report", help="write a sweep's self-contained HTML report (heatmaps, slopes, basins, best configs)",
+        description="Analyze a sweep and write one HTML file that opens from disk, plus its figures as PNG and SVG.")
+    r.add_argument("source", help="a sweep's output folder, or its storage (journal file / database URL)")
+    r.add_argument("-o", "--output", default=None, help="HTML file (default SOURCE/report.html)")
+    r.add_argument("--study", default=None, help="the sweep's name, when a storage holds several")
+    r.set_defaults(func=_report)
+
+
+def _logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.INFO if quiet else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from weightdecay.sweeps import load_config, run_sweep
+
+    _logging(args.quiet)
+    config = load_config(args.config)  # every ConfigError surfaces here, before any trial
+    if args.threads is not None and args.threads < 1:
+        from weightdecay.errors import UserError
+
+        raise UserError(f"--threads {args.threads}: give at least 1")
+    summary = run_sweep(config, out_dir=args.out, storage=args.storage, jobs=args.jobs, threads=args.threads,
+                        quiet=args.quiet, grace_period=args.grace_period,
+                        heartbeat_interval=max(0.5, min(10.0, args.grace_period / 6)))
+    print(f"sweep {summary.name}: {summary.line()}")
+    for arm, s in summary.status.items():
+        if s.failed:
+            print(f"  {arm}: {s.failed} trials failed; see the trials' 'error' attribute, then run the same "
+                  f"command again to retry them")
+    if not summary.complete:
+        print(f"  not finished: run the same command again to resume (storage {summary.storage})")
+    if args.no_report or not any(s.complete for s in summary.status.values()):
+        return 0 if summary.complete else 1
+    _write_report(summary.out_dir, None, None)
+    return 0 if summary.complete else 1
+
+
+def _write_report(source: str | Path, output: str | None, study: str | None) -> None:
+    from weightdecay.analysis import analyze
+    from weightdecay.reports import write_report
+    from weightdecay.sweeps import load_results
+
+    results = load_results(source, study)
+    analysis = analyze(results)
+    if output is None:
+        base = Path(source) if Path(str(source)).is_dir() else Path(".")
+        output = str(base / "report.html")
+    path = write_report(results, analysis, output)
+    print(f"report: {path}")
+    for a in analysis.arms.values():
+        b = a.best
+        spread = f" ± {b.std:.3g}" if math.isfinite(b.std) else ""
+        slope = (f"{a.slope.slope:+.2f} ± {a.slope.err:.2f}" if math.isfinite(a.slope.err)
+                 else f"{a.slope.slope:+.2f}")
+        print(f"  {a.arm:<24} best {analysis.metric} {b.mean:.4g}{spread} at lr={b.lr:.3g} wd={b.weight_decay:.3g}"
+              f" | slope log λ*/log lr {slope}{' (edge-censored)' if a.slope.censored else ''}"
+              f" | basin {a.basin.orientation}, {a.basin.area:.2f} dec²")
+    print(analysis.recommendation)
+
+
+def _report(args: argparse.Namespace) -> int:
+    _logging(True)
+    _write_report(args.source, args.output, args.study)
+    return 0

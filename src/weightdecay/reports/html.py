@@ -1,0 +1,167 @@
+"""One self-contained HTML page per sweep: figures inlined as base64 PNG, no script, no network.
+
+The page shows the recommendation first, then the heatmaps (one colour scale for all panels, in the style of
+Loshchilov & Hutter's figure 2), λ*(lr) with the fitted slopes, the learning curves of the best runs, the
+slope/basin table and the best configurations. The figures are also written beside the page as PNG and SVG.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from weightdecay.reports.figures import curves_figure, heatmaps_figure, render, slopes_figure
+
+__all__ = ["write_report", "render_html"]
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
+       color: #222; padding: 0 1em; line-height: 1.45; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.15em; margin-top: 1.8em; }
+.meta { color: #666; font-size: 0.9em; }
+.rec { background: #f3f7ff; border-left: 4px solid #3b6fd8; padding: 0.8em 1em; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+th { background: #f4f4f4; } td.l, th.l { text-align: left; }
+figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.88em; }
+img { max-width: 100%; height: auto; }
+"""
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf (diverged)"
+    return f"{x:.{digits}g}"
+
+
+def _figure(name: str, png: bytes, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<figure id="fig-{name}"><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f'<figcaption>{html.escape(caption)} (also <a href="figures/{name}.svg">SVG</a>, '
+            f'<a href="figures/{name}.png">PNG</a>)</figcaption></figure>')
+
+
+def _arm_table(analysis: Any) -> str:
+    rows = []
+    for a in analysis.arms.values():
+        b, s, bs = a.best, a.slope, a.basin
+        n_int = int(s.interior.sum())
+        err = f" ± {s.err:.2f}" if math.isfinite(s.err) else ""
+        slope = f"{s.slope:+.2f}{err}" if math.isfinite(s.slope) else "–"
+        if s.censored and math.isfinite(s.slope):
+            slope += " (edge, a bound)"
+        div = int(a.heatmap.diverged_any.sum())
+        rows.append(
+            f"<tr><td class=l>{html.escape(a.arm)}</td><td>{_fmt(b.mean)}</td><td>{_fmt(b.std, 2)}</td>"
+            f"<td>{_fmt(b.low)} – {_fmt(b.high)}</td><td>{b.lr:.3g}</td><td>{b.weight_decay:.3g}</td>"
+            f"<td>{slope}</td><td>{s.method}</td><td>{n_int}/{len(s.lrs)}</td>"
+            f"<td class=l>{html.escape(bs.orientation)}</td><td>{bs.angle:+.0f}°</td><td>{bs.area:.2f}</td>"
+            f"<td>{int(bs.cells.sum())}</td><td>{div}</td></tr>")
+    head = ("<tr><th class=l>arm</th><th>best mean</th><th>seed sd</th><th>seed range</th><th>lr</th><th>wd</th>"
+            "<th>slope d log λ*/d log lr</th><th>uncertainty</th><th>interior λ*</th><th class=l>basin</th>"
+            "<th>axis</th><th>area (dec²)</th><th>cells</th><th>diverged cells</th></tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _best_configs(analysis: Any, top: int = 3) -> str:
+    rows = []
+    for a in analysis.arms.values():
+        hm = a.heatmap
+        score = hm.mean if hm.direction == "minimize" else -hm.mean
+        flat = np.where(np.isfinite(score), score, np.inf).ravel()
+        for rank, idx in enumerate(np.argsort(flat, kind="stable")[:top], 1):
+            if not np.isfinite(flat[idx]):
+                break
+            i, j = np.unravel_index(idx, score.shape)
+            cell = hm.values[:, i, j]
+            cell = cell[~np.isnan(cell)]
+            sd = float(np.std(cell, ddof=1)) if len(cell) > 1 else float("nan")
+            rows.append(f"<tr><td class=l>{html.escape(a.arm)}</td><td>{rank}</td><td>{hm.lrs[j]:.3g}</td>"
+                        f"<td>{hm.wds[i]:.3g}</td><td>{hm.lrs[j] * hm.wds[i]:.3g}</td><td>{_fmt(hm.mean[i, j])}</td>"
+                        f"<td>{_fmt(sd, 2)}</td><td>{len(cell)}</td></tr>")
+    head = ("<tr><th class=l>arm</th><th>rank</th><th>lr</th><th>wd</th><th>lr·wd</th><th>mean</th>"
+            "<th>seed sd</th><th>seeds</th></tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def render_html(results: Any, analysis: Any, figures: dict[str, bytes]) -> str:
+    """The report page as a string, with the given PNG figures (``heatmaps``, ``slopes``, ``curves``) inlined."""
+    c = results.config
+    esc = html.escape
+    grid = (f"lr: {len(c.lr)} values {min(c.lr):.3g}–{max(c.lr):.3g}" if c.lr else
+            f"TPE, {c.search.trials} trials per arm in {c.search.coordinates} coordinates")
+    arms = "; ".join(f"{a.name} = {a.optimizer} decay={a.decay}"
+                     + (f", wd {min(a.weight_decay):.3g}–{max(a.weight_decay):.3g} ({len(a.weight_decay)})"
+                        if a.weight_decay else "") for a in c.arms)
+    n_div = sum(r.diverged for r in results.records)
+    notes = list(analysis.notes)
+    if results.failed:
+        notes.append(f"{results.failed} trials failed with an error (not in the heatmaps); rerun the sweep to retry")
+    notes_html = "".join(f"<li>{esc(n)}</li>" for n in notes)
+    figs = [("heatmaps", f"{c.metric} over (lr, wd), mean over seeds; one colour scale for all panels; ★ best "
+                         f"point, ○ refined λ*(lr), ▽ λ* at the grid edge, dashed: fitted λ*(lr), × diverged"),
+            ("slopes", "best weight decay λ* against lr with the fitted power law, per arm"),
+            ("curves", "learning curves of each arm's best configuration (mean over seeds, min–max band)")]
+    fig_html = "".join(_figure(name, figures[name], cap) for name, cap in figs if name in figures)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>weightdecay sweep {esc(c.name)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
+<body>
+<h1>Sweep <code>{esc(c.name)}</code>: {esc(c.task)}, {esc(c.metric)} ({esc(c.direction)})</h1>
+<p class="meta">{esc(grid)} · {len(c.seeds)} seeds · epochs {c.epochs or 'task default'} · schedule {esc(c.schedule)}
+ · {len(results.records)} runs ({n_div} diverged) · written {stamp}</p>
+<p class="meta">Arms: {esc(arms)}</p>
+<h2>Recommendation</h2>
+<p class="rec" id="recommendation">{esc(analysis.recommendation)}</p>
+{f'<ul>{notes_html}</ul>' if notes_html else ''}
+<h2>Heatmaps, λ*(lr) and learning curves</h2>
+{fig_html}
+<h2>Slopes and basins</h2>
+<p>Slope: least-squares fit of log λ* against log lr over the learning rates whose best λ lies inside the grid
+(λ* refined by a parabola in log λ through the best grid point and its neighbours); uncertainty: standard
+deviation over bootstrap resamples of the seeds. −1: keep lr·λ fixed; 0: keep λ. Basin: cells within
+{c.basin_tolerance:.0%} of the best score; area in decades² of (lr, λ); axis: angle of its principal axis
+(−45° is the diagonal λ ∝ 1/lr).</p>
+{_arm_table(analysis)}
+<h2>Best configurations</h2>
+{_best_configs(analysis)}
+</body></html>
+"""
+
+
+def write_report(results: Any, analysis: Any, output: str | Path) -> Path:
+    """Write the HTML page and ``figures/*.png|svg`` beside it; returns the page's path.
+
+    Args:
+        results: :class:`weightdecay.sweeps.SweepResults`.
+        analysis: :func:`weightdecay.analysis.analyze` of those results.
+        output: the HTML file to write.
+
+    >>> write_report(results, analyze(results), "runs/demo/report.html")  # doctest: +SKIP
+    PosixPath('runs/demo/report.html')
+    """
+    from weightdecay.sweeps.runner import atomic_write
+
+    output = Path(output)
+    fig_dir = output.parent / "figures"
+    tpe = results.config.search.sampler == "tpe"
+    makers = {"heatmaps": lambda: heatmaps_figure(analysis, tpe=tpe), "curves": lambda: curves_figure(analysis, results)}
+    if not tpe:
+        makers["slopes"] = lambda: slopes_figure(analysis)
+    pngs = {}
+    for name, make in makers.items():
+        png, svg = render(make())
+        atomic_write(fig_dir / f"{name}.png", png)
+        atomic_write(fig_dir / f"{name}.svg", svg)
+        pngs[name] = png
+    atomic_write(output, render_html(results, analysis, pngs))
+    return output

@@ -1,0 +1,370 @@
+"""Sweep configuration: a TOML file read and checked in full before any trial runs.
+
+A sweep compares *arms* (an optimizer and a decay convention each) on one task over a log-spaced grid of
+learning rates ``lr`` and weight decays ``λ``, for several seeds. Every error names the key at fault::
+
+    name = "demo"
+    task = "digits-mlp"
+    epochs = 6
+    seeds = [0, 1]
+
+    [grid]
+    lr = { min = 1e-4, max = 1e-2, num = 5 }          # log-spaced, both ends included
+    weight_decay = { min = 1e-4, max = 1e-1, num = 4 }  # or an explicit list: [0.001, 0.01]
+
+    [[arms]]
+    name = "AdamW torch"
+    optimizer = "adamw"
+    decay = "torch"
+
+    [[arms]]
+    name = "AdamW paper"
+    decay = "paper"
+    weight_decay = { min = 1e-7, max = 1e-4, num = 4 }  # per-arm grid: paper's λ is lr·λ in torch units
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from weightdecay.decay import get_mode
+from weightdecay.errors import ConfigError, UserError
+
+__all__ = ["Arm", "SearchSpace", "SweepConfig", "load_config", "parse_config", "log_grid"]
+
+OPTIMIZERS = ("adamw", "sgdw")
+SAMPLERS = ("grid", "tpe")
+COORDINATES = ("raw", "decoupled", "timescale")
+
+_TOP_KEYS = {"name", "task", "metric", "direction", "epochs", "batch_size", "schedule", "seeds", "imports",
+             "extra", "grid", "search", "arms", "basin_tolerance"}
+_ARM_KEYS = {"name", "optimizer", "decay", "weight_decay", "momentum", "betas", "extra"}
+_GRID_KEYS = {"lr", "weight_decay"}
+_SEARCH_KEYS = {"sampler", "trials", "coordinates", "lr", "weight_decay", "shrink", "tau_epoch", "train_size"}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One optimizer/decay-convention pair of the comparison, with its own λ grid."""
+
+    name: str
+    optimizer: str
+    decay: str
+    weight_decay: tuple[float, ...]
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """How trials are chosen: the full grid, or TPE over a box in raw or decoupled coordinates.
+
+    ``decoupled`` samples ``(lr, s)`` with ``s`` the per-step shrink at the peak lr (``lr·λ`` for ``torch``);
+    ``timescale`` samples ``(lr, τ_epoch)`` with ``s = b / (B·τ_epoch)`` (``SPEC.md`` section 2).
+    """
+
+    sampler: str = "grid"
+    trials: int = 0
+    coordinates: str = "raw"
+    lr: tuple[float, float] = (0.0, 0.0)
+    second: tuple[float, float] = (0.0, 0.0)  # range of λ, s or τ_epoch, depending on ``coordinates``
+    train_size: int | None = None
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A validated sweep: task, arms, grid, seeds and the metric to minimize (or maximize)."""
+
+    name: str
+    task: str
+    metric: str
+    direction: str
+    epochs: int | None
+    batch_size: int | None
+    schedule: str
+    seeds: tuple[int, ...]
+    lr: tuple[float, ...]
+    arms: tuple[Arm, ...]
+    search: SearchSpace = SearchSpace()
+    imports: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+    basin_tolerance: float = 0.1
+    source: str = ""  # the TOML text, kept with the run
+
+    def arm(self, name: str) -> Arm:
+        for a in self.arms:
+            if a.name == name:
+                return a
+        raise UserError(f"No arm named {name!r} in sweep {self.name!r}; arms: {', '.join(a.name for a in self.arms)}")
+
+    def grid_size(self, arm: Arm) -> int:
+        return len(self.lr) * len(arm.weight_decay) * len(self.seeds)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("source")
+        return d
+
+    def fingerprint(self, arm: Arm) -> str:
+        """A short hash of everything that defines an arm's trials; a study keeps it to refuse a changed config."""
+        d = self.to_dict()
+        d.pop("arms")
+        d.pop("basin_tolerance")
+        d["arm"] = asdict(arm)
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "SweepConfig":
+        """Rebuild a config saved with :meth:`to_dict` (e.g. from a study's attributes)."""
+        d = dict(d)
+        arms = tuple(Arm(**{**a, "weight_decay": tuple(a["weight_decay"]), "betas": tuple(a["betas"])})
+                     for a in d.pop("arms"))
+        s = d.pop("search")
+        search = SearchSpace(**{**s, "lr": tuple(s["lr"]), "second": tuple(s["second"])})
+        return SweepConfig(**{**d, "seeds": tuple(d["seeds"]), "lr": tuple(d["lr"]), "imports": tuple(d["imports"]),
+                              "arms": arms, "search": search})
+
+
+def log_grid(low: float, high: float, num: int) -> tuple[float, ...]:
+    """``num`` log-spaced values from ``low`` to ``high``, both included, rounded to 6 significant digits.
+
+    >>> log_grid(1e-4, 1e-2, 3)
+    (0.0001, 0.001, 0.01)
+    """
+    if num == 1:
+        return (float(f"{low:.6g}"),)
+    step = (math.log(high) - math.log(low)) / (num - 1)
+    return tuple(float(f"{math.exp(math.log(low) + i * step):.6g}") for i in range(num))
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read and validate a sweep config file; raises :class:`ConfigError` naming the key and the fix.
+
+    Args:
+        path: a TOML file.
+
+    >>> load_config("experiments/demo.toml").task  # doctest: +SKIP
+    'digits-mlp'
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}; check the path") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from None
+    return parse_config(raw, source=text, default_name=path.stem)
+
+
+def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "sweep") -> SweepConfig:
+    """Validate a config already parsed into a dict (see :func:`load_config`)."""
+    _check_keys(raw, _TOP_KEYS, "")
+    imports = tuple(_typed(raw, "imports", list, []))
+    for module in imports:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # any import failure is the user's module
+            raise ConfigError(f"imports: cannot import {module!r} ({exc}); check the module name and PYTHONPATH") from None
+
+    if "task" not in raw:
+        raise ConfigError("task: missing; name a task, e.g. task = \"ridge\" (see `weightdecay tasks`)")
+    from weightdecay.tasks import get_task
+
+    try:
+        task = get_task(_typed(raw, "task", str))
+    except UserError as exc:
+        raise ConfigError(f"task: {exc}") from None
+    ok, how = task.available()
+    if not ok:
+        raise ConfigError(f"task: {task.name!r} cannot run on this machine: {how}")
+
+    name = _typed(raw, "name", str, default_name)
+    if not name or any(c in name for c in "/\\\n"):
+        raise ConfigError(f"name: {name!r} is not a valid sweep name; use letters, digits, '-' and '_'")
+    metric = _typed(raw, "metric", str, task.metric)
+    direction = _typed(raw, "direction", str, "minimize")
+    if direction not in ("minimize", "maximize"):
+        raise ConfigError(f"direction: {direction!r}; choose minimize or maximize")
+    epochs = _positive_int(raw, "epochs", None)
+    batch_size = _positive_int(raw, "batch_size", None)
+    schedule = _typed(raw, "schedule", str, "cosine")
+    seeds_raw = raw.get("seeds", 1)
+    if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
+        if seeds_raw < 1:
+            raise ConfigError(f"seeds: {seeds_raw}; give a count >= 1 or a list of seeds")
+        seeds = tuple(range(seeds_raw))
+    elif isinstance(seeds_raw, list) and seeds_raw and all(isinstance(s, int) for s in seeds_raw):
+        seeds = tuple(seeds_raw)
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"seeds: {seeds_raw} repeats a seed; list each seed once")
+    else:
+        raise ConfigError(f"seeds: {seeds_raw!r}; give a count (seeds = 3) or a non-empty list of integers")
+    extra = _typed(raw, "extra", dict, {})
+    tolerance = _typed(raw, "basin_tolerance", (int, float), 0.1)
+    if not tolerance > 0:
+        raise ConfigError(f"basin_tolerance: {tolerance}; give a positive relative tolerance, e.g. 0.1")
+
+    grid = _typed(raw, "grid", dict, {})
+    _check_keys(grid, _GRID_KEYS, "grid.")
+    search_raw = _typed(raw, "search", dict, {})
+    _check_keys(search_raw, _SEARCH_KEYS, "search.")
+    sampler = _typed(search_raw, "sampler", str, "grid", "search.")
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"search.sampler: {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+
+    if sampler == "grid":
+        if "lr" not in grid:
+            raise ConfigError("grid.lr: missing; give lr = { min = 1e-4, max = 1e-2, num = 5 } or a list")
+        lr = _grid_values(grid["lr"], "grid.lr")
+    else:
+        lr = _grid_values(grid["lr"], "grid.lr") if "lr" in grid else ()
+    default_wd = _grid_values(grid["weight_decay"], "grid.weight_decay") if "weight_decay" in grid else None
+
+    arms_raw = raw.get("arms")
+    if not isinstance(arms_raw, list) or not arms_raw:
+        raise ConfigError("arms: missing or empty; add [[arms]] tables with optimizer and decay")
+    arms = []
+    for i, a in enumerate(arms_raw):
+        where = f"arms[{i}]."
+        if not isinstance(a, dict):
+            raise ConfigError(f"arms[{i}]: expected a table with optimizer and decay")
+        _check_keys(a, _ARM_KEYS, where)
+        optimizer = _typed(a, "optimizer", str, "adamw", where)
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(f"{where}optimizer: {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        decay = _typed(a, "decay", str, "torch", where)
+        try:
+            get_mode(decay, adam=optimizer == "adamw")
+        except UserError as exc:
+            raise ConfigError(f"{where}decay: {exc}") from None
+        if "weight_decay" in a:
+            wd = _grid_values(a["weight_decay"], f"{where}weight_decay")
+        elif default_wd is not None:
+            wd = default_wd
+        elif sampler == "grid":
+            raise ConfigError(f"{where}weight_decay: no λ grid; set grid.weight_decay or the arm's weight_decay")
+        else:
+            wd = ()
+        betas = tuple(_typed(a, "betas", list, [0.9, 0.999], where))
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ConfigError(f"{where}betas: {list(betas)}; give two numbers in [0, 1)")
+        arm_name = _typed(a, "name", str, f"{optimizer} {decay}", where)
+        arms.append(Arm(name=arm_name, optimizer=optimizer, decay=decay, weight_decay=wd,
+                        momentum=float(_typed(a, "momentum", (int, float), 0.9, where)),
+                        betas=(float(betas[0]), float(betas[1])), extra=_typed(a, "extra", dict, {}, where)))
+    names = [a.name for a in arms]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"arms: names {names} repeat; give each arm a distinct name")
+
+    search = SearchSpace()
+    if sampler == "tpe":
+        search = _parse_tpe(search_raw, lr, arms, task)
+    elif set(search_raw) - {"sampler"}:
+        extra_keys = sorted(set(search_raw) - {"sampler"})
+        raise ConfigError(f"search.{extra_keys[0]}: only used with sampler = \"tpe\"; remove it or set the sampler")
+    return SweepConfig(name=name, task=task.name, metric=metric, direction=direction, epochs=epochs,
+                       batch_size=batch_size, schedule=schedule, seeds=seeds, lr=lr, arms=tuple(arms),
+                       search=search, imports=imports, extra=extra, basin_tolerance=float(tolerance), source=source)
+
+
+def _parse_tpe(s: dict[str, Any], lr_grid: tuple[float, ...], arms: list[Arm], task: Any) -> SearchSpace:
+    trials = _positive_int(s, "trials", None, "search.")
+    if trials is None:
+        raise ConfigError("search.trials: missing; TPE needs a trial budget per arm, e.g. trials = 30")
+    coordinates = _typed(s, "coordinates", str, "raw", "search.")
+    if coordinates not in COORDINATES:
+        raise ConfigError(f"search.coordinates: {coordinates!r}; choose one of {', '.join(COORDINATES)}")
+    lr = _range(s["lr"], "search.lr") if "lr" in s else ((min(lr_grid), max(lr_grid)) if lr_grid else None)
+    if lr is None:
+        raise ConfigError("search.lr: missing; give lr = { min = 1e-4, max = 1e-2 }")
+    key = {"raw": "weight_decay", "decoupled": "shrink", "timescale": "tau_epoch"}[coordinates]
+    for other in {"weight_decay", "shrink", "tau_epoch"} - {key}:
+        if other in s:
+            raise ConfigError(f"search.{other}: not used with coordinates = {coordinates!r}; give search.{key}")
+    if key in s:
+        second = _range(s[key], f"search.{key}")
+    elif coordinates == "raw" and arms[0].weight_decay and min(arms[0].weight_decay) > 0:
+        second = (min(arms[0].weight_decay), max(arms[0].weight_decay))
+    else:
+        raise ConfigError(f"search.{key}: missing; give {key} = {{ min = ..., max = ... }}")
+    if coordinates != "raw":
+        for a in arms:
+            if not get_mode(a.decay).decoupled or a.decay == "stable":
+                raise ConfigError(f"search.coordinates: {coordinates!r} needs a decay mode whose shrink is "
+                                  f"linear in λ; arm {a.name!r} uses {a.decay!r}: use coordinates = \"raw\"")
+    train_size = _positive_int(s, "train_size", getattr(task, "train_size", None), "search.")
+    if coordinates == "timescale" and not train_size:
+        raise ConfigError("search.train_size: missing; τ_epoch needs the training-set size B, e.g. train_size = 1437")
+    return SearchSpace(sampler="tpe", trials=trials, coordinates=coordinates, lr=lr, second=second,
+                       train_size=train_size)
+
+
+def _check_keys(d: dict[str, Any], allowed: set[str], where: str) -> None:
+    for key in d:
+        if key not in allowed:
+            raise ConfigError(f"{where}{key}: unknown key; valid keys here: {', '.join(sorted(allowed))}")
+
+
+def _typed(d: dict[str, Any], key: str, types: Any, default: Any = None, where: str = "") -> Any:
+    if key not in d:
+        return default
+    value = d[key]
+    if isinstance(value, bool) and types is not bool or not isinstance(value, types):
+        names = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
+        raise ConfigError(f"{where}{key}: {value!r} is not a {names}")
+    return value
+
+
+def _positive_int(d: dict[str, Any], key: str, default: Any, where: str = "") -> Any:
+    value = _typed(d, key, int, default, where)
+    if value is not None and value < 1:
+        raise ConfigError(f"{where}{key}: {value}; give a positive integer")
+    return value
+
+
+def _range(value: Any, where: str) -> tuple[float, float]:
+    if not isinstance(value, dict) or set(value) != {"min", "max"}:
+        raise ConfigError(f"{where}: {value!r}; give a range {{ min = ..., max = ... }}")
+    low, high = value["min"], value["max"]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or not 0 < low < high:
+        raise ConfigError(f"{where}: min={low!r}, max={high!r}; need 0 < min < max (log scale)")
+    return float(low), float(high)
+
+
+def _grid_values(value: Any, where: str) -> tuple[float, ...]:
+    if isinstance(value, list):
+        if not value:
+            raise ConfigError(f"{where}: empty grid; list at least one value")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+            raise ConfigError(f"{where}: {value!r}; every value must be a finite number")
+        if any(v <= 0 for v in value):
+            raise ConfigError(f"{where}: {value!r}; grid values must be > 0 (the grid is in log space)")
+        values = tuple(sorted(float(v) for v in value))
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{where}: {value!r} repeats a value; list each value once")
+        return values
+    if isinstance(value, dict):
+        unknown = set(value) - {"min", "max", "num"}
+        if unknown:
+            raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown key; a log grid has min, max, num")
+        if "num" not in value:
+            raise ConfigError(f"{where}.num: missing; give the number of grid points")
+        num = value["num"]
+        if not isinstance(num, int) or isinstance(num, bool) or num < 1:
+            raise ConfigError(f"{where}.num: {num!r}; empty grid: give num >= 1")
+        low, high = _range({"min": value.get("min"), "max": value.get("max")}, where) if num > 1 else (
+            float(value.get("min", 0)), float(value.get("min", 0)))
+        if num == 1 and not low > 0:
+            raise ConfigError(f"{where}.min: {value.get('min')!r}; need a value > 0")
+        return log_grid(low, high, num)
+    raise ConfigError(f"{where}: {value!r}; give a list of values or {{ min = ..., max = ..., num = ... }}")

@@ -1,0 +1,202 @@
+"""Run a sweep: set the studies up, start ``jobs`` worker processes, show progress, say what is left.
+
+Running the same command again resumes: finished trials stay, and only points that are not complete (never
+run, failed, or whose worker died) are queued again. Several machines can run the same command against one
+PostgreSQL storage; each claims queued points until the grid is done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from weightdecay.sweeps.config import SweepConfig
+from weightdecay.sweeps.storage import open_storage, resolve_storage, setup_lock
+from weightdecay.sweeps.study import GridStatus, grid_status, open_arm_study, reconcile
+from weightdecay.sweeps.worker import WorkerOptions, run_worker
+
+__all__ = ["SweepSummary", "run_sweep", "write_run_dir", "read_run_dir", "atomic_write"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep command leaves behind: per-arm grid status, and where the results are."""
+
+    name: str
+    storage: str
+    out_dir: Path
+    status: dict[str, GridStatus] = field(default_factory=dict)
+    seconds: float = 0.0
+    ran_here: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return all(s.complete == s.total for s in self.status.values())
+
+    def line(self) -> str:
+        done = sum(s.complete for s in self.status.values())
+        total = sum(s.total for s in self.status.values())
+        div = sum(s.diverged for s in self.status.values())
+        failed = sum(s.failed for s in self.status.values())
+        left = total - done - failed
+        return (f"{done}/{total} trials complete ({div} diverged, {failed} failed, {left} left) "
+                f"in {self.seconds:.0f} s")
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> None:
+    """Write a file so a reader never sees half of it: a temp file in the same folder, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def write_run_dir(out_dir: Path, config: SweepConfig, storage_url: str) -> None:
+    """Keep the config and the storage address beside the results, so ``weightdecay report RUN_DIR`` finds them."""
+    atomic_write(out_dir / "sweep.toml", config.source)
+    atomic_write(out_dir / "sweep.json", json.dumps({"name": config.name, "storage": storage_url,
+                                                     "config": config.to_dict()}, indent=2))
+
+
+def read_run_dir(run_dir: str | Path) -> dict[str, Any]:
+    """The ``sweep.json`` a sweep wrote into its output folder."""
+    from weightdecay.errors import UserError
+
+    path = Path(run_dir) / "sweep.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{run_dir}: not a sweep output folder ({path.name}: {exc}); give the --out folder of "
+                        f"`weightdecay sweep`, or a storage URL with --study") from None
+
+
+def _worker_main(config_dict: dict[str, Any], storage_url: str, options: dict[str, Any], level: int) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
+    try:
+        n = run_worker(config_dict, storage_url, WorkerOptions(**options))
+        log.info("worker done after %d trials", n)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def _status(studies: dict[str, Any], config: SweepConfig) -> dict[str, GridStatus]:
+    out = {}
+    for arm in config.arms:
+        study = studies[arm.name]
+        if config.search.sampler == "grid":
+            out[arm.name] = grid_status(study, config, arm)
+        else:
+            from optuna.trial import TrialState
+
+            trials = study.get_trials(deepcopy=False)
+            s = GridStatus(total=config.search.trials)
+            s.complete = sum(t.state == TrialState.COMPLETE for t in trials)
+            s.diverged = sum(t.state == TrialState.COMPLETE and bool(t.user_attrs.get("diverged")) for t in trials)
+            s.running = sum(t.state == TrialState.RUNNING for t in trials)
+            s.missing = max(0, s.total - s.complete - s.running)
+            out[arm.name] = s
+    return out
+
+
+def run_sweep(config: SweepConfig, *, out_dir: str | Path | None = None, storage: str | None = None,
+              jobs: int = 1, threads: int | None = None, quiet: bool = False,
+              heartbeat_interval: float = 10.0, grace_period: float = 60.0) -> SweepSummary:
+    """Run (or resume) a sweep with ``jobs`` worker processes; returns the per-arm status when all are done.
+
+    Args:
+        config: a validated config (:func:`weightdecay.sweeps.load_config`).
+        out_dir: where ``sweep.toml``/``sweep.json`` (and the default journal storage) go; ``runs/NAME``.
+        storage: ``--storage`` (``None``: ``journal:OUT_DIR/study.journal``).
+        jobs: worker processes on this machine.
+        threads: torch threads per worker (default: this machine's cores divided by ``jobs``).
+        quiet: log one line per finished trial instead of drawing a progress bar.
+        heartbeat_interval, grace_period: a worker silent for ``grace_period`` seconds counts as gone.
+
+    >>> summary = run_sweep(load_config("experiments/demo.toml"), jobs=2)  # doctest: +SKIP
+    """
+    from weightdecay.errors import UserError
+
+    if jobs < 1:
+        raise UserError(f"--jobs {jobs}: give at least 1 worker process")
+    out_dir = Path(out_dir or Path("runs") / config.name)
+    url = resolve_storage(storage, out_dir)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = threads or max(1, cores // jobs)
+    start = time.perf_counter()
+
+    # 1. Set the studies up and queue every point that is not done (under the lock: no point queued twice).
+    with setup_lock(url, config.name):
+        store = open_storage(url)
+        studies = {arm.name: open_arm_study(store, config, arm) for arm in config.arms}
+        for arm in config.arms:
+            if config.search.sampler == "grid":
+                reconcile(studies[arm.name], config, arm, grace_period=grace_period, retry_errors=True)
+    write_run_dir(out_dir, config, url)
+
+    # 2. Workers, each its own process with its own torch threads (spawn: no fork of a threaded parent).
+    options = {"threads": threads, "heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
+    ctx = multiprocessing.get_context("spawn")
+    config_dict = {**config.to_dict(), "source": config.source}
+    level = logging.INFO if quiet else logging.WARNING
+    procs = [ctx.Process(target=_worker_main, args=(config_dict, url, options, level), name=f"sweep-worker-{i}")
+             for i in range(jobs)]
+    for p in procs:
+        p.start()
+    log.info("sweep %s: %d workers x %d torch threads, storage %s", config.name, jobs, threads, url)
+    try:
+        _monitor(procs, studies, config, quiet)
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()  # SIGTERM: the worker marks its trial interrupted (re-queued on resume)
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+        raise
+    for p in procs:
+        if p.exitcode not in (0, None):
+            log.warning("worker %s exited with status %s; run the same command again to finish", p.name, p.exitcode)
+    summary = SweepSummary(name=config.name, storage=url, out_dir=out_dir, status=_status(studies, config),
+                           seconds=time.perf_counter() - start)
+    return summary
+
+
+def _monitor(procs: list[Any], studies: dict[str, Any], config: SweepConfig, quiet: bool) -> None:
+    """Poll the storage until the workers exit: a tqdm bar (done, running, ETA) or, with ``quiet``, log lines."""
+    status = _status(studies, config)
+    total = sum(s.total for s in status.values())
+    done0 = sum(s.complete + s.failed for s in status.values())
+    bar = None
+    if not quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=done0, desc=config.name, unit="trial", dynamic_ncols=True)
+    last_done = done0
+    try:
+        while any(p.is_alive() for p in procs):
+            time.sleep(1.0)
+            status = _status(studies, config)
+            done = sum(s.complete + s.failed for s in status.values())
+            running = sum(s.running for s in status.values())
+            diverged = sum(s.diverged for s in status.values())
+            if bar is not None:
+                bar.update(done - bar.n)
+                bar.set_postfix(running=running, diverged=diverged, refresh=True)
+            elif done != last_done:
+                log.info("%s: %d/%d trials done, %d running, %d diverged", config.name, done, total, running,
+                         diverged)
+            last_done = done
+    finally:
+        if bar is not None:
+            bar.close()

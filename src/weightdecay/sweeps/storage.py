@@ -1,0 +1,137 @@
+"""Where a sweep's trials live: an Optuna storage named by one string, and a lock for setting a study up.
+
+Three kinds, all shareable by several worker processes:
+
+- ``journal:PATH`` (the default, ``RUN_DIR/study.journal``): Optuna's append-only journal file. Every write is
+  one appended line under a file lock, so many processes on one machine write without "database is locked"
+  errors (SQLite's failure mode under Optuna's long write transactions), and nothing needs a server.
+- ``sqlite:///PATH``: Optuna's RDB storage on SQLite, with a 60 s busy timeout; fine for a few processes.
+- ``postgresql://USER@HOST:PORT/DB``: workers on many machines share one study; row locks make each queued
+  trial go to exactly one worker.
+
+The *setup lock* serializes the short step where a process compares the study with the grid and queues what
+is missing (a file lock beside a file store, a PostgreSQL advisory lock on a server), so two machines starting
+at once never queue the same grid point twice. The lock dies with its process, so a killed worker never
+leaves it held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+import optuna
+
+from weightdecay.errors import UserError
+
+__all__ = ["resolve_storage", "open_storage", "setup_lock", "storage_kind"]
+
+
+def resolve_storage(arg: str | None, out_dir: str | Path) -> str:
+    """The canonical storage string for ``--storage ARG`` (``None``: a journal file in ``out_dir``).
+
+    >>> resolve_storage(None, "runs/demo")
+    'journal:runs/demo/study.journal'
+    >>> resolve_storage("postgresql://u@db:5432/sweeps", ".")
+    'postgresql+psycopg://u@db:5432/sweeps'
+    """
+    if arg is None:
+        return f"journal:{Path(out_dir) / 'study.journal'}"
+    if arg.startswith("journal:"):
+        return arg
+    if arg.startswith("postgresql://") or arg.startswith("postgres://"):
+        # SQLAlchemy maps a bare postgresql:// to psycopg2; the project ships psycopg 3.
+        return "postgresql+psycopg://" + arg.split("://", 1)[1]
+    if arg.startswith(("postgresql+", "sqlite:///", "mysql")):
+        return arg
+    if "://" not in arg and arg.endswith((".journal", ".log")):
+        return f"journal:{arg}"
+    raise UserError(f"--storage {arg!r}: unknown storage; give a path ending in .journal, sqlite:///PATH.db or "
+                    f"postgresql://USER@HOST:PORT/DB")
+
+
+def storage_kind(url: str) -> str:
+    """``journal``, ``sqlite`` or ``postgresql`` (anything else SQLAlchemy speaks counts as ``rdb``)."""
+    if url.startswith("journal:"):
+        return "journal"
+    if url.startswith("sqlite:"):
+        return "sqlite"
+    if url.startswith("postgresql"):
+        return "postgresql"
+    return "rdb"
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna storage object for a canonical storage string (see :func:`resolve_storage`)."""
+    kind = storage_kind(url)
+    if kind == "journal":
+        path = Path(url[len("journal:"):])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    engine_kwargs = {"connect_args": {"timeout": 60}} if kind == "sqlite" else {"pool_pre_ping": True}
+    if kind == "sqlite":
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except Exception as exc:  # connection refused, bad credentials, missing driver: all the user's to fix
+        raise UserError(f"--storage {_redact(url)}: cannot open ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                        f"check that the server is up and the URL is right") from None
+
+
+@contextlib.contextmanager
+def setup_lock(url: str, name: str) -> Iterator[None]:
+    """Hold an exclusive lock named ``name`` on this storage for the block (one holder across all machines)."""
+    kind = storage_kind(url)
+    if kind in ("journal", "sqlite"):
+        path = Path(url[len("journal:"):] if kind == "journal" else url[len("sqlite:///"):])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{path}.setup-lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return
+    if kind == "postgresql":
+        import sqlalchemy
+
+        key = zlib.crc32(f"weightdecay-sweep:{name}".encode())
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                try:
+                    yield
+                finally:
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        except sqlalchemy.exc.OperationalError as exc:
+            raise UserError(f"--storage {_redact(url)}: cannot connect ({str(exc).splitlines()[0]}); "
+                            f"check that the server is up and the URL is right") from None
+        finally:
+            engine.dispose()
+        return
+    yield  # other databases: Optuna's row locks still keep trial claims exclusive
+
+
+def _redact(url: str) -> str:
+    # Never echo a password into a terminal or a log.
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else url
+    return url
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
