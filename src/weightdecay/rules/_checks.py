@@ -1,0 +1,29 @@
+"""Argument checks shared by the rules: bad numbers raise :class:`UserError` naming the argument and the fix."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from weightdecay.errors import UserError
+
+
+def positive(name: str, value: Any) -> float:
+    """``value`` as a float if it is a finite number > 0, else a :class:`UserError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise UserError(f"Invalid {name}: {value!r}; give a finite number > 0")
+    return float(value)
+
+
+def nonnegative(name: str, value: Any) -> float:
+    """``value`` as a float if it is a finite number >= 0, else a :class:`UserError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise UserError(f"Invalid {name}: {value!r}; give a finite number >= 0")
+    return float(value)
+
+
+def fraction(name: str, value: Any) -> float:
+    """``value`` as a float if it is in [0, 1), else a :class:`UserError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise UserError(f"Invalid {name}: {value!r}; give a number in [0, 1)")
+    return float(value)
