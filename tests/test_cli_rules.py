@@ -1,0 +1,108 @@
+"""`weightdecay convert` and `weightdecay advise` run as a user runs them: a subprocess, its output, its exit code."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from weightdecay.rules import CONVENTIONS, convert
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-m", "weightdecay.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+CIFAR = ["--batch-size", "128", "--dataset-size", "50000", "--epochs", "100"]
+
+
+def test_convert_torch_to_paper_text():
+    r = run("convert", "--lr", "1e-3", "--weight-decay", "0.01", "--from", "torch", "--to", "paper")
+    assert r.returncode == 0, r.stderr
+    first = r.stdout.splitlines()[0]
+    assert first == "weight_decay=0.01 (torch) = 1e-05 (paper) at lr=0.001, peak_lr=0.001"
+    assert "any lr schedule" in r.stdout
+    assert "decay='paper', weight_decay=1e-05" in r.stdout
+
+
+def test_convert_json_matches_the_library_and_the_formula():
+    r = run("convert", "--lr", "2e-3", "--peak-lr", "4e-3", "--weight-decay", "0.05", "--from", "paper",
+            "--to", "pytorch", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["weight_decay"] == pytest.approx(0.05 / 4e-3)  # paper(λ) ≡ torch(λ/peak_lr)
+    assert out["weight_decay"] == convert(0.05, "paper", "pytorch", lr=2e-3, peak_lr=4e-3).weight_decay
+    assert out["exact"] is True and out["mode"] == "torch"
+
+
+def test_convert_to_every_convention_json():
+    r = run("convert", "--lr", "1e-3", "--weight-decay", "0.025", "--from", "normalized", "--json", *CIFAR)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    rows = {c["target"]: c["weight_decay"] for c in out["conversions"]}
+    lam = 0.025 * math.sqrt(128 / (50_000 * 100))  # SPEC's CIFAR-10 example, ≈ 1.26e-4
+    assert rows["paper"] == pytest.approx(lam) and rows["composer"] == pytest.approx(lam)
+    assert rows["pytorch"] == pytest.approx(lam / 1e-3)
+    assert set(out["skipped"]) == {"stable", "l2"}
+    assert set(rows) | set(out["skipped"]) == set(CONVENTIONS)
+
+
+def test_convert_table_lists_frameworks_in_columns():
+    r = run("convert", "--lr", "1e-3", "--weight-decay", "0.1", "--from", "torch")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("convention"))
+    assert set(lines[header + 1]) <= {"-", " "}
+    table = {line.split()[0]: line.split()[1] for line in lines[header + 2:] if line and line[0].isalpha()
+             and not line.startswith("(")}
+    assert table["tf-addons"] == "0.0001" and table["optax"] == "0.1" and table["composer"] == "0.0001"
+
+
+def test_advise_text_shows_table_timescales_and_warning():
+    r = run("advise", "--lr", "1e-3", "--weight-decay", "0.1", "--convention", "paper", *CIFAR)
+    assert r.returncode == 0, r.stderr
+    assert "τ_epoch" in r.stdout and "λ_norm" in r.stdout and "rotation" in r.stdout
+    warnings = [line for line in r.stdout.splitlines() if line.startswith("warning: ")]
+    assert any("less than one epoch" in w for w in warnings)
+    assert any("typical 'torch'-convention value" in w for w in warnings)
+
+
+def test_advise_json_numbers_follow_the_formulas():
+    r = run("advise", "--lr", "1e-3", "--weight-decay", "0.1", "--convention", "torch", "--optimizer", "sgdw",
+            "--momentum", "0.9", "--json", *CIFAR)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["tau_iter"] == pytest.approx(1 / (1e-3 * 0.1))
+    assert out["tau_epoch"] == pytest.approx(1e4 * 128 / 50_000)
+    assert out["weight_decay_norm"] == pytest.approx(1e-4 / math.sqrt(128 / 5e6))
+    assert out["rotation"] == pytest.approx(math.sqrt(2 * 1e-4 * 0.1 / 1.9))  # decoupled SGDW
+    assert out["warnings"] == []
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["convert", "--lr", "1e-3", "--weight-decay", "0.1", "--from", "tourch"], "Unknown convention: 'tourch'"),
+    (["convert", "--lr", "-1", "--weight-decay", "0.1", "--from", "torch"], "--lr: must be > 0"),
+    (["convert", "--lr", "abc", "--weight-decay", "0.1", "--from", "torch"], "not a number"),
+    (["convert", "--lr", "1e-3", "--weight-decay", "0.1"], "required: --from"),
+    (["convert", "--lr", "1e-3", "--weight-decay", "0.1", "--from", "torch", "--to", "normalized"], "batch size"),
+    (["advise", "--lr", "1e-3", "--weight-decay", "0.1", "--convention", "l2", *CIFAR], "coupled"),
+    (["advise", "--lr", "1e-3", "--weight-decay", "0.1", "--batch-size", "0", "--dataset-size", "10",
+      "--epochs", "1"], "--batch-size: must be > 0"),
+    (["advise", "--lr", "1e-3", "--weight-decay", "0.1", "--optimizer", "lion", *CIFAR], "Unknown optimizer"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, fragment):
+    r = run(*args)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert fragment in lines[0] and "Traceback" not in r.stderr
