@@ -198,6 +198,11 @@ def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "
     epochs = _positive_int(raw, "epochs", None)
     batch_size = _positive_int(raw, "batch_size", None)
     schedule = _typed(raw, "schedule", str, "cosine")
+    from weightdecay.schedules.lr import SCHEDULE_NAMES
+
+    if schedule not in SCHEDULE_NAMES:
+        raise ConfigError(f"schedule: {schedule!r} is not a learning-rate schedule; choose one of "
+                          f"{', '.join(SCHEDULE_NAMES)}")
     seeds_raw = raw.get("seeds", 1)
     if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
         if seeds_raw < 1:
@@ -266,6 +271,7 @@ def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "
     if len(set(names)) != len(names):
         raise ConfigError(f"arms: names {names} repeat; give each arm a distinct name")
 
+    _dry_resolve(task, arms, lr, epochs=epochs, batch_size=batch_size, schedule=schedule, extra=extra)
     search = SearchSpace()
     if sampler == "tpe":
         search = _parse_tpe(search_raw, lr, arms, task)
@@ -307,6 +313,26 @@ def _parse_tpe(s: dict[str, Any], lr_grid: tuple[float, ...], arms: list[Arm], t
         raise ConfigError("search.train_size: missing; τ_epoch needs the training-set size B, e.g. train_size = 1437")
     return SearchSpace(sampler="tpe", trials=trials, coordinates=coordinates, lr=lr, second=second,
                        train_size=train_size)
+
+
+def _dry_resolve(task: Any, arms: list[Arm], lr: tuple[float, ...], **fields: Any) -> None:
+    # The task's own checks (unknown options, bad epochs or batch size), run once per arm before any trial.
+    resolve = getattr(task, "resolve", None)
+    if resolve is None:
+        return
+    from weightdecay.tasks import TrainConfig
+
+    for i, arm in enumerate(arms):
+        extra = {**fields["extra"], **arm.extra}
+        config = TrainConfig(lr=lr[0] if lr else 1e-3, weight_decay=arm.weight_decay[0] if arm.weight_decay else 0.0,
+                             optimizer=arm.optimizer, decay=arm.decay, schedule=fields["schedule"],
+                             epochs=fields["epochs"], batch_size=fields["batch_size"], momentum=arm.momentum,
+                             betas=arm.betas, extra=extra)
+        try:
+            resolve(config)
+        except UserError as exc:
+            where = f"arms[{i}].extra" if set(arm.extra) - set(fields["extra"]) else "extra"
+            raise ConfigError(f"{where}: {exc}") from None
 
 
 def _check_keys(d: dict[str, Any], allowed: set[str], where: str) -> None:

@@ -196,8 +196,9 @@ def _run_tpe_trial(study: optuna.Study, config: SweepConfig, arm: Arm, trial: op
 
 
 def _tpe_started(study: optuna.Study) -> int:
-    states = (TrialState.COMPLETE, TrialState.RUNNING)
-    return len(study.get_trials(deepcopy=False, states=states))
+    # Spent budget: finished, running, or failed with an error; interrupted or stale trials are asked again.
+    return sum(t.state in (TrialState.COMPLETE, TrialState.RUNNING)
+               or (t.state == TrialState.FAIL and "error" in t.user_attrs) for t in study.get_trials(deepcopy=False))
 
 
 def _watch_parent() -> None:

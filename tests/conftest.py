@@ -1,0 +1,155 @@
+"""Shared fixtures: a throwaway PostgreSQL server, the sweep command as a subprocess, small sweep configs."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server on 127.0.0.1 and a free port, in a temp folder, stopped and deleted afterwards.
+
+    Debian's server binaries (``make system`` installs them) refuse to run as root, so as root the cluster
+    belongs to the ``postgres`` system user and every server command runs through ``runuser``.
+    """
+    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not initdb:
+        pytest.skip("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin; "
+                    "install them with `make system` (apt-get install postgresql)")
+    bindir = Path(initdb[-1]).parent
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser: cannot start PostgreSQL as a non-root user")
+        try:
+            import pwd
+
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and no 'postgres' user to own the test cluster")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    base = Path(tempfile.mkdtemp(prefix="wd-pg-"))
+    if as_user:
+        shutil.chown(base, "postgres")
+    data, port = base / "data", _free_port()
+
+    def run(*cmd: str) -> None:
+        subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)
+
+    try:
+        run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60", "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100", "start")
+    except subprocess.CalledProcessError as exc:
+        log = (base / "log").read_text() if (base / "log").exists() else ""
+        shutil.rmtree(base, ignore_errors=True)
+        raise RuntimeError(f"could not start PostgreSQL: {exc.stderr.decode()}\n{log}") from None
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def cli_env(extra_path: str | Path | None = None) -> dict[str, str]:
+    """The environment for running ``python -m weightdecay.cli`` from a checkout (``src`` on the path)."""
+    env = dict(os.environ)
+    paths = [str(ROOT / "src")] + ([str(extra_path)] if extra_path else [])
+    env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return env
+
+
+def start_cli(*args: str, extra_path: str | Path | None = None, **kw) -> subprocess.Popen:
+    """Start ``weightdecay ARGS`` as a subprocess in its own session (so a test can kill its whole group)."""
+    return subprocess.Popen([sys.executable, "-m", "weightdecay.cli", *args], env=cli_env(extra_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            **kw)
+
+
+def run_cli(*args: str, timeout: float = 240, extra_path: str | Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``weightdecay ARGS`` to completion and return its exit status and output."""
+    return subprocess.run([sys.executable, "-m", "weightdecay.cli", *args], env=cli_env(extra_path),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def write_config(path: Path, body: str) -> Path:
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+RIDGE_SWEEP = """
+    name = "{name}"
+    task = "ridge"
+    epochs = {epochs}
+    schedule = "constant"
+    seeds = [0, 1]
+
+    [extra]
+    n = 100
+    d = 200
+
+    [grid]
+    lr = {{ min = 1e-3, max = 1e-1, num = 3 }}
+    weight_decay = {{ min = 1e-2, max = 1.0, num = 3 }}
+
+    [[arms]]
+    name = "torch"
+    decay = "torch"
+
+    [[arms]]
+    name = "paper"
+    decay = "paper"
+    weight_decay = {{ min = 1e-4, max = 1e-2, num = 3 }}
+"""
+
+
+@pytest.fixture
+def ridge_config(tmp_path):
+    """A small real ridge sweep: 2 arms × 3 lr × 3 λ × 2 seeds = 36 trials (a few seconds)."""
+
+    def make(name: str = "ridge-small", epochs: int = 3) -> Path:
+        return write_config(tmp_path / f"{name}.toml", RIDGE_SWEEP.format(name=name, epochs=epochs))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def ridge_sweep_dir(tmp_path_factory):
+    """A finished small ridge sweep (run once per session, shared by the report tests)."""
+    from weightdecay.sweeps import load_config, run_sweep
+
+    base = tmp_path_factory.mktemp("ridge-sweep")
+    config = write_config(base / "sweep.toml", RIDGE_SWEEP.format(name="ridge-report", epochs=4))
+    summary = run_sweep(load_config(config), out_dir=base / "run", jobs=2, quiet=True)
+    assert summary.complete, summary.line()
+    return base / "run"
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False

@@ -1,0 +1,283 @@
+"""Sweeps on real storages: end to end, shared by processes, killed and resumed, on PostgreSQL; config errors."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from conftest import run_cli, start_cli, wait_for, write_config
+from weightdecay.cli import main as cli_main
+from weightdecay.sweeps import load_config, load_results, open_storage, resolve_storage, run_sweep
+from weightdecay.sweeps.study import (HEARTBEAT_ATTR, OWNER_ATTR, STALE_ATTR, grid_keys, open_arm_study, reconcile,
+                                      study_name, trial_key)
+from weightdecay.sweeps.worker import train_once
+
+
+def _trials(config, storage_url):
+    storage = open_storage(storage_url)
+    return {arm.name: optuna.load_study(study_name=study_name(config, arm), storage=storage).get_trials()
+            for arm in config.arms}
+
+
+def _assert_each_point_once(config, storage_url):
+    """Every grid point has exactly one COMPLETE trial, and no trial is for a point outside the grid."""
+    for arm_name, trials in _trials(config, storage_url).items():
+        arm = config.arm(arm_name)
+        done = Counter(trial_key(t) for t in trials if t.state == TrialState.COMPLETE)
+        assert set(done) == set(grid_keys(config, arm)), arm_name
+        assert max(done.values()) == 1, f"{arm_name}: a grid point completed twice"
+        assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+# --- end to end on the embedded store ----------------------------------------------------------------------
+
+def test_sweep_end_to_end_matches_direct_runs(ridge_config, tmp_path):
+    config = load_config(ridge_config("e2e"))
+    summary = run_sweep(config, out_dir=tmp_path / "run", jobs=1, quiet=True)
+    assert summary.complete and summary.line().startswith("36/36 trials complete")
+    url = resolve_storage(None, tmp_path / "run")
+    _assert_each_point_once(config, url)
+    results = load_results(tmp_path / "run")
+    assert len(results.records) == 36
+    assert [results.config.fingerprint(a) for a in results.config.arms] == [config.fingerprint(a) for a in config.arms]
+    # The recorded metric is what the task computes for that point (re-run here, in this process).
+    rec = next(r for r in results.records if r.arm == "paper" and r.seed == 1 and r.lr == config.lr[1])
+    direct = train_once(config, config.arm("paper"), rec.lr, rec.weight_decay, rec.seed)
+    assert rec.value == pytest.approx(direct["value"], rel=1e-6)
+    assert [h["epoch"] for h in rec.history] == [1, 2, 3]
+    assert rec.metrics["test_loss"] == pytest.approx(rec.value)
+    # A second run of the same command finds nothing to do.
+    again = run_sweep(config, out_dir=tmp_path / "run", jobs=1, quiet=True)
+    assert again.complete and sum(len(t) for t in _trials(config, url).values()) == 36
+
+
+def test_two_processes_share_one_study(ridge_config, tmp_path):
+    cfg = ridge_config("shared", epochs=40)
+    out = tmp_path / "run"
+    procs = [start_cli("sweep", str(cfg), "--out", str(out), "--quiet", "--no-report", "--threads", "1")
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    config = load_config(cfg)
+    url = resolve_storage(None, out)
+    _assert_each_point_once(config, url)
+    owners = {t.system_attrs[OWNER_ATTR]["pid"] for ts in _trials(config, url).values() for t in ts}
+    assert len(owners) >= 2, "both commands should have trained some points"
+
+
+def test_kill_9_mid_sweep_then_resume(ridge_config, tmp_path):
+    cfg = ridge_config("killed", epochs=60)
+    config = load_config(cfg)
+    out = tmp_path / "run"
+    url = resolve_storage(None, out)
+    proc = start_cli("sweep", str(cfg), "--out", str(out), "--jobs", "2", "--quiet", "--no-report")
+
+    def progress():
+        if not Path(url[len("journal:"):]).exists():
+            return False
+        try:
+            states = [t.state for ts in _trials(config, url).values() for t in ts]
+        except KeyError:
+            return False
+        return states.count(TrialState.COMPLETE) >= 6 and states.count(TrialState.RUNNING) >= 1
+
+    assert wait_for(progress, timeout=120), proc.stderr.read() if proc.poll() is not None else "no progress"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    complete_before = {(arm, trial_key(t)): (t.value, t.datetime_complete)
+                       for arm, ts in _trials(config, url).items() for t in ts if t.state == TrialState.COMPLETE}
+    running_before = sum(t.state == TrialState.RUNNING for ts in _trials(config, url).values() for t in ts)
+    assert 6 <= len(complete_before) < 36 and running_before >= 1
+
+    result = run_cli("sweep", str(cfg), "--out", str(out), "--jobs", "2", "--quiet", "--no-report")
+    assert result.returncode == 0, result.stderr
+    assert "36/36 trials complete" in result.stdout
+    _assert_each_point_once(config, url)
+    after = [t for ts in _trials(config, url).values() for t in ts]
+    # Finished trials were kept, not re-run: same value, same completion time.
+    kept = {(arm, trial_key(t)): (t.value, t.datetime_complete)
+            for arm, ts in _trials(config, url).items() for t in ts if t.state == TrialState.COMPLETE}
+    for key, value in complete_before.items():
+        assert kept[key] == value
+    # The trials the dead workers held were marked stale and re-run (not left RUNNING, not lost).
+    stale = [t for t in after if t.state == TrialState.FAIL]
+    assert len(stale) == running_before and all(t.system_attrs.get(STALE_ATTR) for t in stale)
+
+
+def test_postgresql_two_processes_split_the_grid(ridge_config, tmp_path, postgres_url):
+    cfg = ridge_config("pg", epochs=30)
+    procs = [start_cli("sweep", str(cfg), "--out", str(tmp_path / f"machine{i}"), "--storage", postgres_url,
+                       "--quiet", "--no-report", "--threads", "1") for i in range(2)]
+    outputs = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    config = load_config(cfg)
+    url = resolve_storage(postgres_url, ".")
+    _assert_each_point_once(config, url)
+    trials = [t for ts in _trials(config, url).values() for t in ts]
+    assert len(trials) == 36  # no duplicates, no failures, nothing run twice
+    assert len({t.system_attrs[OWNER_ATTR]["pid"] for t in trials}) >= 2
+    # The report reads the same storage.
+    assert len(load_results(url, "pg").records) == 36
+
+
+# --- diverged and failed trials, plugins, stale workers ----------------------------------------------------
+
+PLUGIN = '''
+import math
+from weightdecay.tasks import Task, TrainResult, register_task
+
+class Toy(Task):
+    """loss = (log10 λ + 2)² + lr; NaN above lr = 0.5 (diverged); raises at λ = 1e-3 (a broken run)."""
+    name = "toy-quadratic"
+    metric = "loss"
+
+    def run(self, config, progress=None):
+        if config.weight_decay == 1e-3:
+            raise RuntimeError("broken run")
+        loss = float("nan") if config.lr > 0.5 else (math.log10(config.weight_decay) + 2) ** 2 + config.lr
+        return TrainResult(metrics={"loss": loss}, history=[{"epoch": 1, "loss": loss}], diverged=loss != loss)
+
+register_task(Toy(), replace_existing=True)
+'''
+
+TOY = """
+    name = "toy"
+    task = "toy-quadratic"
+    imports = ["toy_plugin"]
+    seeds = 1
+
+    [grid]
+    lr = [0.1, 1.0]
+    weight_decay = [0.001, 0.01, 0.1]
+
+    [[arms]]
+    name = "a"
+"""
+
+
+@pytest.fixture
+def toy_plugin(tmp_path, monkeypatch):
+    (tmp_path / "toy_plugin.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_diverged_recorded_with_metric_and_failures_retried_on_resume(toy_plugin, tmp_path):
+    cfg = write_config(tmp_path / "toy.toml", TOY)
+    out = tmp_path / "run"
+    first = run_cli("sweep", str(cfg), "--out", str(out), "--quiet", "--no-report", extra_path=toy_plugin)
+    assert first.returncode == 1 and "2 trials failed" in first.stdout, first.stdout + first.stderr
+    config = load_config(cfg)
+    url = resolve_storage(None, out)
+    trials = _trials(config, url)["a"]
+    by_key = {trial_key(t): t for t in trials}
+    diverged = by_key[(1.0, 0.01, 0)]
+    assert diverged.state == TrialState.COMPLETE and diverged.user_attrs["diverged"] and math.isinf(diverged.value)
+    assert diverged.user_attrs["metrics"] == {"loss": None}
+    ok = by_key[(0.1, 0.1, 0)]
+    assert ok.value == pytest.approx((math.log10(0.1) + 2) ** 2 + 0.1) and not ok.user_attrs["diverged"]
+    broken = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(broken) == 2 and all("broken run" in t.user_attrs["error"] for t in broken)
+    # Resume: only the two failed points run again (and fail again); nothing complete is re-run.
+    second = run_cli("sweep", str(cfg), "--out", str(out), "--quiet", "--no-report", extra_path=toy_plugin)
+    assert second.returncode == 1
+    trials = _trials(config, url)["a"]
+    assert len(trials) == 8 and sum(t.state == TrialState.COMPLETE for t in trials) == 4
+    # The report shows the diverged cell as inf, worst of its column.
+    results = load_results(out)
+    assert results.failed == 4 and sum(r.diverged for r in results.records) == 2
+
+
+def test_stale_running_trials_are_requeued(toy_plugin, tmp_path):
+    config = load_config(write_config(tmp_path / "toy.toml", TOY))
+    url = resolve_storage(None, tmp_path / "run")
+    study = open_arm_study(open_storage(url), config, config.arms[0])
+    reconcile(study, config, config.arms[0], grace_period=60, retry_errors=True)
+    storage = study._storage
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 6
+    # Two workers on another machine claimed a point each: one fell silent 2 minutes ago, one is alive.
+    silent, alive = waiting[0]._trial_id, waiting[1]._trial_id
+    for tid, beat in ((silent, time.time() - 120), (alive, time.time())):
+        assert storage.set_trial_state_values(tid, TrialState.RUNNING)
+        storage.set_trial_system_attr(tid, OWNER_ATTR, {"host": "elsewhere/0", "pid": 1})
+        storage.set_trial_system_attr(tid, HEARTBEAT_ATTR, beat)
+    # A worker of this machine whose process is gone (a pid that cannot exist).
+    dead = waiting[2]._trial_id
+    assert storage.set_trial_state_values(dead, TrialState.RUNNING)
+    from weightdecay.sweeps.study import HOST_ID
+
+    storage.set_trial_system_attr(dead, OWNER_ATTR, {"host": HOST_ID, "pid": 2 ** 22 + 12345})
+    storage.set_trial_system_attr(dead, HEARTBEAT_ATTR, time.time())
+    queued = reconcile(study, config, config.arms[0], grace_period=60, retry_errors=False)
+    assert queued == 2
+    states = {t._trial_id: t.state for t in study.get_trials()}
+    assert states[silent] == TrialState.FAIL and states[dead] == TrialState.FAIL
+    assert states[alive] == TrialState.RUNNING
+
+
+def test_tpe_in_decoupled_coordinates(toy_plugin, tmp_path):
+    cfg = write_config(tmp_path / "tpe.toml", TOY.replace("[grid]", """
+    [search]
+    sampler = "tpe"
+    trials = 6
+    coordinates = "decoupled"
+    shrink = { min = 1e-5, max = 1e-2 }
+
+    [grid]""").replace('[[arms]]\n    name = "a"', '[[arms]]\n    name = "a"\n    decay = "torch"'))
+    config = load_config(cfg)
+    assert config.search.lr == (0.1, 1.0) and config.search.second == (1e-5, 1e-2)
+    summary = run_sweep(config, out_dir=tmp_path / "run", jobs=2, quiet=True)
+    trials = _trials(config, summary.storage)["a"]
+    assert len(trials) == 6  # the budget is shared by the workers, not overshot
+    for t in trials:
+        # torch convention: the shrink per step is lr·λ, so λ = s / lr.
+        assert t.user_attrs["weight_decay"] == pytest.approx(t.params["shrink"] / t.params["lr"])
+        assert 1e-5 <= t.params["shrink"] <= 1e-2
+
+
+# --- config errors: exit 2, the key named, no trial run ----------------------------------------------------
+
+GOOD = """
+    task = "ridge"
+    [grid]
+    lr = [0.01]
+    weight_decay = [0.1]
+    [[arms]]
+    decay = "torch"
+"""
+
+
+@pytest.mark.parametrize("body, message", [
+    (GOOD.replace('"ridge"', '"nope"'), "task: Unknown task 'nope'"),
+    (GOOD.replace('"torch"', '"pytorch"'), "arms[0].decay: Invalid decay mode: 'pytorch'"),
+    (GOOD + "\n    colour = 3\n", "arms[0].colour: unknown key"),
+    ("epoch = 3\n" + GOOD, "epoch: unknown key"),
+    (GOOD.replace("lr = [0.01]", "lr = []"), "grid.lr: empty grid"),
+    (GOOD.replace("lr = [0.01]", "lr = { min = 1e-3, max = 1e-1, num = 0 }"), "grid.lr.num: 0; empty grid"),
+    (GOOD.replace("weight_decay = [0.1]", "weight_decay = [-0.1]"), "grid.weight_decay: [-0.1]; grid values must be > 0"),
+    (GOOD.replace('decay = "torch"', 'decay = "stable"\n    optimizer = "sgdw"'), "arms[0].decay: Invalid decay mode for SGDW"),
+    ('schedule = "cosin"\n' + GOOD, "schedule: 'cosin' is not a learning-rate schedule"),
+    ("[extra]\nwidth = 3\n" + GOOD.replace('task = "ridge"', ""), "task: missing"),
+    (GOOD + '\n    [extra]\n    nope = 1\n', "extra: Unknown option(s) 'nope'"),
+    ("task = [", "not valid TOML"),
+])
+def test_config_errors_exit_2_naming_the_key(tmp_path, capsys, body, message):
+    cfg = write_config(tmp_path / "bad.toml", body)
+    assert cli_main(["sweep", str(cfg), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()  # refused before any trial (no storage created)
+
+
+def test_unreadable_config_file(tmp_path, capsys):
+    assert cli_main(["sweep", str(tmp_path / "missing.toml")]) == 2
+    assert "cannot read config file" in capsys.readouterr().err
