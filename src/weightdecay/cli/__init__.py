@@ -11,7 +11,7 @@ import sys
 from weightdecay.errors import UserError
 
 # Modules under weightdecay.cli, each adding its subcommands.
-COMMAND_MODULES: list[str] = ["sweep", "rules"]
+COMMAND_MODULES: list[str] = ["sweep", "rules", "tasks"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -92,7 +92,7 @@ class ImageClassificationTask(BuiltinTask):
     """
 
     metric = "test_error"
-    how_to_get = ""
+    source = ""  # where the data comes from, shown by `weightdecay tasks` when it is present
     scale: float = 255.0
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
@@ -114,7 +114,7 @@ class ImageClassificationTask(BuiltinTask):
             self.load_dataset({k: o.default for k, o in self.all_options().items()})
         except DataNotFoundError as exc:
             return False, str(exc)
-        return True, self.how_to_get
+        return True, self.source
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images to normalized floats, ``(x/scale − mean)/std`` per channel, one batch at a time."""

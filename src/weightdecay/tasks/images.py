@@ -8,8 +8,6 @@ from typing import Any
 from torch import nn
 
 from weightdecay.data import ImageDataset, load_cifar10, load_digits, load_fashion_mnist
-from weightdecay.data.cifar10 import HOW_TO_GET as CIFAR10_HOW_TO_GET
-from weightdecay.data.fashion_mnist import HOW_TO_GET as FASHION_HOW_TO_GET
 from weightdecay.errors import UserError
 from weightdecay.tasks.classification import ImageClassificationTask
 from weightdecay.tasks.models import MLP, SmallCNN
@@ -38,7 +36,7 @@ class DigitsMLP(ImageClassificationTask):
     default_batch_size = 32
     suggested_lr = 3e-3
     suggested_weight_decay = 1e-2
-    how_to_get = "ships with scikit-learn"
+    source = "ships with scikit-learn"
     scale, mean, std = 16.0, (0.3,), (0.38,)
     options = {
         **ImageClassificationTask.options,
@@ -63,7 +61,7 @@ class FashionMLP(ImageClassificationTask):
     default_batch_size = 128
     suggested_lr = 1e-3
     suggested_weight_decay = 1e-2
-    how_to_get = FASHION_HOW_TO_GET
+    source = "idx files of Debian's dataset-fashion-mnist (or $WEIGHTDECAY_FASHION_MNIST)"
     mean, std = (0.2860,), (0.3530,)
     options = {
         **ImageClassificationTask.options,
@@ -91,7 +89,7 @@ class FashionCNN(ImageClassificationTask):
     default_batch_size = 128
     suggested_lr = 1e-3
     suggested_weight_decay = 5e-2
-    how_to_get = FASHION_HOW_TO_GET
+    source = "idx files of Debian's dataset-fashion-mnist (or $WEIGHTDECAY_FASHION_MNIST)"
     mean, std = (0.2860,), (0.3530,)
     options = {
         **ImageClassificationTask.options,
@@ -122,7 +120,7 @@ class Cifar10CNN(ImageClassificationTask):
     default_batch_size = 128
     suggested_lr = 1e-3
     suggested_weight_decay = 5e-2
-    how_to_get = CIFAR10_HOW_TO_GET
+    source = "your cifar-10-batches-py ($WEIGHTDECAY_CIFAR10 or option data_dir)"
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
     options = {
         **ImageClassificationTask.options,

@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from weightdecay.data import load_shakespeare
-from weightdecay.data.shakespeare import HOW_TO_GET
 from weightdecay.errors import DataNotFoundError, UserError
 from weightdecay.tasks.base import ProgressFn, TrainConfig, TrainResult
 from weightdecay.tasks.models import CharTransformer

@@ -1,0 +1,136 @@
+"""``weightdecay tasks`` and ``weightdecay train``: the training tasks on the command line.
+
+    weightdecay tasks
+    weightdecay train digits-mlp --optimizer adamw --decay paper --lr 3e-3 --weight-decay 0.01 --epochs 20
+    weightdecay train fashion-cnn --lr 1e-3 --weight-decay 0.05 --option batch_norm=false --json
+
+Progress goes to stderr, the metrics to stdout (a JSON object with ``--json``); bad input is one line on stderr
+and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from typing import Any
+
+from weightdecay.decay import MODE_NAMES
+from weightdecay.errors import UserError
+from weightdecay.tasks import TrainConfig, get_task, list_tasks
+from weightdecay.tasks.training import OPTIMIZERS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    listing = subparsers.add_parser("tasks", help="list the training tasks and whether their data is present",
+                                    description="The training tasks, whether their data is on this machine, and "
+                                                "how to get it if not.")
+    listing.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    listing.set_defaults(func=list_handler)
+
+    train = subparsers.add_parser(
+        "train", help="train one task once and print its metrics",
+        description="Train TASK once with one optimizer configuration; progress on stderr, metrics on stdout.")
+    train.add_argument("task", metavar="TASK", help="a task name (see `weightdecay tasks`)")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
+    train.add_argument("--decay", choices=MODE_NAMES, default="torch",
+                       help="the weight-decay convention (default torch, PyTorch's AdamW)")
+    train.add_argument("--lr", type=float, help="peak learning rate (default: the task's suggestion)")
+    train.add_argument("--weight-decay", type=float, help="λ in the --decay convention (default: the task's "
+                                                          "suggestion)")
+    train.add_argument("--schedule", default="cosine", help="learning-rate schedule (default cosine)")
+    train.add_argument("--epochs", type=int, help="epochs (default: the task's)")
+    train.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--momentum", type=float, default=0.9, help="SGDW momentum (default 0.9)")
+    train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="a task option, VALUE read as JSON when it parses (train_subset=2000, "
+                            "batch_norm=false, channels=[16,32]); repeatable")
+    train.add_argument("--diagnostics", action="store_true", help="collect per-layer norms and rotations")
+    train.add_argument("--json", action="store_true", help="print one JSON object")
+    train.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    train.set_defaults(func=train_handler)
+
+
+def list_handler(args: argparse.Namespace) -> int:
+    rows = []
+    for task in list_tasks():
+        present, how = task.available()
+        rows.append({"name": task.name, "data": "yes" if present else "no", "description": task.description,
+                     "how_to_get": how, "metric": task.metric})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'TASK':<{width}}  DATA  DESCRIPTION")
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['data']:<4}  {r['description']}")
+        if r["data"] == "no" or r["how_to_get"]:
+            label = "to get it" if r["data"] == "no" else "source"
+            print(f"{'':<{width}}        {label}: {r['how_to_get']}")
+    return 0
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``["train_subset=2000", "batch_norm=false"]`` → ``{"train_subset": 2000, "batch_norm": False}``."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--option {item!r} is not KEY=VALUE (e.g. --option train_subset=2000)")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no inf/NaN: a diverged run's metrics are written as null (``diverged`` says why)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def train_handler(args: argparse.Namespace) -> int:
+    task = get_task(args.task)
+    lr = args.lr if args.lr is not None else getattr(task, "suggested_lr", None)
+    weight_decay = args.weight_decay if args.weight_decay is not None else getattr(task, "suggested_weight_decay",
+                                                                                    None)
+    if lr is None or weight_decay is None:
+        raise UserError(f"Task {task.name!r} suggests no defaults: pass --lr and --weight-decay")
+    config = TrainConfig(lr=lr, weight_decay=weight_decay, optimizer=args.optimizer, decay=args.decay,
+                         schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                         momentum=args.momentum, diagnostics=args.diagnostics, extra=parse_options(args.option))
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        if not args.quiet:
+            print(f"{task.name}: epoch {done}/{total} ({time.perf_counter() - started:.1f} s)", file=sys.stderr,
+                  flush=True)
+
+    result = task.run(config, progress=progress)
+    resolve = getattr(task, "resolve", None)
+    if callable(resolve):  # show the task's default epochs and batch size, not "None"
+        config = resolve(config)[0]
+    if args.json:
+        payload = {"task": task.name, "config": config.to_dict(), **result.to_dict()}
+        if not args.diagnostics:
+            payload.pop("diagnostics", None)
+        print(json.dumps(_finite_or_none(payload), indent=2))
+        return 0
+    print(f"task       {task.name}")
+    print(f"config     {config.optimizer} decay={config.decay} lr={config.lr:g} weight_decay={config.weight_decay:g}"
+          f" schedule={config.schedule} epochs={config.epochs} batch_size={config.batch_size} seed={config.seed}")
+    if result.diverged:
+        print(f"diverged   yes, after {len(result.history)} finished epoch(s)")
+    for name, value in result.metrics.items():
+        print(f"{name:<10} {value:.6g}")
+    print(f"seconds    {result.seconds:.1f}")
+    return 0

@@ -1,0 +1,94 @@
+"""``weightdecay tasks`` and ``weightdecay train``: output streams, JSON, agreement with the library, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from weightdecay.cli import main
+from weightdecay.tasks import TrainConfig, get_task
+
+ROOT = Path(__file__).resolve().parents[1]
+TASK_NAMES = ["cifar10-cnn", "digits-mlp", "fashion-cnn", "fashion-mlp", "ridge", "shakespeare-charlm"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread(tmp_path, monkeypatch):
+    monkeypatch.setenv("WEIGHTDECAY_CACHE", str(tmp_path / "cache"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_tasks_table_says_which_data_is_missing_and_how_to_get_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WEIGHTDECAY_CIFAR10", str(tmp_path))
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines()[1:] if line and not line[0].isspace()}
+    assert sorted(rows) == TASK_NAMES
+    assert rows["cifar10-cnn"] == "no" and rows["ridge"] == "yes" and rows["digits-mlp"] == "yes"
+    assert "cifar-10-python.tar.gz" in out and "WEIGHTDECAY_CIFAR10" in out
+    assert main(["tasks", "--json"]) == 0
+    listed = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert listed["cifar10-cnn"]["data"] == "no" and listed["ridge"]["metric"] == "test_loss"
+
+
+def test_train_json_matches_the_library_run(capsys):
+    argv = ["train", "ridge", "--optimizer", "sgdw", "--decay", "paper", "--lr", "1e-3", "--weight-decay", "0.5",
+            "--schedule", "constant", "--epochs", "3", "--seed", "2", "--option", "noise=0.2", "--json"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out)
+    assert "ridge: epoch 3/3" in captured.err  # progress on stderr, only JSON on stdout
+    assert payload["config"]["epochs"] == 3 and payload["config"]["batch_size"] == 20
+    assert payload["config"]["extra"] == {"noise": 0.2} and payload["diverged"] is False
+    direct = get_task("ridge").run(TrainConfig(lr=1e-3, weight_decay=0.5, optimizer="sgdw", decay="paper",
+                                               schedule="constant", epochs=3, seed=2, extra={"noise": 0.2}))
+    assert payload["metrics"] == pytest.approx(direct.metrics, rel=1e-12)
+    assert [h["epoch"] for h in payload["history"]] == [1, 2, 3]
+    assert "diagnostics" not in payload
+
+
+def test_train_text_output_and_diverged_json(capsys):
+    assert main(["train", "digits-mlp", "--epochs", "1", "--quiet", "--option", "width=16"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    lines = dict(line.split(None, 1) for line in captured.out.splitlines())
+    assert lines["task"] == "digits-mlp" and 0 <= float(lines["test_error"]) <= 1
+    assert "lr=0.003" in lines["config"]  # the task's suggested defaults
+    assert main(["train", "ridge", "--optimizer", "sgdw", "--lr", "1000", "--weight-decay", "0", "--epochs", "2",
+                 "--json", "--quiet"]) == 0
+    payload = json.loads(capsys.readouterr().out)  # strict JSON: no Infinity
+    assert payload["diverged"] is True and set(payload["metrics"].values()) == {None}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "no-such-task"], "Unknown task 'no-such-task'"),
+    (["train", "ridge", "--option", "nonsense"], "KEY=VALUE"),
+    (["train", "ridge", "--option", "colour=red"], "Unknown option(s) 'colour'"),
+    (["train", "ridge", "--optimizer", "sgdw", "--decay", "stable"], "needs Adam's second moment"),
+    (["train", "ridge", "--lr", "-1"], "Invalid learning rate"),
+    (["train", "ridge", "--schedule", "zigzag"], "Unknown schedule"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_missing_dataset_through_the_real_command(tmp_path):
+    # End to end in a fresh process: the console entry point's module, an empty data directory.
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), WEIGHTDECAY_FASHION_MNIST=str(tmp_path),
+               WEIGHTDECAY_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-m", "weightdecay.cli", "train", "fashion-mlp", "--epochs", "1"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "Fashion-MNIST not found" in proc.stderr and "apt-get install dataset-fashion-mnist" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
