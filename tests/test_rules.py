@@ -350,3 +350,19 @@ def test_convert_all_lists_what_it_left_out():
     rows, skipped = convert_all(0.1, "torch", lr=1e-3)
     assert set(skipped) == {"stable", "l2", "normalized", "keras-adamw"}
     assert len(rows) + len(skipped) == len(CONVENTION_NAMES)
+
+
+# --- the documentation runs -----------------------------------------------------------------------------------
+
+def test_python_blocks_in_docs_rules_run(capsys):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "rules.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    assert len(blocks) >= 5
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/rules.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    printed = capsys.readouterr().out.split()
+    assert printed[0] == "25.0"  # Composer's 0.05 is PyTorch's 25 at lr = 2e-3
+    assert [round(float(x), 2) for x in printed[1:]] == [141.42, 14.14]
