@@ -56,8 +56,7 @@ def heatmaps_figure(analysis: Any, tpe: bool = False) -> Any:
     fig, axes = plt.subplots(1, len(arms), figsize=(3.6 * len(arms) + 1.2, 3.4), squeeze=False,
                              constrained_layout=True)
     norm, clipped = _shared_norm(analysis)
-    cmap = plt.get_cmap("viridis_r" if analysis.direction == "minimize" else "viridis").copy()
-    cmap.set_bad("#dddddd")
+    cmap = plt.get_cmap("viridis_r" if analysis.direction == "minimize" else "viridis").with_extremes(bad="#dddddd")
     mesh = None
     for ax, a in zip(axes[0], arms):
         hm = a.heatmap

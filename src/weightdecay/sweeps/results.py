@@ -72,6 +72,9 @@ def load_results(source: str | Path, sweep: str | None = None) -> SweepResults:
         meta = read_run_dir(source)
         url, sweep = meta["storage"], sweep or meta["name"]
     else:
+        if "://" not in str(source) and not str(source).startswith("journal:") and not Path(str(source)).exists():
+            raise UserError(f"{source}: no such folder or journal file; give the sweep's --out folder or its "
+                            f"storage (a .journal file or a database URL)")
         url = resolve_storage(str(source), ".")
         if url.startswith("journal:") and not Path(url[len("journal:"):]).exists():
             raise UserError(f"{source}: no such folder or journal file; give the sweep's --out folder")

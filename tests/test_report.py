@@ -1,0 +1,206 @@
+"""The sweep report: a self-contained page, figures as PNG and SVG, and a real headless Chromium that loads it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import time
+import urllib.request
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli, wait_for
+from weightdecay.analysis import analyze
+from weightdecay.reports import write_report
+from weightdecay.sweeps import load_results
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars", "--window-size=1300,2400"]
+
+
+class _Assets(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.imgs, self.links, self.scripts, self.styles = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a)
+        elif tag in ("a", "link"):
+            self.links.append(a.get("href", ""))
+        elif tag == "script":
+            self.scripts.append(a)
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="module")
+def report(ridge_sweep_dir):
+    results = load_results(ridge_sweep_dir)
+    analysis = analyze(results, n_boot=50)
+    path = write_report(results, analysis, ridge_sweep_dir / "report.html")
+    return path, results, analysis
+
+
+def test_report_is_self_contained_with_figures_on_disk(report):
+    path, results, analysis = report
+    text = path.read_text()
+    parser = _Assets()
+    parser.feed(text)
+    assert len(parser.imgs) == 3 and not parser.scripts
+    for img in parser.imgs:
+        src = img["src"]
+        assert src.startswith("data:image/png;base64,")
+        w, h = _png_size(base64.b64decode(src.split(",", 1)[1]))
+        assert w > 200 and h > 150
+    # Nothing to fetch from a network: links only point at the figure files beside the page.
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)
+    assert all(h.startswith("figures/") for h in parser.links)
+    for name in ("heatmaps", "slopes", "curves"):
+        assert _png_size((path.parent / "figures" / f"{name}.png").read_bytes())[0] > 200
+        root = ET.parse(path.parent / "figures" / f"{name}.svg").getroot()
+        assert root.tag.endswith("svg")
+    # The page states the numbers of the analysis (the same objects, formatted).
+    for a in analysis.arms.values():
+        assert f"{a.best.lr:.3g}" in text and f"{a.slope.slope:+.2f}" in text
+    assert analysis.recommendation.split(".")[0] in text.replace("&#x27;", "'")
+
+
+def test_report_command_prints_path_and_headline(ridge_sweep_dir, tmp_path):
+    out = tmp_path / "r.html"
+    result = run_cli("report", str(ridge_sweep_dir), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"report: {out}" in result.stdout and "slope log λ*/log lr" in result.stdout
+    assert "Best: " in result.stdout and out.exists() and (tmp_path / "figures" / "heatmaps.svg").exists()
+    # From the storage itself (the journal file), as another machine would.
+    result = run_cli("report", str(ridge_sweep_dir / "study.journal"), "-o", str(tmp_path / "r2.html"))
+    assert result.returncode == 0, result.stderr
+    missing = run_cli("report", str(tmp_path / "nothing-here"))
+    assert missing.returncode == 2 and "no such folder" in missing.stderr
+
+
+class _DevTools:
+    """A minimal Chrome DevTools Protocol client over a stdlib websocket (RFC 6455 text frames)."""
+
+    def __init__(self, ws_url: str):
+        host, port, path = re.match(r"ws://([^:/]+):(\d+)(/.*)", ws_url).groups()
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                          .encode())
+        response = b""
+        while b"\r\n\r\n" not in response:
+            response += self.sock.recv(4096)
+        assert b" 101 " in response.split(b"\r\n", 1)[0], response
+        self.buffer = response.split(b"\r\n\r\n", 1)[1]
+        self.next_id = 0
+        self.events: list[dict] = []
+
+    def _recv_exact(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("DevTools connection closed")
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def _recv(self) -> dict:
+        message = b""
+        while True:
+            b0, b1 = self._recv_exact(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", self._recv_exact(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", self._recv_exact(8))[0]
+            message += self._recv_exact(n)
+            if b0 & 0x80:  # FIN
+                return json.loads(message)
+
+    def call(self, method: str, **params) -> dict:
+        self.next_id += 1
+        payload = json.dumps({"id": self.next_id, "method": method, "params": params}).encode()
+        mask = os.urandom(4)
+        header = bytes([0x81])
+        n = len(payload)
+        header += bytes([0x80 | n]) if n < 126 else (bytes([0x80 | 126]) + struct.pack(">H", n) if n < 65536
+                                                     else bytes([0x80 | 127]) + struct.pack(">Q", n))
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        while True:
+            msg = self._recv()
+            if msg.get("id") == self.next_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg["result"]
+            self.events.append(msg)
+
+    def wait_event(self, method: str, timeout: float = 30) -> dict:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for e in self.events:
+                if e.get("method") == method:
+                    return e
+            self.events.append(self._recv())
+        raise TimeoutError(method)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (`make system` installs it)")
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    path = report[0]
+    profile = tmp_path / "profile"
+    proc = subprocess.Popen([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
+                             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        assert wait_for(lambda: port_file.exists() and port_file.read_text().strip(), timeout=60)
+        port = int(port_file.read_text().split()[0])
+        targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
+        page = next(t for t in targets if t["type"] == "page")
+        cdp = _DevTools(page["webSocketDebuggerUrl"])
+        for domain in ("Page", "Runtime", "Log"):
+            cdp.call(f"{domain}.enable")
+        cdp.call("Page.navigate", url=path.resolve().as_uri())
+        cdp.wait_event("Page.loadEventFired")
+        check = cdp.call("Runtime.evaluate", returnByValue=True, expression="""(() => {
+            const figs = [...document.querySelectorAll('img, svg')].map(e => {
+                const r = e.getBoundingClientRect();
+                return {tag: e.tagName, complete: e.tagName !== 'IMG' || e.complete,
+                        natural: e.tagName === 'IMG' ? e.naturalWidth * e.naturalHeight : 1,
+                        width: r.width, height: r.height};
+            });
+            return {title: document.title, figs, tables: document.querySelectorAll('table').length,
+                    rec: document.getElementById('recommendation').textContent};
+        })()""")["result"]["value"]
+        shot = cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        (tmp_path / "report.png").write_bytes(base64.b64decode(shot["data"]))
+        errors = [e for e in cdp.events if
+                  (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+                  or e.get("method") == "Runtime.exceptionThrown"
+                  or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert not errors, errors
+    assert check["title"].startswith("weightdecay sweep") and check["tables"] == 2
+    assert check["rec"].startswith("Best: ")
+    assert len(check["figs"]) == 3
+    for fig in check["figs"]:
+        assert fig["complete"] and fig["natural"] > 0 and fig["width"] > 100 and fig["height"] > 100, fig
+    assert _png_size((tmp_path / "report.png").read_bytes())[1] > 1000
