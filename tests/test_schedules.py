@@ -139,6 +139,19 @@ def test_sgdr_fractional_epoch_api_of_torch_agrees():
     assert _trace(ours, 80) == pytest.approx(_trace(theirs, 80), abs=1e-12)
 
 
+def test_sgdr_restart_steps_are_where_torch_restarts():
+    m = make_multiplier("sgdr", total_steps=300, steps_per_epoch=7, T_0=2, T_mult=2)
+    opt = _opt()
+    theirs = tsched.CosineAnnealingWarmRestarts(opt, T_0=14, T_mult=2)
+    restarts = []
+    for k in range(300):
+        if k and theirs.T_cur == 0:
+            restarts.append(k)
+        opt.step()
+        theirs.step()
+    assert m.restart_steps(300) == restarts == [14, 42, 98, 210]
+
+
 def test_constant_and_keras_decay_on_two_groups():
     ours = make_lr_schedule("keras-decay", _opt((0.1, 0.5)), total_steps=20, steps_per_epoch=5, decay=0.1)
     assert _trace(ours, 20) == pytest.approx([lr / (1 + 0.1 * k) for k in range(20) for lr in (0.1, 0.5)])

@@ -82,6 +82,18 @@ def _conversion_table(rows: list[Conversion], lr: float) -> str:
                     c.usage.format(wd=_g(c.weight_decay))] for c in rows])
 
 
+def _why_skipped(name: str) -> str:
+    """A few words on why ``convert`` left a convention out; the library's message has the full story."""
+    conv = get_convention(name)
+    if conv.mode == "l2":
+        return "coupled L2: no decoupled setting equals it under Adam"
+    if conv.mode == "stable":
+        return "needs --mean-v-hat from your run"
+    if name == "keras-adamw":
+        return "needs --batch-size and --total-steps, or --dataset-size and --epochs"
+    return "needs --batch-size, --dataset-size and --epochs"
+
+
 def _sizes(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in ("batch_size", "dataset_size", "epochs", "total_steps")
             if getattr(args, k, None) is not None}
@@ -115,8 +127,9 @@ def _convert(args: argparse.Namespace) -> int:
           f"per-step shrink s_t = {_g(rows[0].shrink)}")
     print()
     print(_conversion_table(rows, args.lr))
-    for name, reason in skipped.items():
-        print(f"(not shown: {name}: {reason})")
+    if skipped:
+        print()
+        print("not shown: " + "; ".join(f"{name} ({_why_skipped(name)})" for name in skipped))
     return 0
 
 

@@ -165,6 +165,14 @@ class WarmRestarts(Multiplier):
         """``(i, T_cur, T_i)`` at step ``k``, in epochs."""
         return restart_period(k / self.steps_per_epoch, self.T_0, self.T_mult)
 
+    def restart_steps(self, total_steps: int) -> list[int]:
+        """The steps ``0 < k < total_steps`` at which a new period starts; evaluate the model just before them.
+
+        >>> WarmRestarts(steps_per_epoch=10, T_0=1.0, T_mult=2.0).restart_steps(100)
+        [10, 30, 70]
+        """
+        return [k for k in range(1, total_steps) if self.period(k)[0] != self.period(k - 1)[0]]
+
     def shape(self, k: int) -> float:
         _, t_cur, t_i = self.period(k)
         return self.floor + (1.0 - self.floor) * _half_cosine(t_cur / t_i)
