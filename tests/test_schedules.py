@@ -175,7 +175,7 @@ def test_resume_mid_period_continues_exactly(name, options):
     buffer = io.BytesIO()
     torch.save({"opt": first.optimizer.state_dict(), "sched": first.state_dict()}, buffer)
     buffer.seek(0)
-    saved = torch.load(buffer, weights_only=False)
+    saved = torch.load(buffer)  # weights_only: plain numbers and strings only
 
     opt = _opt()
     opt.load_state_dict(saved["opt"])
@@ -346,7 +346,7 @@ def test_wd_scheduler_resume_is_exact(make):
     buffer = io.BytesIO()
     torch.save({"p": p.detach(), "opt": opt.state_dict(), "wd": wd.state_dict(), "lr": lr.state_dict()}, buffer)
     buffer.seek(0)
-    saved = torch.load(buffer, weights_only=False)
+    saved = torch.load(buffer)  # weights_only: plain numbers and strings only
 
     q = torch.nn.Parameter(saved["p"].clone())
     opt2 = weightdecay.AdamW([q], lr=0.01, weight_decay=0.2, decay="paper")
