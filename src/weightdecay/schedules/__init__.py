@@ -5,7 +5,7 @@
 way. The multipliers behind them are pure functions of the step (:mod:`weightdecay.schedules.multipliers`).
 """
 
-from weightdecay.schedules.lr import SCHEDULE_NAMES, ScheduleLR, make_lr_schedule, make_multiplier
+from weightdecay.schedules.lr import SCHEDULE_HELP, SCHEDULE_NAMES, ScheduleLR, make_lr_schedule, make_multiplier
 from weightdecay.schedules.multipliers import restart_period
 from weightdecay.schedules.weight_decay import (
     NormalizedWeightDecay,
@@ -17,6 +17,7 @@ from weightdecay.schedules.weight_decay import (
 
 __all__ = [
     "SCHEDULE_NAMES",
+    "SCHEDULE_HELP",
     "ScheduleLR",
     "make_lr_schedule",
     "make_multiplier",

@@ -18,7 +18,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from weightdecay.errors import UserError
 from weightdecay.schedules import multipliers as mul
 
-__all__ = ["ScheduleLR", "SCHEDULE_NAMES", "make_multiplier", "make_lr_schedule"]
+__all__ = ["ScheduleLR", "SCHEDULE_NAMES", "SCHEDULE_HELP", "make_multiplier", "make_lr_schedule"]
 
 # name -> (the options it accepts, one sentence for error messages and docs)
 _SCHEDULES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -34,6 +34,8 @@ _SCHEDULES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 SCHEDULE_NAMES: tuple[str, ...] = tuple(_SCHEDULES)
+# One sentence per schedule, for help texts and reports.
+SCHEDULE_HELP: dict[str, str] = {name: sentence for name, (_, sentence) in _SCHEDULES.items()}
 
 
 class ScheduleLR(LambdaLR):
@@ -87,12 +89,9 @@ def _positive(name: str, value: Any) -> float:
     return float(value)
 
 
-def _fraction(name: str, value: Any, *, closed_top: bool = True) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value
-    ok = ok and (value <= 1.0 if closed_top else value < 1.0)
-    if not ok:
-        top = "1]" if closed_top else "1)"
-        raise UserError(f"Invalid {name}: {value!r}; give a fraction of the peak learning rate in [0, {top}")
+def _fraction(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise UserError(f"Invalid {name}: {value!r}; give a fraction in [0, 1]")
     return float(value)
 
 
@@ -200,9 +199,3 @@ def make_lr_schedule(name: str, optimizer: torch.optim.Optimizer, *, total_steps
     multiplier = make_multiplier(name, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                                  warmup_steps=warmup_steps, **options)
     return ScheduleLR(optimizer, multiplier, name=name)
-
-
-def describe(name: str) -> str:
-    """One sentence about the schedule ``name``, for help texts."""
-    return _SCHEDULES[name][1]
-
