@@ -4,7 +4,7 @@ For each size (float32 parameters split over ~100 tensors of uneven shapes, all 
 (fused, foreach; single with --paths), every candidate is stepped in alternation with its torch baseline
 (torch.optim.AdamW(fused=True) for AdamW rows, torch.optim.SGD(fused=True) for SGDW rows): one step of each, round
 after round, so that load from other processes hits both alike. It prints the median time per step of each and
-the ratio of the medians. torch's foreach AdamW is listed for scale.
+the median of the round-by-round ratios. torch's foreach AdamW is listed for scale.
 
 Usage:
     python benchmarks/step_speed.py                      # 1e6, 1e7, 5e7 params; fused and foreach
@@ -47,17 +47,24 @@ def make_params(total: int, n_tensors: int = N_TENSORS, seed: int = 0) -> list[t
 
 
 def paired_median_times(candidate: torch.optim.Optimizer, baseline: torch.optim.Optimizer,
-                        steps: int) -> tuple[float, float]:
-    """Median seconds per step of each, stepping them alternately (warm-up steps excluded)."""
-    times: dict[int, list[float]] = {0: [], 1: []}
+                        steps: int) -> tuple[float, float, float]:
+    """Median seconds per step of each and the median of the per-round ratios, stepping them alternately.
+
+    The ratio is taken round by round (one candidate step against the baseline step right after it) so that a
+    burst of load from another process, which slows both, cancels out rather than landing on one of them.
+    """
+    cand_times, base_times = [], []
     for i in range(WARMUP_STEPS + steps):
-        for which, opt in ((0, candidate), (1, baseline)):
+        pair = []
+        for opt in (candidate, baseline):
             start = time.perf_counter()
             opt.step()
-            elapsed = time.perf_counter() - start
-            if i >= WARMUP_STEPS:
-                times[which].append(elapsed)
-    return statistics.median(times[0]), statistics.median(times[1])
+            pair.append(time.perf_counter() - start)
+        if i >= WARMUP_STEPS:
+            cand_times.append(pair[0])
+            base_times.append(pair[1])
+    ratio = statistics.median(c / b for c, b in zip(cand_times, base_times))
+    return statistics.median(cand_times), statistics.median(base_times), ratio
 
 
 def candidates(paths: list[str]) -> list[tuple[str, str, str, Callable, Callable]]:
@@ -104,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'optimizer':<18} {'mode':<10} {'path':<8} {'ms/step':>9} {'baseline ms':>12} {'ratio':>7}  baseline")
         for name, mode, path, build, build_base in candidates(paths):
             candidate, baseline = build(params), build_base(params)
-            t, t_base = paired_median_times(candidate, baseline, args.steps)
+            t, t_base, ratio = paired_median_times(candidate, baseline, args.steps)
             base_name = "torch.optim.SGD(fused)" if name == "SGDW" else "torch.optim.AdamW(fused)"
-            print(f"{name:<18} {mode:<10} {path:<8} {t * 1e3:9.2f} {t_base * 1e3:12.2f} {t / t_base:7.2f}  {base_name}",
+            print(f"{name:<18} {mode:<10} {path:<8} {t * 1e3:9.2f} {t_base * 1e3:12.2f} {ratio:7.2f}  {base_name}",
                   flush=True)
             del candidate, baseline  # free the optimizer state before the next row
     return 0
