@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
 import weightdecay
@@ -158,3 +160,42 @@ def test_schedule_reaches_peak_and_decays():
         sched.step()
     assert seen[0] == pytest.approx(0.2 * BASE_LR) and max(seen) == pytest.approx(BASE_LR)
     assert seen[-1] < 0.2 * BASE_LR
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    adam=st.booleans(),
+    mode=st.sampled_from(ADAM_MODES),
+    lr=st.floats(1e-4, 0.5),
+    lam=st.floats(0.0, 2.0),
+    peak_factor=st.floats(0.2, 5.0),
+    beta1=st.floats(0.0, 0.99),
+    beta2=st.floats(0.5, 0.9999),
+    momentum=st.sampled_from([0.0, 0.5, 0.9]),
+    flags=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+    path=st.sampled_from(list(PATHS)),
+)
+def test_random_hyperparameters_match_reference(adam, mode, lr, lam, peak_factor, beta1, beta2, momentum, flags,
+                                                path):
+    # Any (lr, λ, peak_lr, β) in range: three float64 steps agree with the oracle (s_t kept below 1 by clamping λ).
+    if not adam and mode == "stable":
+        mode = "paper"
+    peak = lr * peak_factor
+    scale = {"torch": lr, "paper": lr / peak, "constant": 1.0, "corrected": lr * lr / peak, "stable": lr, "l2": 1.0}
+    lam = min(lam, 0.9 / scale[mode])
+    params = random_tensors([(3, 4), (5,)], seed=3, dtype=torch.float64)
+    kwargs = dict(lr=lr, weight_decay=lam, decay=mode, peak_lr=peak)
+    if adam:
+        kwargs.update(betas=(beta1, beta2), amsgrad=flags[0], maximize=flags[1], bias_correction=flags[2])
+    else:
+        kwargs.update(momentum=momentum, maximize=flags[1], nesterov=flags[0] and momentum > 0)
+    ref = (ReferenceAdamW if adam else ReferenceSGDW)([{"params": params}], **kwargs)
+    opt = (weightdecay.AdamW if adam else weightdecay.SGDW)(params, **kwargs, **PATHS[path])
+    for t in range(3):
+        grads = random_tensors([(3, 4), (5,)], seed=10 + t, dtype=torch.float64)
+        for p, g in zip(params, grads):
+            p.grad = g
+        opt.step()
+        ref.step([grads])
+    for p, q in zip(params, ref.params[0]):
+        torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-12)
