@@ -37,18 +37,22 @@ def windows(ids: torch.Tensor, starts: torch.Tensor, length: int) -> tuple[torch
 
 
 class ShakespeareCharLM(BuiltinTask):
-    """Character-level transformer (2 blocks, width 128, 4 heads, context 128) on Shakespeare's plays."""
+    """Character-level transformer (2 blocks, width 64, 4 heads, context 64) on Shakespeare's plays.
+
+    Sized for sweeps on two CPU cores: the default 1,000 steps take well under a minute and end far below the
+    unigram baseline; raise ``dim``, ``context`` and ``epochs`` for a stronger model.
+    """
 
     name = "shakespeare-charlm"
-    description = "character-level transformer (2 blocks, width 128, LayerNorm) on Shakespeare's plays"
+    description = "character-level transformer (2 blocks, width 64, LayerNorm) on Shakespeare's plays"
     metric = "perplexity"
     default_epochs = 5
     default_batch_size = 32
     suggested_lr = 3e-3
     suggested_weight_decay = 1e-1
     options = {
-        "context": Option(128, "characters per window"),
-        "dim": Option(128, "model width"),
+        "context": Option(64, "characters per window"),
+        "dim": Option(64, "model width"),
         "layers": Option(2, "transformer blocks"),
         "heads": Option(4, "attention heads (must divide dim)"),
         "steps_per_epoch": Option(200, "batches per epoch (the corpus is sampled, not swept)"),
