@@ -218,3 +218,22 @@ def test_stable_mode_uses_mean_second_moment_over_all_groups():
     for scale, s in zip((1.0, 10.0), shrinks):
         mean_v = (4 * 4.0 + 4 * 4.0 * scale**2) / 8
         assert s == pytest.approx(lr * lam / math.sqrt(mean_v), rel=1e-9)
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_constant_still_shrinks_at_zero_lr(name, path):
+    # SPEC: constant(λ) ≡ torch(λ/lr_t) is undefined at lr_t = 0, but the shrink still happens: p ← p·(1 - λ).
+    opt = _build(name, [{"lr": 0.1, "weight_decay": 0.1, "decay": "constant"}, {"lr": 0.1, "decay": "paper",
+                                                                                "weight_decay": 0.1}], path)
+    p0 = [p.clone() for p in _params(opt)]
+    for group in opt.param_groups:
+        group["lr"] = 0.0
+    grads = gradient_stream(SHAPES, 1, seed=8, dtype=F64)[0]
+    for group, gs in zip(opt.param_groups, grads):
+        for p, g in zip(group["params"], gs):
+            p.grad = g.clone()
+    opt.step()
+    n0 = len(opt.param_groups[0]["params"])
+    for i, (p, q) in enumerate(zip(_params(opt), p0)):
+        torch.testing.assert_close(p, q * (0.9 if i < n0 else 1.0), **TIGHT)  # paper: η_t = 0, no shrink

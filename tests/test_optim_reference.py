@@ -199,3 +199,27 @@ def test_random_hyperparameters_match_reference(adam, mode, lr, lam, peak_factor
         ref.step([grads])
     for p, q in zip(params, ref.params[0]):
         torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("mode", ADAM_MODES)
+def test_mixed_dtypes_and_per_group_betas_match_reference(mode, path):
+    # foreach/fused kernels bucket tensors by dtype; stable's mean must still run over all of them, each with its
+    # own group's β2 bias correction.
+    f32 = random_tensors([(4, 3)], seed=1)
+    f64 = random_tensors([(5,), (3,)], seed=2, dtype=torch.float64)
+    specs = [{"params": [f32[0], f64[0]]}, {"params": [f64[1]], "betas": (0.8, 0.99), "weight_decay": 0.6}]
+    kwargs = dict(lr=0.05, weight_decay=LAMBDA[mode], decay=mode)
+    ref = ReferenceAdamW(specs, **kwargs)
+    opt = weightdecay.AdamW(specs, **kwargs, **PATHS[path])
+    for t in range(6):
+        grads = [[g.to(p.dtype) for g, p in zip(random_tensors([p.shape for p in s["params"]], seed=50 + 7 * t + i),
+                                                s["params"])] for i, s in enumerate(specs)]
+        for spec, group_grads in zip(specs, grads):
+            for p, g in zip(spec["params"], group_grads):
+                p.grad = g.clone()
+        opt.step()
+        ref.step(grads)
+    for spec, ref_params in zip(specs, ref.params):
+        for p, q in zip(spec["params"], ref_params):
+            torch.testing.assert_close(p, q.to(p.dtype), **TOL[torch.float32])
