@@ -3,6 +3,7 @@
     weightdecay tasks
     weightdecay train digits-mlp --optimizer adamw --decay paper --lr 3e-3 --weight-decay 0.01 --epochs 20
     weightdecay train fashion-cnn --lr 1e-3 --weight-decay 0.05 --option batch_norm=false --json
+    weightdecay train wine-softmax --import examples/custom_task.py --lr 1e-2 --weight-decay 0.1
 
 Progress goes to stderr, the metrics to stdout (a JSON object with ``--json``); bad input is one line on stderr
 and exit status 2.
@@ -11,10 +12,13 @@ and exit status 2.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from weightdecay.decay import MODE_NAMES
@@ -28,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                     description="The training tasks, whether their data is on this machine, and "
                                                 "how to get it if not.")
     listing.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    _add_import_option(listing)
     listing.set_defaults(func=list_handler)
 
     train = subparsers.add_parser(
@@ -51,10 +56,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--diagnostics", action="store_true", help="collect per-layer norms and rotations")
     train.add_argument("--json", action="store_true", help="print one JSON object")
     train.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _add_import_option(train)
     train.set_defaults(func=train_handler)
 
 
+def _add_import_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",
+                        help="import a module or .py file first, so the tasks it registers are known; repeatable")
+
+
+def import_user_tasks(items: list[str]) -> None:
+    """Import each module name or ``.py`` file, running its ``register_task`` calls."""
+    for item in items:
+        path = Path(item)
+        if item.endswith(".py"):
+            if not path.is_file():
+                raise UserError(f"--import {item}: no such file")
+            spec = importlib.util.spec_from_file_location(f"weightdecay_user_{path.stem}", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        else:
+            try:
+                importlib.import_module(item)
+            except ImportError as exc:
+                raise UserError(f"--import {item}: {exc}; pass an importable module or a .py file") from None
+
+
 def list_handler(args: argparse.Namespace) -> int:
+    import_user_tasks(args.imports)
     rows = []
     for task in list_tasks():
         present, how = task.available()
@@ -99,6 +129,7 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def train_handler(args: argparse.Namespace) -> int:
+    import_user_tasks(args.imports)
     task = get_task(args.task)
     lr = args.lr if args.lr is not None else getattr(task, "suggested_lr", None)
     weight_decay = args.weight_decay if args.weight_decay is not None else getattr(task, "suggested_weight_decay",
@@ -127,7 +158,8 @@ def train_handler(args: argparse.Namespace) -> int:
         return 0
     print(f"task       {task.name}")
     print(f"config     {config.optimizer} decay={config.decay} lr={config.lr:g} weight_decay={config.weight_decay:g}"
-          f" schedule={config.schedule} epochs={config.epochs} batch_size={config.batch_size} seed={config.seed}")
+          f" schedule={config.schedule} epochs={config.epochs or 'default'}"
+          f" batch_size={config.batch_size or 'default'} seed={config.seed}")
     if result.diverged:
         print(f"diverged   yes, after {len(result.history)} finished epoch(s)")
     for name, value in result.metrics.items():
