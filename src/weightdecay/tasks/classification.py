@@ -22,7 +22,8 @@ from torch import nn
 from weightdecay.data import ImageDataset
 from weightdecay.errors import DataNotFoundError, UserError
 from weightdecay.tasks.base import ProgressFn, TrainConfig, TrainResult
-from weightdecay.tasks.training import BuiltinTask, Option, evaluate_in_chunks, fit, shuffled_batches
+from weightdecay.tasks.training import (BuiltinTask, Option, evaluate_in_chunks, fit, int_option,
+                                        shuffled_batches)
 
 __all__ = ["ImageClassificationTask", "Splits", "make_splits"]
 
@@ -39,16 +40,6 @@ class Splits:
     val_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-
-
-def _int_option(opts: dict[str, Any], key: str, minimum: int, allow_none: bool = True) -> int | None:
-    value = opts[key]
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise UserError(f"Option {key} must be an integer >= {minimum}{' or null' if allow_none else ''}, "
-                        f"got {value!r}")
-    return value
 
 
 def make_splits(dataset: ImageDataset, *, val_size: int, train_subset: int | None = None,
@@ -127,10 +118,10 @@ class ImageClassificationTask(BuiltinTask):
     def run(self, config: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
         config, opts = self.resolve(config)
         dataset = self.load_dataset(opts)
-        splits = make_splits(dataset, val_size=_int_option(opts, "val_size", 0, allow_none=False),
-                             train_subset=_int_option(opts, "train_subset", 1),
-                             test_subset=_int_option(opts, "test_subset", 1))
-        _int_option(opts, "width", 1, allow_none=False)
+        splits = make_splits(dataset, val_size=int_option(opts, "val_size", 0),
+                             train_subset=int_option(opts, "train_subset", allow_none=True),
+                             test_subset=int_option(opts, "test_subset", allow_none=True))
+        int_option(opts, "width")
         batch_size = config.batch_size
         n = len(splits.train_y)
         prepare = self.prepare

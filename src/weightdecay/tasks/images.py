@@ -11,9 +11,17 @@ from weightdecay.data import ImageDataset, load_cifar10, load_digits, load_fashi
 from weightdecay.errors import UserError
 from weightdecay.tasks.classification import ImageClassificationTask
 from weightdecay.tasks.models import MLP, SmallCNN
-from weightdecay.tasks.training import Option
+from weightdecay.tasks.training import Option, int_option
 
 __all__ = ["DigitsMLP", "FashionMLP", "FashionCNN", "Cifar10CNN"]
+
+
+def _channels(opts: dict[str, Any]) -> tuple[int, ...]:
+    value = opts["channels"]
+    if (not isinstance(value, (list, tuple)) or not value
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in value)):
+        raise UserError(f"Option channels must be a non-empty list of integers >= 1, got {value!r}")
+    return tuple(value)
 
 
 def _flag(opts: dict[str, Any], key: str) -> bool:
@@ -49,7 +57,7 @@ class DigitsMLP(ImageClassificationTask):
         return load_digits()
 
     def build_model(self, opts: dict[str, Any], num_classes: int) -> nn.Module:
-        return MLP(64, num_classes, width=opts["width"], depth=opts["depth"])
+        return MLP(64, num_classes, width=int_option(opts, "width"), depth=int_option(opts, "depth", 0))
 
 
 class FashionMLP(ImageClassificationTask):
@@ -75,7 +83,7 @@ class FashionMLP(ImageClassificationTask):
         return load_fashion_mnist(opts["data_dir"])
 
     def build_model(self, opts: dict[str, Any], num_classes: int) -> nn.Module:
-        return MLP(28 * 28, num_classes, width=opts["width"], depth=opts["depth"])
+        return MLP(28 * 28, num_classes, width=int_option(opts, "width"), depth=int_option(opts, "depth", 0))
 
 
 class FashionCNN(ImageClassificationTask):
@@ -105,7 +113,7 @@ class FashionCNN(ImageClassificationTask):
         return load_fashion_mnist(opts["data_dir"])
 
     def build_model(self, opts: dict[str, Any], num_classes: int) -> nn.Module:
-        return SmallCNN(1, num_classes, channels=tuple(opts["channels"]), hidden=opts["width"], image_size=28,
+        return SmallCNN(1, num_classes, channels=_channels(opts), hidden=opts["width"], image_size=28,
                         batch_norm=_flag(opts, "batch_norm"))
 
 
@@ -136,5 +144,5 @@ class Cifar10CNN(ImageClassificationTask):
         return load_cifar10(opts["data_dir"])
 
     def build_model(self, opts: dict[str, Any], num_classes: int) -> nn.Module:
-        return SmallCNN(3, num_classes, channels=tuple(opts["channels"]), hidden=opts["width"], image_size=32,
+        return SmallCNN(3, num_classes, channels=_channels(opts), hidden=opts["width"], image_size=32,
                         batch_norm=_flag(opts, "batch_norm"))

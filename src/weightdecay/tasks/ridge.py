@@ -15,7 +15,7 @@ from torch import nn
 
 from weightdecay.data import make_ridge
 from weightdecay.tasks.base import ProgressFn, TrainConfig, TrainResult
-from weightdecay.tasks.training import BuiltinTask, Option, fit, shuffled_batches
+from weightdecay.tasks.training import BuiltinTask, Option, fit, float_option, int_option, shuffled_batches
 
 __all__ = ["RidgeTask"]
 
@@ -53,7 +53,8 @@ class RidgeTask(BuiltinTask):
 
     def run(self, config: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
         config, opts = self.resolve(config)
-        data = make_ridge(int(opts["data_seed"]), int(opts["n"]), int(opts["d"]), noise=float(opts["noise"]))
+        data = make_ridge(int_option(opts, "data_seed", 0), int_option(opts, "n"), int_option(opts, "d"),
+                          noise=float_option(opts, "noise"))
         x, y = torch.from_numpy(data.train_x.copy()), torch.from_numpy(data.train_y.copy())
         val_x, val_y = torch.from_numpy(data.val_x.copy()), torch.from_numpy(data.val_y.copy())
         test_x, test_y = torch.from_numpy(data.test_x.copy()), torch.from_numpy(data.test_y.copy())

@@ -24,7 +24,7 @@ from weightdecay.data import load_shakespeare
 from weightdecay.errors import DataNotFoundError, UserError
 from weightdecay.tasks.base import ProgressFn, TrainConfig, TrainResult
 from weightdecay.tasks.models import CharTransformer
-from weightdecay.tasks.training import BuiltinTask, Option, fit
+from weightdecay.tasks.training import BuiltinTask, Option, fit, int_option
 
 __all__ = ["ShakespeareCharLM"]
 
@@ -70,8 +70,7 @@ class ShakespeareCharLM(BuiltinTask):
     def run(self, config: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
         config, opts = self.resolve(config)
         for key in ("context", "dim", "layers", "heads", "steps_per_epoch", "val_windows"):
-            if not isinstance(opts[key], int) or isinstance(opts[key], bool) or opts[key] < 1:
-                raise UserError(f"Option {key} must be an integer >= 1, got {opts[key]!r}")
+            int_option(opts, key)
         if opts["dim"] % opts["heads"]:
             raise UserError(f"Option heads={opts['heads']} must divide dim={opts['dim']}")
         corpus = load_shakespeare(opts["data_dir"])

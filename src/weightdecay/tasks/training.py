@@ -25,7 +25,7 @@ from weightdecay.decay import get_mode
 from weightdecay.errors import UserError
 from weightdecay.tasks.base import ProgressFn, Task, TrainConfig, TrainResult
 
-__all__ = ["OPTIMIZERS", "Option", "BuiltinTask", "validate_config", "build_optimizer", "build_schedule", "fit",
+__all__ = ["OPTIMIZERS", "Option", "BuiltinTask", "int_option", "float_option", "validate_config", "build_optimizer", "build_schedule", "fit",
            "shuffled_batches", "evaluate_in_chunks", "LayerDiagnostics", "angle_between"]
 
 OPTIMIZERS = ("adamw", "sgdw")
@@ -75,6 +75,25 @@ class BuiltinTask(Task):
                               else self.default_batch_size)
         validate_config(config)
         return config, {key: config.extra.get(key, option.default) for key, option in known.items()}
+
+
+def int_option(opts: dict[str, Any], key: str, minimum: int = 1, *, allow_none: bool = False) -> int | None:
+    """The integer option ``key`` (``None`` only if allowed), or a UserError that names it and its bounds."""
+    value = opts[key]
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise UserError(f"Option {key} must be an integer >= {minimum}{' or null' if allow_none else ''}, "
+                        f"got {value!r}")
+    return value
+
+
+def float_option(opts: dict[str, Any], key: str, minimum: float = 0.0) -> float:
+    """The finite number option ``key`` (>= ``minimum``), or a UserError that names it."""
+    value = opts[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
+        raise UserError(f"Option {key} must be a finite number >= {minimum:g}, got {value!r}")
+    return float(value)
 
 
 def validate_config(config: TrainConfig) -> None:
