@@ -349,7 +349,7 @@ def recommend(arms: dict[str, ArmAnalysis], metric: str, direction: str) -> tupl
     for a in ranked[1:]:
         if math.isfinite(a.best.mean) and b.mean != 0:
             rel = (a.best.mean - b.mean) / abs(b.mean) * 100 * sign
-            parts.append(f"{a.arm}'s best is {rel:.1f}% worse.")
+            parts.append(f"{a.arm} ties it." if rel < 0.05 else f"{a.arm}'s best is {rel:.1f}% worse.")
     parts.extend(f"{a.sentence}; basin {a.basin.orientation}." for a in arms.values())
     return top.arm, " ".join(parts)
 

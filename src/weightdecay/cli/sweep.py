@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -18,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "again resumes: only unfinished or failed trials run. Several machines can share one "
                     "grid with --storage postgresql://...")
     p.add_argument("config", help="the sweep's TOML file (see docs/sweeps.md)")
-    p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument("--jobs", "-j", type=int, default=None,
+                   help="worker processes on this machine (default: one per CPU core, at most 8)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per worker (default: this machine's cores / --jobs)")
     p.add_argument("--storage", default=None,
@@ -53,7 +55,8 @@ def _sweep(args: argparse.Namespace) -> int:
         from weightdecay.errors import UserError
 
         raise UserError(f"--threads {args.threads}: give at least 1")
-    summary = run_sweep(config, out_dir=args.out, storage=args.storage, jobs=args.jobs, threads=args.threads,
+    jobs = args.jobs if args.jobs is not None else min(8, len(os.sched_getaffinity(0)))
+    summary = run_sweep(config, out_dir=args.out, storage=args.storage, jobs=jobs, threads=args.threads,
                         quiet=args.quiet, grace_period=args.grace_period,
                         heartbeat_interval=max(0.5, min(10.0, args.grace_period / 6)))
     print(f"sweep {summary.name}: {summary.line()}")

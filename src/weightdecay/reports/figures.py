@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
+from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
 __all__ = ["heatmaps_figure", "slopes_figure", "curves_figure", "render"]
 
@@ -37,23 +37,28 @@ def _edges(values: np.ndarray) -> np.ndarray:
 
 
 def _shared_norm(analysis: Any) -> tuple[Normalize, bool]:
+    """One colour scale for every panel: log-spaced for a positive metric spanning > 20×, clipped at the 95th
+    (5th when maximizing) percentile so that a few blown-up cells do not wash out the near-optimal region."""
     means = [a.heatmap.mean[np.isfinite(a.heatmap.mean)] for a in analysis.arms.values()]
     finite = np.concatenate(means) if means else np.array([0.0, 1.0])
     if finite.size == 0:
         finite = np.array([0.0, 1.0])
-    low, high = float(finite.min()), float(np.quantile(finite, 0.9))
-    if analysis.direction == "maximize":
-        low, high = float(np.quantile(finite, 0.1)), float(finite.max())
+    if analysis.direction == "minimize":
+        low, high = float(finite.min()), float(np.quantile(finite, 0.95))
+    else:
+        low, high = float(np.quantile(finite, 0.05)), float(finite.max())
     if high <= low:
         high = low + 1e-12
-    # Clipping at the 90th percentile keeps the near-optimal region readable when a few cells blow up.
-    return Normalize(vmin=low, vmax=high), bool((finite > high).any() or (finite < low).any())
+    clipped = bool((finite > high).any() or (finite < low).any())
+    if low > 0 and high / low > 20:
+        return LogNorm(vmin=low, vmax=high), clipped
+    return Normalize(vmin=low, vmax=high), clipped
 
 
 def heatmaps_figure(analysis: Any, tpe: bool = False) -> Any:
     """One panel per arm, one colour scale: metric over (lr, λ), best point ★, λ*(lr) points and fitted line."""
     arms = list(analysis.arms.values())
-    fig, axes = plt.subplots(1, len(arms), figsize=(3.6 * len(arms) + 1.2, 3.4), squeeze=False,
+    fig, axes = plt.subplots(1, len(arms), figsize=(3.6 * len(arms) + 1.2, 4.2), squeeze=False,
                              constrained_layout=True)
     norm, clipped = _shared_norm(analysis)
     cmap = plt.get_cmap("viridis_r" if analysis.direction == "minimize" else "viridis").with_extremes(bad="#dddddd")
@@ -92,8 +97,10 @@ def heatmaps_figure(analysis: Any, tpe: bool = False) -> Any:
         ax.set_title(a.arm)
         ax.set_xlabel("log10 lr")
         ax.set_ylabel("log10 weight decay")
-        ax.legend(fontsize=7, loc="lower left", framealpha=0.8)
-    cbar = fig.colorbar(mesh, ax=axes[0].tolist(), shrink=0.9, extend="max" if clipped else "neither")
+        # Below the panel: inside, it would hide cells.
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    extend = ("max" if analysis.direction == "minimize" else "min") if clipped else "neither"
+    cbar = fig.colorbar(mesh, ax=axes[0].tolist(), shrink=0.9, extend=extend)
     cbar.set_label(f"{analysis.metric} (mean over seeds)")
     return fig
 

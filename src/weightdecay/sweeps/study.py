@@ -11,6 +11,7 @@ so the sweep keeps its own in the trial's system attributes, the same way on eve
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -74,7 +75,13 @@ def open_arm_study(storage: optuna.storages.BaseStorage, config: SweepConfig, ar
         study.set_user_attr("weightdecay:config", config.to_dict())
         study.set_user_attr("weightdecay:source", config.source)
         study.set_user_attr("weightdecay:fingerprint", fingerprint)
-    elif attrs["weightdecay:fingerprint"] != fingerprint:
+    elif attrs["weightdecay:fingerprint"] == fingerprint:
+        # Same trials; analysis-only settings (basin_tolerance, comments) may have changed: keep the latest.
+        if attrs.get("weightdecay:config") != json.loads(json.dumps(config.to_dict())):
+            study.set_user_attr("weightdecay:config", config.to_dict())
+        if attrs.get("weightdecay:source") != config.source:
+            study.set_user_attr("weightdecay:source", config.source)
+    else:
         raise ConfigError(f"name: study {study.study_name!r} already exists in this storage with a different "
                           f"config (task, grid, seeds, epochs or arm changed); give the sweep a new name, or a new "
                           f"--out / --storage, to start afresh")
