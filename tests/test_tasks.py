@@ -206,3 +206,16 @@ def test_cifar10_cnn_missing_data_is_a_clear_error(tmp_path, monkeypatch):
     assert not ok and "WEIGHTDECAY_CIFAR10" in how
     with pytest.raises(DataNotFoundError, match="cifar-10-python.tar.gz"):
         get_task("cifar10-cnn").run(TrainConfig(lr=1e-3, weight_decay=0.0))
+
+
+def test_the_python_examples_in_docs_tasks_md_run(capsys):
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "tasks.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        exec(compile(block, "docs/tasks.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert float(printed[0].split()[0]) < 0.5  # digits test error after 3 epochs (chance 0.9)
+    assert "train_loss" in printed[1] and get_task("toy-logistic").name == "toy-logistic"
