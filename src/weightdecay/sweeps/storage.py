@@ -127,15 +127,17 @@ def setup_lock(url: str, name: str) -> Iterator[None]:
         key = zlib.crc32(f"weightdecay-sweep:{name}".encode())
         engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
         try:
-            with engine.connect() as conn:
+            try:
+                conn = engine.connect()
+            except sqlalchemy.exc.OperationalError as exc:
+                raise UserError(f"--storage {_redact(url)}: cannot connect ({str(exc).splitlines()[0]}); "
+                                f"check that the server is up and the URL is right") from None
+            with conn:
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
                 try:
                     yield
                 finally:
                     conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-        except sqlalchemy.exc.OperationalError as exc:
-            raise UserError(f"--storage {_redact(url)}: cannot connect ({str(exc).splitlines()[0]}); "
-                            f"check that the server is up and the URL is right") from None
         finally:
             engine.dispose()
         return

@@ -201,6 +201,11 @@ def _tpe_started(study: optuna.Study) -> int:
                or (t.state == TrialState.FAIL and "error" in t.user_attrs) for t in study.get_trials(deepcopy=False))
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    # SIGTERM from the sweep command (on Ctrl-C) ends the trial the same way Ctrl-C does.
+    raise KeyboardInterrupt
+
+
 def _watch_parent() -> None:
     # A worker whose sweep command was killed (kill -9) stops at once; its RUNNING trial is re-queued on resume
     # because its pid is gone.
@@ -232,7 +237,7 @@ def run_worker(config_dict: dict[str, Any], storage_url: str, options: WorkerOpt
 
     if watch_parent:
         _watch_parent()
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, _interrupt)
     torch.set_num_threads(max(1, options.threads))
     config = _SweepConfig.from_dict(config_dict)
     for module in config.imports:
