@@ -242,6 +242,16 @@ def test_tpe_in_decoupled_coordinates(toy_plugin, tmp_path):
         # torch convention: the shrink per step is lr·λ, so λ = s / lr.
         assert t.user_attrs["weight_decay"] == pytest.approx(t.params["shrink"] / t.params["lr"])
         assert 1e-5 <= t.params["shrink"] <= 1e-2
+    # The report draws TPE samples as a scatter and claims no slope.
+    from weightdecay.analysis import analyze
+    from weightdecay.reports import write_report
+
+    results = load_results(tmp_path / "run")
+    analysis = analyze(results, n_boot=10)
+    assert len(results.records) == 6 and math.isnan(analysis.arms["a"].slope.slope)
+    assert "sampled by TPE, so no slope" in analysis.recommendation
+    page = write_report(results, analysis, tmp_path / "run" / "report.html").read_text()
+    assert page.count("<img") == 2 and not (tmp_path / "run" / "figures" / "slopes.png").exists()
 
 
 # --- config errors: exit 2, the key named, no trial run ----------------------------------------------------

@@ -308,17 +308,28 @@ def basin(hm: Heatmap, tolerance: float = 0.1) -> Basin:
 
 
 def analyze_arm(records: Iterable[Any], arm: str, direction: str = "minimize", tolerance: float = 0.1,
-                n_boot: int = 300) -> ArmAnalysis:
-    """Heatmap, best point, slope with uncertainty and basin of one arm (see the module docstring)."""
+                n_boot: int = 300, grid: bool = True) -> ArmAnalysis:
+    """Heatmap, best point, slope with uncertainty and basin of one arm (see the module docstring).
+
+    ``grid=False`` (TPE samples, scattered in the plane): best point only; slope and basin need a grid.
+    """
     hm = heatmap(records, arm, direction)
-    result = ArmAnalysis(arm=arm, heatmap=hm, best=best_point(hm), slope=slope_with_uncertainty(hm, n_boot),
-                         basin=basin(hm, tolerance))
+    if grid:
+        slope, shape = slope_with_uncertainty(hm, n_boot), basin(hm, tolerance)
+    else:
+        nan = float("nan")
+        slope = SlopeFit(nan, nan, "none", nan, hm.lrs, np.full(len(hm.lrs), nan), np.zeros(len(hm.lrs), bool),
+                         False)
+        shape = Basin(np.zeros(hm.mean.shape, bool), nan, nan, "n/a (TPE samples, no grid)", nan, nan)
+    result = ArmAnalysis(arm=arm, heatmap=hm, best=best_point(hm), slope=slope, basin=shape)
     result.sentence = _arm_sentence(result)
     return result
 
 
 def _arm_sentence(a: ArmAnalysis) -> str:
     k, e = a.slope.slope, a.slope.err
+    if a.basin.orientation.startswith("n/a"):
+        return f"{a.arm}: sampled by TPE, so no slope (run a grid to measure λ*(lr))"
     if not math.isfinite(k):
         return f"{a.arm}: slope not measurable (fewer than 2 learning rates with a best λ): widen the grid"
     pm = f" ± {e:.2f}" if math.isfinite(e) else " (no uncertainty: one seed, two points)"
@@ -350,7 +361,8 @@ def recommend(arms: dict[str, ArmAnalysis], metric: str, direction: str) -> tupl
         if math.isfinite(a.best.mean) and b.mean != 0:
             rel = (a.best.mean - b.mean) / abs(b.mean) * 100 * sign
             parts.append(f"{a.arm} ties it." if rel < 0.05 else f"{a.arm}'s best is {rel:.1f}% worse.")
-    parts.extend(f"{a.sentence}; basin {a.basin.orientation}." for a in arms.values())
+    parts.extend(f"{a.sentence}; basin {a.basin.orientation}." if math.isfinite(a.basin.area) else f"{a.sentence}."
+                 for a in arms.values())
     return top.arm, " ".join(parts)
 
 
@@ -364,7 +376,8 @@ def analyze(results: Any, n_boot: int = 300) -> SweepAnalysis:
         if not recs:
             notes.append(f"{arm.name}: no finished runs yet")
             continue
-        arms[arm.name] = analyze_arm(recs, arm.name, config.direction, config.basin_tolerance, n_boot)
+        arms[arm.name] = analyze_arm(recs, arm.name, config.direction, config.basin_tolerance, n_boot,
+                                     grid=config.search.sampler == "grid")
     if not arms:
         from weightdecay.errors import UserError
 

@@ -63,7 +63,7 @@ def _arm_table(analysis: Any) -> str:
             f"<tr><td class=l>{html.escape(a.arm)}</td><td>{_fmt(b.mean)}</td><td>{_fmt(b.std, 2)}</td>"
             f"<td>{_fmt(b.low)} – {_fmt(b.high)}</td><td>{b.lr:.3g}</td><td>{b.weight_decay:.3g}</td>"
             f"<td>{slope}</td><td>{s.method}</td><td>{n_int}/{len(s.lrs)}</td>"
-            f"<td class=l>{html.escape(bs.orientation)}</td><td>{bs.angle:+.0f}°</td><td>{bs.area:.2f}</td>"
+            f"<td class=l>{html.escape(bs.orientation)}</td><td>{_fmt(bs.angle, 2)}°</td><td>{_fmt(bs.area, 3)}</td>"
             f"<td>{int(bs.cells.sum())}</td><td>{div}</td></tr>")
     head = ("<tr><th class=l>arm</th><th>best mean</th><th>seed sd</th><th>seed range</th><th>lr</th><th>wd</th>"
             "<th>slope d log λ*/d log lr</th><th>uncertainty</th><th>interior λ*</th><th class=l>basin</th>"
