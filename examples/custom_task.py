@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_wine
 
 from weightdecay.tasks import Task, TrainConfig, TrainResult, get_task, register_task
-from weightdecay.tasks.training import fit, shuffled_batches
+from weightdecay.tasks.training import batches_per_epoch, fit, shuffled_batches
 
 
 class WineSoftmax(Task):
@@ -48,7 +48,7 @@ class WineSoftmax(Task):
                     "test_error": float((logits.argmax(1) != test_y).float().mean())}
 
         return fit(lambda: torch.nn.Linear(13, 3), config, batches=batches,
-                   steps_per_epoch=-(-len(train_y) // config.batch_size),
+                   steps_per_epoch=batches_per_epoch(len(train_y), config.batch_size),
                    loss_fn=lambda model, xb, yb: F.cross_entropy(model(xb), yb),
                    evaluate=evaluate, metric_names=("test_loss", "test_error"), progress=progress)
 

@@ -219,3 +219,20 @@ def test_the_python_examples_in_docs_tasks_md_run(capsys):
     printed = capsys.readouterr().out.splitlines()
     assert float(printed[0].split()[0]) < 0.5  # digits test error after 3 epochs (chance 0.9)
     assert "train_loss" in printed[1] and get_task("toy-logistic").name == "toy-logistic"
+
+
+@pytest.mark.parametrize("n, batch_size", [(9, 4), (10, 4), (8, 4), (1, 4), (3, 4), (129, 128), (5, 1)])
+def test_shuffled_batches_cover_every_example_once_and_match_the_count(n, batch_size):
+    from weightdecay.tasks.training import batches_per_epoch, shuffled_batches
+    batches = list(shuffled_batches(n, batch_size, torch.Generator().manual_seed(0)))
+    assert len(batches) == batches_per_epoch(n, batch_size)
+    assert sorted(torch.cat(batches).tolist()) == list(range(n))
+    assert all(len(b) > 1 for b in batches) or n == 1 or batch_size == 1
+
+
+@needs_fashion
+def test_batch_norm_task_with_a_lone_leftover_example():
+    extra = dict(SMALL_FASHION, train_subset=129, channels=[4], width=8)
+    result = get_task("fashion-cnn").run(TrainConfig(lr=1e-3, weight_decay=0.0, epochs=1, batch_size=128,
+                                                     extra=extra))
+    assert not result.diverged and math.isfinite(result.metrics["train_loss"])

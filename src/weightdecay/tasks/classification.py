@@ -22,8 +22,8 @@ from torch import nn
 from weightdecay.data import ImageDataset
 from weightdecay.errors import DataNotFoundError, UserError
 from weightdecay.tasks.base import ProgressFn, TrainConfig, TrainResult
-from weightdecay.tasks.training import (BuiltinTask, Option, evaluate_in_chunks, fit, int_option,
-                                        shuffled_batches)
+from weightdecay.tasks.training import (BuiltinTask, Option, batches_per_epoch, evaluate_in_chunks, fit,
+                                        int_option, shuffled_batches)
 
 __all__ = ["ImageClassificationTask", "Splits", "make_splits"]
 
@@ -148,6 +148,6 @@ class ImageClassificationTask(BuiltinTask):
             return out
 
         return fit(lambda: self.build_model(opts, dataset.num_classes), config, batches=batches,
-                   steps_per_epoch=-(-n // batch_size),
+                   steps_per_epoch=batches_per_epoch(n, batch_size),
                    loss_fn=lambda model, xb, yb: F.cross_entropy(model(xb), yb),
                    evaluate=evaluate, options=opts, metric_names=names, progress=progress)

@@ -15,7 +15,8 @@ from torch import nn
 
 from weightdecay.data import make_ridge
 from weightdecay.tasks.base import ProgressFn, TrainConfig, TrainResult
-from weightdecay.tasks.training import BuiltinTask, Option, fit, float_option, int_option, shuffled_batches
+from weightdecay.tasks.training import (BuiltinTask, Option, batches_per_epoch, fit, float_option, int_option,
+                                        shuffled_batches)
 
 __all__ = ["RidgeTask"]
 
@@ -68,6 +69,6 @@ class RidgeTask(BuiltinTask):
                     "test_loss": float(squared_loss(model(test_x).squeeze(-1), test_y))}
 
         return fit(lambda: nn.Linear(x.shape[1], 1, bias=False), config,
-                   batches=batches, steps_per_epoch=-(-len(y) // batch_size),
+                   batches=batches, steps_per_epoch=batches_per_epoch(len(y), batch_size),
                    loss_fn=lambda model, xb, yb: squared_loss(model(xb).squeeze(-1), yb),
                    evaluate=evaluate, options=opts, metric_names=("val_loss", "test_loss"), progress=progress)

@@ -14,7 +14,6 @@ Metrics: ``train_loss`` (mean of the epoch's minibatch losses), ``val_loss`` (na
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -26,7 +26,7 @@ from weightdecay.errors import UserError
 from weightdecay.tasks.base import ProgressFn, Task, TrainConfig, TrainResult
 
 __all__ = ["OPTIMIZERS", "Option", "BuiltinTask", "int_option", "float_option", "validate_config", "build_optimizer", "build_schedule", "fit",
-           "shuffled_batches", "evaluate_in_chunks", "LayerDiagnostics", "angle_between"]
+           "shuffled_batches", "batches_per_epoch", "evaluate_in_chunks", "LayerDiagnostics", "angle_between"]
 
 OPTIMIZERS = ("adamw", "sgdw")
 
@@ -155,10 +155,26 @@ def build_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, *, tot
                             warmup_steps=options.get("warmup_steps"), **extra)
 
 
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    """How many batches :func:`shuffled_batches` yields: ``ceil(n / batch_size)``, less one when the remainder
+    is a single example (it joins the previous batch)."""
+    steps = -(-n // batch_size)
+    return steps - 1 if steps > 1 and n % batch_size == 1 else steps
+
+
 def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """The index tensors of one epoch: a seeded permutation of ``range(n)`` cut into batches (the last may be
-    smaller)."""
+    """The index tensors of one epoch: a seeded permutation of ``range(n)`` cut into batches.
+
+    The last batch may be smaller; a lone leftover example joins the previous batch instead, because batch norm
+    cannot train on a batch of one. :func:`batches_per_epoch` gives the count.
+
+    >>> [len(b) for b in shuffled_batches(9, 4, torch.Generator().manual_seed(0))]
+    [4, 5]
+    """
     order = torch.randperm(n, generator=generator)
+    if batches_per_epoch(n, batch_size) < -(-n // batch_size):
+        cut = n - batch_size - 1
+        return iter([*(order[:cut].split(batch_size) if cut else ()), order[cut:]])
     return iter(order.split(batch_size))
 
 
