@@ -236,3 +236,14 @@ def test_batch_norm_task_with_a_lone_leftover_example():
     result = get_task("fashion-cnn").run(TrainConfig(lr=1e-3, weight_decay=0.0, epochs=1, batch_size=128,
                                                      extra=extra))
     assert not result.diverged and math.isfinite(result.metrics["train_loss"])
+
+
+def test_the_schedule_is_stepped_per_batch_with_the_tasks_schedule_options():
+    # "step" with gamma=1e-30 at epoch 1: lr_t = 1e-32 afterwards, far below float32's resolution of the weights,
+    # so under torch-convention decay (s_t = lr_t·λ) they freeze exactly after the first epoch's 10 batches.
+    extra = {"schedule_options": {"milestones": [1], "gamma": 1e-30}}
+    result = get_task("ridge").run(TrainConfig(lr=1e-2, weight_decay=0.1, schedule="step", epochs=3, extra=extra))
+    losses = [h["val_loss"] for h in result.history]
+    assert losses[0] == losses[1] == losses[2]
+    moving = get_task("ridge").run(TrainConfig(lr=1e-2, weight_decay=0.1, schedule="constant", epochs=2))
+    assert moving.history[0]["val_loss"] == losses[0] and moving.history[1]["val_loss"] != losses[1]

@@ -74,7 +74,11 @@ class BuiltinTask(Task):
                               batch_size=config.batch_size if config.batch_size is not None
                               else self.default_batch_size)
         validate_config(config)
-        return config, {key: config.extra.get(key, option.default) for key, option in known.items()}
+        options = {key: config.extra.get(key, option.default) for key, option in known.items()}
+        if not isinstance(options["schedule_options"], dict):
+            raise UserError(f"Option schedule_options must be a mapping (e.g. {{\"floor\": 0.1}}), got "
+                            f"{options['schedule_options']!r}")
+        return config, options
 
 
 def int_option(opts: dict[str, Any], key: str, minimum: int = 1, *, allow_none: bool = False) -> int | None:
@@ -101,6 +105,10 @@ def validate_config(config: TrainConfig) -> None:
     if config.optimizer not in OPTIMIZERS:
         raise UserError(f"Unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     get_mode(config.decay, adam=config.optimizer == "adamw")
+    from weightdecay.schedules import SCHEDULE_NAMES
+
+    if config.schedule not in SCHEDULE_NAMES:
+        raise UserError(f"Unknown schedule: {config.schedule!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
     if not (isinstance(config.lr, (int, float)) and math.isfinite(config.lr) and config.lr > 0):
         raise UserError(f"Invalid learning rate {config.lr!r}: must be a finite number > 0")
     if not (isinstance(config.weight_decay, (int, float)) and math.isfinite(config.weight_decay)
@@ -149,8 +157,6 @@ def build_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, *, tot
 
     options = options or {}
     extra = dict(options.get("schedule_options") or {})
-    if not isinstance(extra, dict):
-        raise UserError(f"Option schedule_options must be a mapping, got {extra!r}")
     return make_lr_schedule(config.schedule, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                             warmup_steps=options.get("warmup_steps"), **extra)
 
