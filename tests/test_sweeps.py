@@ -224,6 +224,23 @@ def test_stale_running_trials_are_requeued(toy_plugin, tmp_path):
     assert states[alive] == TrialState.RUNNING
 
 
+def test_half_written_journal_record_is_cut_on_resume(toy_plugin, tmp_path):
+    config = load_config(write_config(tmp_path / "toy.toml", TOY))
+    url = resolve_storage(None, tmp_path / "run")
+    study = open_arm_study(open_storage(url), config, config.arms[0])
+    reconcile(study, config, config.arms[0], grace_period=60, retry_errors=True)
+    journal = Path(url[len("journal:"):])
+    intact = journal.read_bytes()
+    journal.write_bytes(intact + b'{"op_code": 5, "worker_id": "dead", "trial_id"')  # a worker killed mid-write
+    study = open_arm_study(open_storage(url), config, config.arms[0])
+    repaired = journal.read_bytes()  # (opening a study appends records of its own)
+    assert repaired.startswith(intact) and b'"dead"' not in repaired
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 6
+    # Without the repair the next record would be glued to the fragment and Optuna would refuse the file.
+    study.enqueue_trial({"lr": 0.1, "weight_decay": 0.1, "seed": 0})
+    assert len(optuna.load_study(study_name=study.study_name, storage=open_storage(url)).trials) == 7
+
+
 def test_tpe_in_decoupled_coordinates(toy_plugin, tmp_path):
     cfg = write_config(tmp_path / "tpe.toml", TOY.replace("[grid]", """
     [search]

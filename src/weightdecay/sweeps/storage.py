@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import zlib
 from pathlib import Path
@@ -71,7 +72,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     if kind == "journal":
         path = Path(url[len("journal:"):])
         path.parent.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(str(path), lock_obj=FlockLock(f"{path}.lock"))
+        lock = FlockLock(f"{path}.lock")
+        if path.exists():
+            repair_journal_tail(path, lock)
+        backend = optuna.storages.journal.JournalFileBackend(str(path), lock_obj=lock)
         return optuna.storages.JournalStorage(backend)
     engine_kwargs = {"connect_args": {"timeout": 60}} if kind == "sqlite" else {"pool_pre_ping": True}
     if kind == "sqlite":
@@ -105,6 +109,38 @@ class FlockLock:
         if fh is not None:
             fcntl.flock(fh, fcntl.LOCK_UN)
             fh.close()
+
+
+def repair_journal_tail(path: Path, lock: FlockLock) -> bool:
+    """Cut a half-written last line off a journal file (its writer was killed mid-write); True if it did.
+
+    Optuna would otherwise glue the next record onto the fragment and refuse the whole file from there on.
+    Under the journal's write lock a live writer's line is always complete, so only a dead writer's remains.
+    """
+    lock.acquire()
+    try:
+        with open(path, "rb+") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return False
+            fh.seek(size - 1)
+            if fh.read(1) == b"\n":
+                return False
+            end = size
+            while end > 0:
+                start = max(0, end - 65536)
+                fh.seek(start)
+                newline = fh.read(end - start).rfind(b"\n")
+                if newline >= 0:
+                    end = start + newline + 1
+                    break
+                end = start
+            fh.truncate(end)
+            logging.getLogger(__name__).warning("%s: removed a half-written last record (%d bytes) left by a "
+                                                "killed worker", path, size - end)
+            return True
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager
