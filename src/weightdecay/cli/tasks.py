@@ -56,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--diagnostics", action="store_true", help="collect per-layer norms and rotations")
     train.add_argument("--json", action="store_true", help="print one JSON object")
     train.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    train.add_argument("--threads", type=int, help="torch intra-op threads (default torch's; 1 is much faster "
+                                                    "when other processes share the cores)")
     _add_import_option(train)
     train.set_defaults(func=train_handler)
 
@@ -131,6 +133,12 @@ def _finite_or_none(value: Any) -> Any:
 def train_handler(args: argparse.Namespace) -> int:
     import_user_tasks(args.imports)
     task = get_task(args.task)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     lr = args.lr if args.lr is not None else getattr(task, "suggested_lr", None)
     weight_decay = args.weight_decay if args.weight_decay is not None else getattr(task, "suggested_weight_decay",
                                                                                     None)
