@@ -59,18 +59,22 @@ def test_sweep_end_to_end_matches_direct_runs(ridge_config, tmp_path):
     assert again.complete and sum(len(t) for t in _trials(config, url).values()) == 36
 
 
-def test_two_processes_share_one_study(ridge_config, tmp_path):
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_two_processes_share_one_study(ridge_config, tmp_path, kind):
     cfg = ridge_config("shared", epochs=40)
     out = tmp_path / "run"
-    procs = [start_cli("sweep", str(cfg), "--out", str(out), "--quiet", "--no-report", "--threads", "1")
-             for _ in range(2)]
+    storage = [] if kind == "journal" else ["--storage", f"sqlite:///{tmp_path / 'sweep.db'}"]
+    procs = [start_cli("sweep", str(cfg), "--out", str(out), *storage, "--quiet", "--no-report", "--jobs", "1",
+                       "--threads", "1") for _ in range(2)]
     outputs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
+    assert not any("Traceback" in err or "taken over" in err for _, err in outputs), outputs
     config = load_config(cfg)
-    url = resolve_storage(None, out)
+    url = resolve_storage(storage[1] if storage else None, out)
     _assert_each_point_once(config, url)
-    owners = {t.system_attrs[OWNER_ATTR]["pid"] for ts in _trials(config, url).values() for t in ts}
-    assert len(owners) >= 2, "both commands should have trained some points"
+    trials = [t for ts in _trials(config, url).values() for t in ts]
+    assert len(trials) == 36  # no point claimed by both
+    assert len({t.system_attrs[OWNER_ATTR]["pid"] for t in trials}) >= 2, "both commands should have trained"
 
 
 def test_kill_9_mid_sweep_then_resume(ridge_config, tmp_path):
@@ -118,6 +122,7 @@ def test_postgresql_two_processes_split_the_grid(ridge_config, tmp_path, postgre
                        "--quiet", "--no-report", "--threads", "1") for i in range(2)]
     outputs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
+    assert not any("Traceback" in err or "taken over" in err for _, err in outputs), outputs
     config = load_config(cfg)
     url = resolve_storage(postgres_url, ".")
     _assert_each_point_once(config, url)

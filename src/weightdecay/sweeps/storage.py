@@ -6,6 +6,7 @@ Three kinds, all shareable by several worker processes:
   one appended line under a file lock, so many processes on one machine write without "database is locked"
   errors (SQLite's failure mode under Optuna's long write transactions), and nothing needs a server.
 - ``sqlite:///PATH``: Optuna's RDB storage on SQLite, with a 60 s busy timeout; fine for a few processes.
+  SQLite has no row locks, so workers claim trials under the setup lock there.
 - ``postgresql://USER@HOST:PORT/DB``: workers on many machines share one study; row locks make each queued
   trial go to exactly one worker.
 

@@ -8,6 +8,7 @@ not a failure; a Python exception in the task is a FAIL with the error text, que
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -22,7 +23,7 @@ from optuna.trial import TrialState
 
 from weightdecay.decay import shrink
 from weightdecay.sweeps.config import Arm, SweepConfig
-from weightdecay.sweeps.storage import open_storage, setup_lock
+from weightdecay.sweeps.storage import open_storage, setup_lock, storage_kind
 from weightdecay.sweeps.study import (HEARTBEAT_ATTR, HOST_ID, OWNER_ATTR, fail_stale_trials, grid_status,
                                       open_arm_study, reconcile, study_name)
 
@@ -132,11 +133,11 @@ def _claim(study: optuna.Study) -> optuna.Trial | None:
 
 
 def _finish(study: optuna.Study, trial: optuna.Trial, record: dict[str, Any] | None, error: str | None) -> None:
-    for key in ("metrics", "history", "diverged", "seconds") if record else ():
-        trial.set_user_attr(key, record[key])
-    if error is not None:
-        trial.set_user_attr("error", error[-2000:])
     try:
+        for key in ("metrics", "history", "diverged", "seconds") if record else ():
+            trial.set_user_attr(key, record[key])
+        if error is not None:
+            trial.set_user_attr("error", error[-2000:])
         if record is not None:
             study.tell(trial, record["value"])
         else:
@@ -259,14 +260,19 @@ def run_worker(config_dict: dict[str, Any], storage_url: str, options: WorkerOpt
                 ran += 1
         return ran
 
+    # SQLite has no row locks: two processes could both flip the same WAITING trial to RUNNING, so there the
+    # claim runs under the storage's file lock. Journal (one ordered log) and PostgreSQL (FOR UPDATE) need none.
+    claim_lock = (lambda: setup_lock(storage_url, config.name)) if storage_kind(storage_url) == "sqlite" else (
+        contextlib.nullcontext)
     last_reconcile = 0.0
     while True:
         claimed = None
-        for arm in config.arms:
-            trial = _claim(studies[arm.name])
-            if trial is not None:
-                claimed = (arm, trial)
-                break
+        with claim_lock():
+            for arm in config.arms:
+                trial = _claim(studies[arm.name])
+                if trial is not None:
+                    claimed = (arm, trial)
+                    break
         if claimed is not None:
             arm, trial = claimed
             _run_grid_trial(studies[arm.name], config, arm, trial, options)
