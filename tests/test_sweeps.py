@@ -91,7 +91,7 @@ def test_kill_9_mid_sweep_then_resume(ridge_config, tmp_path):
             states = [t.state for ts in _trials(config, url).values() for t in ts]
         except KeyError:
             return False
-        return states.count(TrialState.COMPLETE) >= 6 and states.count(TrialState.RUNNING) >= 1
+        return states.count(TrialState.COMPLETE) >= 2 and states.count(TrialState.RUNNING) >= 1
 
     assert wait_for(progress, timeout=120), proc.stderr.read() if proc.poll() is not None else "no progress"
     os.killpg(proc.pid, signal.SIGKILL)
@@ -99,7 +99,7 @@ def test_kill_9_mid_sweep_then_resume(ridge_config, tmp_path):
     complete_before = {(arm, trial_key(t)): (t.value, t.datetime_complete)
                        for arm, ts in _trials(config, url).items() for t in ts if t.state == TrialState.COMPLETE}
     running_before = sum(t.state == TrialState.RUNNING for ts in _trials(config, url).values() for t in ts)
-    assert 6 <= len(complete_before) < 36 and running_before >= 1
+    assert 2 <= len(complete_before) < 36 and running_before >= 1
 
     result = run_cli("sweep", str(cfg), "--out", str(out), "--jobs", "2", "--quiet", "--no-report")
     assert result.returncode == 0, result.stderr
