@@ -234,13 +234,11 @@ def run_worker(config_dict: dict[str, Any], storage_url: str, options: WorkerOpt
 
     import torch
 
-    from weightdecay.sweeps.config import SweepConfig as _SweepConfig
-
     if watch_parent:
         _watch_parent()
         signal.signal(signal.SIGTERM, _interrupt)
     torch.set_num_threads(max(1, options.threads))
-    config = _SweepConfig.from_dict(config_dict)
+    config = SweepConfig.from_dict(config_dict)
     for module in config.imports:
         importlib.import_module(module)
     storage = open_storage(storage_url)
