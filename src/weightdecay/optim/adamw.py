@@ -147,7 +147,7 @@ class AdamW(DecayOptimizer):
             if group["decay"] == "l2" and group["weight_decay"] != 0:
                 grads = torch._foreach_add(grads, t["params"], alpha=group["weight_decay"])
             beta2 = _number(group["betas"][1])
-            v_sum = torch.stack([v.sum(dtype=torch.float64) for v in t["exp_avg_sqs"]])
+            v_sum = torch.stack([v.sum() for v in t["exp_avg_sqs"]]).to(torch.float64)
             g_sq = torch.stack([_sum_of_squares(g) for g in grads])
             new_sum = beta2 * v_sum + (1 - beta2) * g_sq
             if group["bias_correction"]:
