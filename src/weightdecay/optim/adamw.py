@@ -148,7 +148,7 @@ class AdamW(DecayOptimizer):
                 grads = torch._foreach_add(grads, t["params"], alpha=group["weight_decay"])
             beta2 = _number(group["betas"][1])
             v_sum = torch.stack([v.sum() for v in t["exp_avg_sqs"]]).to(torch.float64)
-            g_sq = torch.stack([_sum_of_squares(g) for g in grads])
+            g_sq = torch.stack(torch._foreach_norm(grads, 2)).to(torch.float64).square()
             new_sum = beta2 * v_sum + (1 - beta2) * g_sq
             if group["bias_correction"]:
                 steps = torch.stack(t["steps"]).to(device=v_sum.device, dtype=torch.float64) + 1
@@ -204,12 +204,6 @@ class AdamW(DecayOptimizer):
             amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=group["lr"],
             weight_decay=wd if mode == "l2" else coefficient, eps=group["eps"], maximize=group["maximize"],
         )
-
-
-def _sum_of_squares(x: Tensor) -> Tensor:
-    """sum(|x|²) in float64 (one read of x: a dot product, faster on CPU than torch._foreach_norm)."""
-    flat = torch.view_as_real(x).flatten() if torch.is_complex(x) else x.flatten()
-    return torch.dot(flat, flat).to(torch.float64)
 
 
 def _single_tensor_adamw(t: dict[str, list], group: dict[str, Any], *, lr: float, shrink_t: float) -> None:
