@@ -229,6 +229,21 @@ def test_stale_running_trials_are_requeued(toy_plugin, tmp_path):
     assert states[alive] == TrialState.RUNNING
 
 
+def test_a_starting_trial_with_some_params_suggested_is_not_queued_again(toy_plugin, tmp_path):
+    # A claimed trial fills its params one suggest call at a time; a reconcile by another worker in between must
+    # still see its grid point as taken (this race once queued a point twice under load).
+    config = load_config(write_config(tmp_path / "toy.toml", TOY))
+    url = resolve_storage(None, tmp_path / "run")
+    study = open_arm_study(open_storage(url), config, config.arms[0])
+    reconcile(study, config, config.arms[0], grace_period=60, retry_errors=True)
+    first = study.get_trials(states=(TrialState.WAITING,))[0]
+    assert study._storage.set_trial_state_values(first._trial_id, TrialState.RUNNING)
+    trial = optuna.Trial(study, first._trial_id)
+    trial.suggest_categorical("lr", list(config.lr))  # weight_decay and seed not suggested yet
+    assert reconcile(study, config, config.arms[0], grace_period=60, retry_errors=False) == 0
+    assert len(study.get_trials()) == len(grid_keys(config, config.arms[0]))
+
+
 def test_half_written_journal_record_is_cut_on_resume(toy_plugin, tmp_path):
     config = load_config(write_config(tmp_path / "toy.toml", TOY))
     url = resolve_storage(None, tmp_path / "run")

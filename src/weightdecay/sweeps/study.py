@@ -95,7 +95,9 @@ def grid_keys(config: SweepConfig, arm: Arm) -> list[Key]:
 
 def trial_key(trial: FrozenTrial) -> Key | None:
     """The grid point a trial is for (queued trials carry it before they run)."""
-    params = trial.params or trial.system_attrs.get("fixed_params", {})
+    # A queued trial's fixed params are whole from the start; its `params` fill in one suggest call at a time,
+    # so reading them while it starts would miss the point and let another worker queue it again.
+    params = trial.system_attrs.get("fixed_params") or trial.params
     if not {"lr", "weight_decay", "seed"} <= set(params):
         return None
     return float(params["lr"]), float(params["weight_decay"]), int(params["seed"])
