@@ -77,6 +77,19 @@ def test_spec_rotation_and_adamc_formulas():
         math.sqrt(2 * 0.1 / 1e-3))
 
 
+def test_sgd_rotation_reads_weight_decay_in_its_convention():
+    # Review finding 5: λ=1e-4 in paper units at lr = peak_lr is s = 1e-4 per step, as torch λ = 0.1 is; the
+    # rotation of torch.optim.SGD follows s (SPEC.md §2: sqrt(2·lr·λ/(1+μ)) with torch-convention λ).
+    lr, mu = 1e-3, 0.9
+    expected = math.sqrt(2 * 1e-4 / (1 + mu))
+    assert equilibrium_rotation(lr, 1e-4, optimizer="sgd", momentum=mu, convention="paper") == pytest.approx(expected)
+    assert equilibrium_rotation(lr, 0.1, optimizer="sgd", momentum=mu, convention="torch") == pytest.approx(expected)
+    assert equilibrium_rotation(lr, 0.1, optimizer="sgd", momentum=mu, convention="l2") == pytest.approx(expected)
+    a = advise(lr=lr, weight_decay=1e-4, convention="paper", optimizer="sgd", momentum=mu, batch_size=128,
+               dataset_size=50_000, epochs=100)
+    assert a.shrink == pytest.approx(1e-4) and a.rotation == pytest.approx(expected)
+
+
 def test_normalized_transfer_follows_inverse_square_roots():
     # λ* ∝ T^(-1/2) and ∝ B^(-1/2) under normalized weight decay (SPEC §3, claim 5)
     t = transfer(1e-4, lr=1e-3, convention="paper", rule="normalized", epochs=(100, 400), dataset_size=(5e4, 2e5))

@@ -11,7 +11,7 @@ import math
 
 from weightdecay.errors import UserError
 from weightdecay.rules._checks import fraction, positive
-from weightdecay.rules.conventions import convert
+from weightdecay.rules.conventions import convert, get_convention
 
 __all__ = ["OPTIMIZERS", "equilibrium_rotation", "equilibrium_norm", "adamc_target_ratio"]
 
@@ -25,9 +25,10 @@ def _shrink(lr: float, weight_decay: float, optimizer: str, convention: str, pea
     """The per-step decay ``lr·λ`` (``torch`` units) of the setting, the quantity every formula here uses."""
     if optimizer not in OPTIMIZERS:
         raise UserError(f"Unknown optimizer: {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    if optimizer == "sgd":
-        # torch.optim.SGD's λ is an L2 coefficient: it decays by lr·λ per step (through the momentum buffer)
+    if optimizer == "sgd" and get_convention(convention).mode == "l2":
+        # torch.optim.SGD's own λ is an L2 coefficient: it decays by lr·λ per step (through the momentum buffer)
         return positive("lr", lr) * positive("weight_decay", weight_decay)
+    # Any other convention (for "sgd" too) is read in its own units: the rotation follows s = lr·λ_torch.
     return convert(positive("weight_decay", weight_decay), convention, "torch", lr=lr, peak_lr=peak_lr,
                    **sizes).shrink
 
@@ -43,11 +44,12 @@ def equilibrium_rotation(lr: float, weight_decay: float, *, optimizer: str = "ad
 
     Args:
         lr: learning rate.
-        weight_decay: λ in ``convention`` (``torch.optim.SGD``'s L2 λ for ``optimizer="sgd"``).
+        weight_decay: λ in ``convention``; for ``optimizer="sgd"``, ``torch.optim.SGD``'s L2 λ is the same
+            number in ``torch`` or ``l2`` (``s = lr·λ``), and a value in another convention is converted first.
         optimizer: ``adamw``, ``sgd`` (coupled L2) or ``sgdw`` (decoupled).
         beta1: Adam's β1.
         momentum: SGD's μ (no dampening, PyTorch's form).
-        convention: the convention of ``weight_decay`` for ``adamw``/``sgdw``.
+        convention: the convention of ``weight_decay``.
         peak_lr: reference lr for ``paper``/``corrected``.
 
     >>> round(equilibrium_rotation(1e-3, 0.1), 6)
