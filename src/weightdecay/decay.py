@@ -36,6 +36,7 @@ class DecayMode:
     factor: str  # what multiplies λ in s_t, as written in SPEC.md
     decoupled: bool  # False only for "l2", which adds λ·p to the gradient instead of shrinking
     adam_only: bool  # "stable" needs Adam's second moment
+    uses_peak_lr: bool  # s_t divides by peak_lr, which must then be > 0
     used_by: str
     sentence: str
 
@@ -43,22 +44,22 @@ class DecayMode:
 DECAY_MODES: dict[str, DecayMode] = {
     m.name: m
     for m in (
-        DecayMode("torch", "lr_t", True, False,
+        DecayMode("torch", "lr_t", True, False, False,
                   "torch.optim.AdamW, optax.adamw, Keras 3, BERT AdamWeightDecay, timm adamw",
                   "Each step shrinks the weights by lr_t·λ: the decay moves with the learning rate."),
-        DecayMode("paper", "lr_t / peak_lr", True, False,
+        DecayMode("paper", "lr_t / peak_lr", True, False, True,
                   "Loshchilov & Hutter AdamW/SGDW, Composer DecoupledAdamW/SGDW, optimi decouple_lr",
                   "Each step shrinks the weights by η_t·λ: the decay follows the schedule, not the lr's size."),
-        DecayMode("constant", "1", True, False,
+        DecayMode("constant", "1", True, False, False,
                   "TF Addons AdamW, pytorch_optimizer fixed_decay=True",
                   "Each step shrinks the weights by λ, whatever the learning rate."),
-        DecayMode("corrected", "lr_t^2 / peak_lr", True, False,
+        DecayMode("corrected", "lr_t^2 / peak_lr", True, False, True,
                   "AdamC / SGDC (Defazio 2025), timm corrected_weight_decay",
                   "Each step shrinks the weights by (lr_t²/peak_lr)·λ: AdamC's correction."),
-        DecayMode("stable", "lr_t / sqrt(mean(v_hat_t))", True, True,
+        DecayMode("stable", "lr_t / sqrt(mean(v_hat_t))", True, True, False,
                   "AdamS / Stable Weight Decay (Xie et al. 2023)",
                   "Each step shrinks the weights by lr_t·λ/sqrt(mean v̂_t), over all parameters."),
-        DecayMode("l2", "(coupled: g <- g + λ·p)", False, False,
+        DecayMode("l2", "(coupled: g <- g + λ·p)", False, False, False,
                   "torch.optim.Adam(weight_decay=...), torch.optim.SGD(weight_decay=...)",
                   "No shrink: λ·p is added to the gradient before the moments (an L2 penalty)."),
     )

@@ -7,11 +7,8 @@ from typing import Any
 
 import torch
 
-from weightdecay.decay import MODE_NAMES, get_mode
+from weightdecay.decay import get_mode
 from weightdecay.errors import UserError
-
-# Modes whose shrink divides by peak_lr.
-_NEEDS_PEAK_LR = ("paper", "corrected")
 
 
 def _number(value: Any) -> float:
@@ -56,7 +53,7 @@ class DecayOptimizer(torch.optim.Optimizer):
             group["peak_lr"] = peak
         else:
             group["peak_lr"] = _number(group["lr"])
-            if mode.name in _NEEDS_PEAK_LR and group["peak_lr"] <= 0:
+            if mode.uses_peak_lr and group["peak_lr"] <= 0:
                 raise UserError(
                     f"Invalid peak_lr: {group['peak_lr']} (decay={mode.name!r} divides by peak_lr, which defaults "
                     "to the group's lr; pass peak_lr > 0 explicitly when building with lr=0)"
@@ -90,6 +87,3 @@ class DecayOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             get_mode(group["decay"], adam=self._adam)
 
-
-def decay_mode_names(adam: bool) -> tuple[str, ...]:
-    return tuple(n for n in MODE_NAMES if adam or not get_mode(n).adam_only)

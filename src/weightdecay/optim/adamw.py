@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.optim.adam import adam as _torch_adam
 from torch.optim.optimizer import _default_to_fused_or_foreach, _get_scalar_dtype
 
-from weightdecay.decay import lr_coefficient, shrink
+from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
 from weightdecay.errors import UserError
 from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
 
@@ -144,8 +144,9 @@ class AdamW(DecayOptimizer):
             if not t["params"]:
                 continue
             grads = t["grads"]
-            if group["decay"] == "l2" and group["weight_decay"] != 0:
-                grads = torch._foreach_add(grads, t["params"], alpha=group["weight_decay"])
+            coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
+            if coupled != 0:
+                grads = torch._foreach_add(grads, t["params"], alpha=coupled)
             beta2 = _number(group["betas"][1])
             v_sum = torch.stack([v.sum() for v in t["exp_avg_sqs"]]).to(torch.float64)
             g_sq = torch.stack(torch._foreach_norm(grads, 2)).to(torch.float64).square()
@@ -200,24 +201,25 @@ class AdamW(DecayOptimizer):
             foreach=bool(foreach), fused=bool(fused), capturable=False, differentiable=False,
             grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None),
             has_complex=any(torch.is_complex(p) for p in t["params"]),
-            decoupled_weight_decay=mode != "l2",
+            decoupled_weight_decay=DECAY_MODES[mode].decoupled,
             amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=group["lr"],
-            weight_decay=wd if mode == "l2" else coefficient, eps=group["eps"], maximize=group["maximize"],
+            weight_decay=coefficient if DECAY_MODES[mode].decoupled else coupled_weight_decay(mode, wd),
+            eps=group["eps"], maximize=group["maximize"],
         )
 
 
 def _single_tensor_adamw(t: dict[str, list], group: dict[str, Any], *, lr: float, shrink_t: float) -> None:
     """The readable path: one tensor at a time, in torch.optim.Adam's arithmetic order (SPEC.md section 1)."""
     beta1, beta2 = (_number(b) for b in group["betas"])
-    eps, amsgrad, l2 = group["eps"], group["amsgrad"], group["decay"] == "l2"
+    eps, amsgrad = group["eps"], group["amsgrad"]
+    coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
     for i, param in enumerate(t["params"]):
         grad = t["grads"][i] if not group["maximize"] else -t["grads"][i]
         exp_avg, exp_avg_sq, step_t = t["exp_avgs"][i], t["exp_avg_sqs"][i], t["steps"][i]
         step_t += 1
-        if l2:
-            if group["weight_decay"] != 0:
-                grad = grad.add(param, alpha=group["weight_decay"])  # coupled: the penalty enters the moments
-        elif shrink_t != 0:
+        if coupled != 0:
+            grad = grad.add(param, alpha=coupled)  # l2: the penalty enters the moments
+        if shrink_t != 0:
             param.mul_(1 - shrink_t)  # decoupled: p ← p·(1 - s_t), before the gradient step
         if torch.is_complex(param):
             grad, exp_avg, exp_avg_sq = (torch.view_as_real(x) for x in (grad, exp_avg, exp_avg_sq))

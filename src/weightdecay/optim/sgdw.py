@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.optim.optimizer import _default_to_fused_or_foreach
 from torch.optim.sgd import sgd as _torch_sgd
 
-from weightdecay.decay import lr_coefficient, shrink
+from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
 from weightdecay.errors import UserError
 from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
 
@@ -122,9 +122,9 @@ class SGDW(DecayOptimizer):
         if not fused and not foreach:
             _single_tensor_sgdw(params, grads, buffers, group, lr=lr, shrink_t=s)
             return
-        kernel_wd = wd if mode == "l2" else 0.0
+        kernel_wd = coupled_weight_decay(mode, wd)
         coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"])
-        if mode != "l2" and group["momentum"] == 0 and coefficient is not None:
+        if DECAY_MODES[mode].decoupled and group["momentum"] == 0 and coefficient is not None:
             # Without momentum, p·(1 - lr·c) - lr·g = p - lr·(g + c·p): the kernel's coupled decay is exact
             # (Loshchilov & Hutter, Prop. 1), and saves a pass over the weights.
             kernel_wd = coefficient
@@ -144,11 +144,11 @@ def _single_tensor_sgdw(params: list[Tensor], grads: list[Tensor], buffers: list
                         group: dict[str, Any], *, lr: float, shrink_t: float) -> None:
     """The readable path: one tensor at a time, in torch.optim.SGD's arithmetic order (SPEC.md section 1)."""
     momentum, dampening, nesterov = group["momentum"], group["dampening"], group["nesterov"]
-    l2 = group["decay"] == "l2"
+    coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
     for i, param in enumerate(params):
         grad = grads[i] if not group["maximize"] else -grads[i]
-        if l2 and group["weight_decay"] != 0:
-            grad = grad.add(param, alpha=group["weight_decay"])  # coupled: enters the momentum
+        if coupled != 0:
+            grad = grad.add(param, alpha=coupled)  # l2: the penalty enters the momentum
         if momentum != 0:
             buf = buffers[i]
             if buf is None:
