@@ -76,6 +76,9 @@ def test_train_text_output_and_diverged_json(capsys):
     (["train", "ridge", "--optimizer", "sgdw", "--decay", "stable"], "needs Adam's second moment"),
     (["train", "ridge", "--lr", "-1"], "Invalid learning rate"),
     (["train", "ridge", "--schedule", "zigzag"], "Unknown schedule"),
+    # review finding 7: AdamW has no momentum; it was dropped silently
+    (["train", "ridge", "--momentum", "0.5"], "--momentum applies to --optimizer sgdw only"),
+    (["train", "ridge", "--optimizer", "adamw", "--momentum", "0.9"], "--momentum applies to --optimizer sgdw only"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(argv, message, capsys):
     assert main(argv) == 2
@@ -115,3 +118,31 @@ def test_train_imports_a_user_task_file(capsys):
     assert payload["task"] == "wine-softmax" and payload["metrics"]["test_loss"] < 1.0986  # ln 3: chance
     assert main(["train", "wine-softmax", "--import", "no/such/file.py"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source, message", [
+    ("def broken(:\n", "SyntaxError"),
+    ("raise RuntimeError('no data here')\n", "RuntimeError: no data here"),
+])
+def test_import_of_a_broken_file_is_one_line_and_exit_status_2(tmp_path, capsys, source, message):
+    # review finding 6: a user's file that fails to import is bad input, not a traceback
+    bad = tmp_path / "bad_tasks.py"
+    bad.write_text(source)
+    for argv in (["train", "ridge", "--import", str(bad)], ["tasks", "--import", str(bad)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"--import {bad}: {message}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_momentum_reaches_sgdw(capsys):
+    # --momentum is passed on when it applies: 0.5 and the default 0.9 train differently, as the library does
+    base = ["train", "ridge", "--optimizer", "sgdw", "--lr", "1e-3", "--weight-decay", "0.1", "--epochs", "2",
+            "--schedule", "constant", "--json", "--quiet"]
+    assert main([*base, "--momentum", "0.5"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["config"]["momentum"] == 0.5
+    direct = get_task("ridge").run(TrainConfig(lr=1e-3, weight_decay=0.1, optimizer="sgdw", schedule="constant",
+                                               epochs=2, momentum=0.5))
+    assert payload["metrics"] == pytest.approx(direct.metrics, rel=1e-12)
+    assert main(base) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["momentum"] == 0.9

@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, help="epochs (default: the task's)")
     train.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--momentum", type=float, default=0.9, help="SGDW momentum (default 0.9)")
+    train.add_argument("--momentum", type=float, help="SGDW momentum (default 0.9); --optimizer sgdw only")
     train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="a task option, VALUE read as JSON when it parses (train_subset=2000, "
                             "batch_norm=false, channels=[16,32]); repeatable")
@@ -77,12 +77,23 @@ def import_user_tasks(items: list[str]) -> None:
             spec = importlib.util.spec_from_file_location(f"weightdecay_user_{path.stem}", path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:  # the user's file: a syntax error or anything it raises is bad input
+                del sys.modules[spec.name]
+                raise UserError(f"--import {item}: {_one_line(exc)}") from None
         else:
             try:
                 importlib.import_module(item)
             except ImportError as exc:
                 raise UserError(f"--import {item}: {exc}; pass an importable module or a .py file") from None
+            except Exception as exc:
+                raise UserError(f"--import {item}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: Exception) -> str:
+    """``SyntaxError: invalid syntax (bad.py, line 3)``: an exception as one line, for the one-line error."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 def list_handler(args: argparse.Namespace) -> int:
@@ -144,9 +155,14 @@ def train_handler(args: argparse.Namespace) -> int:
                                                                                     None)
     if lr is None or weight_decay is None:
         raise UserError(f"Task {task.name!r} suggests no defaults: pass --lr and --weight-decay")
+    # An option the chosen optimizer does not read would be dropped silently: refuse it instead.
+    if args.momentum is not None and args.optimizer != "sgdw":
+        raise UserError(f"--momentum applies to --optimizer sgdw only, not {args.optimizer}; drop it or pass "
+                        "--optimizer sgdw")
+    momentum = {} if args.momentum is None else {"momentum": args.momentum}
     config = TrainConfig(lr=lr, weight_decay=weight_decay, optimizer=args.optimizer, decay=args.decay,
                          schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                         momentum=args.momentum, diagnostics=args.diagnostics, extra=parse_options(args.option))
+                         diagnostics=args.diagnostics, extra=parse_options(args.option), **momentum)
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
