@@ -1,12 +1,13 @@
 """The ``weightdecay`` command. Each subcommand lives in its own module with a ``register(subparsers)``
-function; this file only dispatches. Bad input (:class:`weightdecay.errors.UserError`) prints one line and
-exits with status 2."""
+function; this file only dispatches. Bad input, whether argparse finds it (a missing or malformed option) or
+the library does (:class:`weightdecay.errors.UserError`), prints one line and exits with status 2."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from weightdecay.errors import UserError
 
@@ -14,10 +15,18 @@ from weightdecay.errors import UserError
 COMMAND_MODULES: list[str] = ["sweep", "rules", "tasks"]
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose own errors are one line and exit status 2, like a UserError; the subcommands'
+    parsers are of the same class (``add_subparsers`` makes them so), whichever module adds them."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from weightdecay import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="weightdecay",
         description="Weight decay that does what you believe it does: conventions, rules and lr×wd sweeps.",
     )

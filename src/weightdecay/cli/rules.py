@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import types
 from dataclasses import asdict
-from typing import Any, NoReturn
+from typing import Any
 
 from weightdecay.rules import CONVENTION_NAMES, OPTIMIZERS, Conversion, advise, convert, convert_all, get_convention
 
@@ -48,16 +47,6 @@ def _count(text: str) -> int:
     if value != int(value):
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text}")
     return int(value)
-
-
-def _one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Make argparse's own errors (missing or malformed options) one line and exit status 2, like UserError."""
-
-    def error(self: argparse.ArgumentParser, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-    parser.error = types.MethodType(error, parser)  # type: ignore[method-assign]
-    return parser
 
 
 def _g(x: float) -> str:
@@ -167,10 +156,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``convert`` and ``advise`` to the ``weightdecay`` command."""
     conventions = ", ".join(CONVENTION_NAMES)
 
-    p = _one_line_errors(subparsers.add_parser(
+    p = subparsers.add_parser(
         "convert", help="the same weight decay in another convention or framework",
         description="Write a weight decay in another convention (same per-step shrink s_t). Without --to, in all "
-                    f"of them. Conventions: {conventions}."))
+                    f"of them. Conventions: {conventions}.")
     p.add_argument("--weight-decay", type=_nonnegative, required=True, help="the value in the --from convention")
     p.add_argument("--lr", type=_positive, required=True, help="learning rate lr_t where both must agree (the peak)")
     p.add_argument("--from", dest="source", required=True, metavar="CONVENTION", help="convention of the value")
@@ -184,10 +173,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_convert)
 
-    a = _one_line_errors(subparsers.add_parser(
+    a = subparsers.add_parser(
         "advise", help="one setting in every convention, its timescales and warnings",
         description="Show a weight-decay setting in every convention and framework with its EMA timescales, "
-                    "normalized weight decay and equilibrium rotation, and warn when it looks implausible."))
+                    "normalized weight decay and equilibrium rotation, and warn when it looks implausible.")
     a.add_argument("--lr", type=_positive, required=True, help="(peak) learning rate")
     a.add_argument("--weight-decay", type=_nonnegative, required=True, help="λ in --convention")
     a.add_argument("--convention", default="torch", help=f"convention of the value (default torch): {conventions}")

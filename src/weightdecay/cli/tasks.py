@@ -23,6 +23,7 @@ from typing import Any
 
 from weightdecay.decay import MODE_NAMES
 from weightdecay.errors import UserError
+from weightdecay.schedules import SCHEDULE_HELP
 from weightdecay.tasks import TrainConfig, get_task, list_tasks
 from weightdecay.tasks.training import OPTIMIZERS
 
@@ -45,7 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--lr", type=float, help="peak learning rate (default: the task's suggestion)")
     train.add_argument("--weight-decay", type=float, help="λ in the --decay convention (default: the task's "
                                                           "suggestion)")
-    train.add_argument("--schedule", default="cosine", help="learning-rate schedule (default cosine)")
+    train.add_argument("--schedule", default="cosine", metavar="SCHEDULE",
+                       help="learning-rate schedule, stepped per batch (default cosine): "
+                            + "; ".join(f"{name}: {sentence}" for name, sentence in SCHEDULE_HELP.items())
+                            + " (options via --option schedule_options={...})")
     train.add_argument("--epochs", type=int, help="epochs (default: the task's)")
     train.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
     train.add_argument("--seed", type=int, default=0)
