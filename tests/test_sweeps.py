@@ -201,6 +201,21 @@ def test_diverged_recorded_with_metric_and_failures_retried_on_resume(toy_plugin
     assert results.failed == 4 and sum(r.diverged for r in results.records) == 2
 
 
+def test_a_one_point_grid_finishes_without_a_traceback(toy_plugin, tmp_path):
+    # Workers claim queued trials themselves; Optuna's GridSampler then never records a grid id and its
+    # after_trial raised KeyError('grid_id') on a one-point grid, killing the worker after the first trial.
+    cfg = write_config(tmp_path / "one.toml", TOY.replace("lr = [0.1, 1.0]", "lr = [0.1]").replace(
+        "weight_decay = [0.001, 0.01, 0.1]", "weight_decay = [0.01]") + '\n    [[arms]]\n    name = "b"\n')
+    out = tmp_path / "run"
+    done = run_cli("sweep", str(cfg), "--out", str(out), "--quiet", "--no-report", "--jobs", "1",
+                   extra_path=toy_plugin)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    assert "2/2 trials complete" in done.stdout
+    results = load_results(out)
+    assert sorted(r.arm for r in results.records) == ["a", "b"]
+    assert all(r.value == pytest.approx((math.log10(0.01) + 2) ** 2 + 0.1) for r in results.records)
+
+
 def test_stale_running_trials_are_requeued(toy_plugin, tmp_path):
     config = load_config(write_config(tmp_path / "toy.toml", TOY))
     url = resolve_storage(None, tmp_path / "run")

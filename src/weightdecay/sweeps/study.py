@@ -60,8 +60,10 @@ def study_name(config: SweepConfig, arm: Arm) -> str:
 def open_arm_study(storage: optuna.storages.BaseStorage, config: SweepConfig, arm: Arm) -> optuna.Study:
     """Create or load an arm's study; refuse one that a different config created (resuming would mix runs)."""
     if config.search.sampler == "grid":
-        sampler: optuna.samplers.BaseSampler = optuna.samplers.GridSampler(
-            {"lr": list(config.lr), "weight_decay": list(arm.weight_decay), "seed": list(config.seeds)})
+        # Every grid trial is queued with fixed params (the grid itself lives in the config, kept with the study),
+        # so the sampler never chooses anything. Optuna's GridSampler would expect to have chosen them: its
+        # after_trial raises KeyError('grid_id') on a one-point grid. RandomSampler's after_trial does nothing.
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.RandomSampler(seed=config.seeds[0])
     else:
         sampler = optuna.samplers.TPESampler(seed=config.seeds[0], n_startup_trials=min(10, config.search.trials))
     direction = "maximize" if config.direction == "maximize" else "minimize"
