@@ -325,6 +325,38 @@ def test_normalized_weight_decay_matches_spec_cifar_example():
     assert paper_units_factor("paper", 1e-3) == 1.0
 
 
+# s_t = coefficient · lr_t^power · λ for each decay mode (SPEC.md §1, stable with mean v̂ = 1); l2 never shrinks
+_SHRINK_POWERS = {"torch": (1, False), "paper": (1, True), "constant": (0, False), "corrected": (2, True),
+                  "stable": (1, False)}
+
+
+@pytest.mark.parametrize("source", [*_SHRINK_POWERS, "l2"])
+@pytest.mark.parametrize("target", [*_SHRINK_POWERS, "l2"])
+def test_fixed_shrink_ratio_is_the_one_exactness_check(source, target):
+    # Review finding 8: rules.convert's "exact" and paper_units_factor asked the same question in two copies.
+    from weightdecay.rules import convert
+    from weightdecay.schedules import fixed_shrink_ratio
+
+    peak = 2e-3
+    ratio = fixed_shrink_ratio(source, target, peak)
+    if "l2" in (source, target) or ("stable" in (source, target) and source != target) or (
+            _SHRINK_POWERS[source][0] != _SHRINK_POWERS[target][0]):
+        assert ratio is None
+    else:
+        (_, src_per_peak), (_, tgt_per_peak) = _SHRINK_POWERS[source], _SHRINK_POWERS[target]
+        assert ratio == pytest.approx((1 / peak if src_per_peak else 1) / (1 / peak if tgt_per_peak else 1),
+                                      rel=1e-12)
+    if "l2" not in (source, target):
+        c = convert(0.1, source, target, lr=peak / 3, peak_lr=peak, mean_v_hat=0.25)
+        assert c.exact == (ratio is not None)
+    if source == "paper":
+        if ratio is None:
+            with pytest.raises(UserError, match="no fixed equivalent"):
+                paper_units_factor(target, peak)
+        else:
+            assert paper_units_factor(target, peak) == ratio
+
+
 @pytest.mark.parametrize("make", [
     lambda opt: make_wd_schedule("sgdr", opt, total_steps=60, steps_per_epoch=6, T_0=0.5, T_mult=1.5),
     lambda opt: NormalizedWeightDecay(opt, batch_size=8, dataset_size=48, steps_per_epoch=6, T_0=0.5, T_mult=1.5),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from weightdecay.decay import DECAY_MODES, get_mode, shrink
 from weightdecay.errors import UserError
 from weightdecay.rules._checks import nonnegative, positive
-from weightdecay.schedules import normalized_weight_decay
+from weightdecay.schedules import fixed_shrink_ratio, normalized_weight_decay
 
 __all__ = ["Convention", "CONVENTIONS", "CONVENTION_NAMES", "FRAMEWORK_NAMES", "Conversion", "convert",
            "convert_all", "get_convention"]
@@ -165,12 +165,8 @@ def convert(weight_decay: float, source: str, target: str, *, lr: float, peak_lr
     denominator = tgt_scale * _factor(tgt.mode, lr, peak_lr, mean_v_hat)
     if denominator == 0:
         raise UserError(f"Convention {target!r} cannot express a decay at lr={lr}; give a positive lr")
-    # Exact through a schedule when shrink(source)/shrink(target) is the same at any lr_t; a mode that reads a
-    # training state (stable) never is.
-    ratios = [_factor(src.mode, r, peak_lr, mean_v_hat) / _factor(tgt.mode, r, peak_lr, mean_v_hat)
-              for r in (peak_lr, 0.5 * peak_lr)]
-    stateful = get_mode(src.mode).adam_only != get_mode(tgt.mode).adam_only
-    exact = not stateful and math.isclose(ratios[0], ratios[1], rel_tol=1e-12)
+    # Exact through a schedule when shrink(source)/shrink(target) is the same at any lr_t
+    exact = fixed_shrink_ratio(src.mode, tgt.mode, peak_lr) is not None
     return Conversion(source, target, s / denominator, tgt.mode, s, exact, tgt.usage, tgt.note)
 
 

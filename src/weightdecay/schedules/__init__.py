@@ -10,6 +10,7 @@ from weightdecay.schedules.multipliers import restart_period
 from weightdecay.schedules.weight_decay import (
     NormalizedWeightDecay,
     WeightDecayScheduler,
+    fixed_shrink_ratio,
     make_wd_schedule,
     normalized_weight_decay,
     paper_units_factor,
@@ -27,4 +28,5 @@ __all__ = [
     "make_wd_schedule",
     "normalized_weight_decay",
     "paper_units_factor",
+    "fixed_shrink_ratio",
 ]

@@ -27,7 +27,7 @@ from weightdecay.schedules.lr import make_multiplier
 from weightdecay.schedules.multipliers import restart_period
 
 __all__ = ["WeightDecayScheduler", "NormalizedWeightDecay", "make_wd_schedule", "normalized_weight_decay",
-           "paper_units_factor"]
+           "paper_units_factor", "fixed_shrink_ratio"]
 
 
 def normalized_weight_decay(weight_decay_norm: float, batch_size: int, dataset_size: int, epochs: float) -> float:
@@ -54,6 +54,31 @@ def normalized_weight_decay(weight_decay_norm: float, batch_size: int, dataset_s
     return weight_decay_norm * math.sqrt(batch_size / (dataset_size * epochs))
 
 
+def fixed_shrink_ratio(source: str, target: str, peak_lr: float) -> float | None:
+    """``shrink(source, 1, lr_t) / shrink(target, 1, lr_t)`` if it is the same at every ``lr_t``, else ``None``.
+
+    A λ in ``source`` and ``c·λ`` in ``target`` then shrink alike through any lr schedule peaking at ``peak_lr``
+    (SPEC.md §1). The decay table's factors are ``lr_t`` to the power 0, 1 or 2, so two learning rates
+    (``peak_lr`` and ``peak_lr/2``) decide it. A mode that reads a training state (``stable``) has a fixed ratio
+    only to itself; coupled ``l2``, which never shrinks, has none.
+
+    Args:
+        source: a decay mode of :data:`weightdecay.decay.DECAY_MODES`.
+        target: another (or the same) decay mode.
+        peak_lr: the schedule's reference lr.
+
+    >>> fixed_shrink_ratio("paper", "torch", peak_lr=1e-3), fixed_shrink_ratio("torch", "constant", peak_lr=1e-3)
+    (1000.0, None)
+    """
+    src, tgt = get_mode(source), get_mode(target)
+    if not (src.decoupled and tgt.decoupled) or src.adam_only != tgt.adam_only:
+        return None
+    # mean_v_hat = 1: it divides both sides alike when both are stable, and neither side reads it otherwise
+    ratios = [shrink(source, 1.0, lr, peak_lr, mean_v_hat=1.0) / shrink(target, 1.0, lr, peak_lr, mean_v_hat=1.0)
+              for lr in (peak_lr, 0.5 * peak_lr)]
+    return ratios[0] if math.isclose(ratios[0], ratios[1], rel_tol=1e-12) else None
+
+
 def paper_units_factor(mode: str, peak_lr: float) -> float:
     """What a ``paper``-units λ is multiplied by to give the same shrink in ``mode``, at every lr.
 
@@ -64,15 +89,11 @@ def paper_units_factor(mode: str, peak_lr: float) -> float:
     >>> paper_units_factor("torch", peak_lr=1e-3)
     1000.0
     """
-    if get_mode(mode).adam_only:  # stable: its shrink also divides by sqrt(mean v̂_t), a training state
+    ratio = fixed_shrink_ratio("paper", mode, peak_lr)
+    if ratio is None:
         raise UserError(f"A paper-units weight decay has no fixed equivalent in decay mode {mode!r}; build the "
                         "optimizer with decay='paper' or decay='torch'")
-    ratios = [shrink("paper", 1.0, lr, peak_lr) / s if (s := shrink(mode, 1.0, lr, peak_lr, mean_v_hat=1.0)) else
-              math.nan for lr in (peak_lr, 0.5 * peak_lr)]
-    if not (math.isfinite(ratios[0]) and math.isclose(ratios[0], ratios[1], rel_tol=1e-12)):
-        raise UserError(f"A paper-units weight decay has no fixed equivalent in decay mode {mode!r}; build the "
-                        "optimizer with decay='paper' or decay='torch'")
-    return ratios[0]
+    return ratio
 
 
 class WeightDecayScheduler:
