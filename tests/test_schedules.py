@@ -139,6 +139,23 @@ def test_sgdr_fractional_epoch_api_of_torch_agrees():
     assert _trace(ours, 80) == pytest.approx(_trace(theirs, 80), abs=1e-12)
 
 
+@pytest.mark.parametrize("T_0, T_mult, whole", [(1, 2, True), (2, 1, True), (3, 3, True), (0.5, 2, False),
+                                                 (1.5, 1, False), (2, 1.5, False)])
+def test_sgdr_restarts_fall_on_epoch_ends_when_T_0_and_T_mult_are_whole(T_0, T_mult, whole):
+    # docs/tasks.md: tasks evaluate once per epoch, so their history holds the solution just before each restart
+    # (SPEC.md §2) exactly when every restart is an epoch's end. Period i starts at T_0·(1 + T_mult + … +
+    # T_mult^(i−1)) epochs, i.e. at the first step k with k/steps_per_epoch >= that.
+    steps_per_epoch, total = 7, 40 * 7
+    starts, period, start = [], float(T_0), float(T_0)
+    while start * steps_per_epoch < total:
+        starts.append(math.ceil(start * steps_per_epoch - 1e-9))
+        period *= T_mult
+        start += period
+    m = make_multiplier("sgdr", total_steps=total, steps_per_epoch=steps_per_epoch, T_0=T_0, T_mult=T_mult)
+    assert m.restart_steps(total) == starts
+    assert all(k % steps_per_epoch == 0 for k in starts) == whole
+
+
 def test_sgdr_restart_steps_are_where_torch_restarts():
     m = make_multiplier("sgdr", total_steps=300, steps_per_epoch=7, T_0=2, T_mult=2)
     opt = _opt()
