@@ -98,6 +98,9 @@ def test_advise_json_numbers_follow_the_formulas():
     (["advise", "--lr", "1e-3", "--weight-decay", "0.1", "--batch-size", "0", "--dataset-size", "10",
       "--epochs", "1"], "--batch-size: must be > 0"),
     (["advise", "--lr", "1e-3", "--weight-decay", "0.1", "--optimizer", "lion", *CIFAR], "Unknown optimizer"),
+    (["advise", "--lr", "1e-3", "--weight-decay", "0.1", "--momentum", "0.5", *CIFAR], "--momentum is for"),
+    (["advise", "--lr", "1e-3", "--weight-decay", "0.1", "--optimizer", "sgdw", "--beta1", "0.5", *CIFAR],
+     "--beta1 is for"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, fragment):
     r = run(*args)

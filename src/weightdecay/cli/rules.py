@@ -15,6 +15,7 @@ import math
 from dataclasses import asdict
 from typing import Any
 
+from weightdecay.errors import UserError
 from weightdecay.rules import CONVENTION_NAMES, OPTIMIZERS, Conversion, advise, convert, convert_all, get_convention
 
 
@@ -123,6 +124,13 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _advise(args: argparse.Namespace) -> int:
+    # β1 is Adam's and momentum SGD's: refuse the one that does not apply rather than ignore it.
+    if args.optimizer == "adamw" and args.momentum is not None:
+        raise UserError("--momentum is for --optimizer sgd or sgdw; AdamW's rotation uses --beta1")
+    if args.optimizer != "adamw" and args.beta1 is not None:
+        raise UserError(f"--beta1 is for --optimizer adamw; {args.optimizer}'s rotation uses --momentum")
+    args.beta1 = 0.9 if args.beta1 is None else args.beta1
+    args.momentum = 0.9 if args.momentum is None else args.momentum
     a = advise(lr=args.lr, weight_decay=args.weight_decay, convention=args.convention, batch_size=args.batch_size,
                dataset_size=args.dataset_size, epochs=args.epochs, optimizer=args.optimizer, peak_lr=args.peak_lr,
                beta1=args.beta1, momentum=args.momentum)
@@ -185,7 +193,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--epochs", type=_positive, required=True)
     a.add_argument("--optimizer", default="adamw", help=f"one of {', '.join(OPTIMIZERS)} (default adamw)")
     a.add_argument("--peak-lr", type=_positive, help="reference lr of paper/corrected (default: --lr)")
-    a.add_argument("--beta1", type=_nonnegative, default=0.9, help="Adam's β1, for the rotation (default 0.9)")
-    a.add_argument("--momentum", type=_nonnegative, default=0.9, help="SGD momentum, for the rotation (default 0.9)")
+    a.add_argument("--beta1", type=_nonnegative, default=None, help="Adam's β1, for the rotation (default 0.9)")
+    a.add_argument("--momentum", type=_nonnegative, default=None,
+                   help="SGD momentum, for the rotation (default 0.9)")
     a.add_argument("--json", action="store_true", help="print JSON instead of text")
     a.set_defaults(func=_advise)
