@@ -106,6 +106,40 @@ def test_bad_configs_are_refused_with_the_reason(changes, message):
         get_task("digits-mlp").run(config)
 
 
+@pytest.mark.parametrize("task, changes, message", [
+    ("digits-mlp", {"extra": {"train_subset": "abc"}}, "Option train_subset must be an integer"),
+    ("digits-mlp", {"extra": {"depth": -1}}, "Option depth must be an integer >= 0"),
+    ("fashion-cnn", {"extra": {"channels": [32, "x"]}}, "Option channels"),
+    ("ridge", {"extra": {"noise": "high"}}, "Option noise must be a finite number"),
+    ("ridge", {"schedule": "step"}, "Schedule 'step' needs milestones"),
+    ("ridge", {"extra": {"schedule_options": {"floor": 5}}}, "Invalid floor: 5"),
+    ("ridge", {"extra": {"warmup_steps": "ten"}}, "Invalid warmup_steps"),
+    ("shakespeare-charlm", {"extra": {"heads": 3}}, "heads=3 must divide dim=64"),
+])
+def test_resolve_refuses_bad_options_and_schedules_before_any_data_loads(task, changes, message):
+    # resolve() is what a sweep runs on its config before any trial: these used to fail only inside each trial.
+    config = TrainConfig(lr=1e-3, weight_decay=0.0, epochs=1).with_(**changes)
+    with pytest.raises(UserError, match=message):
+        get_task(task).resolve(config)
+
+
+def test_resolve_accepts_a_valid_schedule_and_warm_up():
+    # The schedule check runs without the data's step count: it must not refuse a warm-up of any real length.
+    config = TrainConfig(lr=1e-3, weight_decay=0.0, schedule="step",
+                         extra={"warmup_steps": 500, "schedule_options": {"milestones": [2, 4], "gamma": 0.5}})
+    resolved, options = get_task("ridge").resolve(config)
+    assert resolved.epochs == 50 and options["warmup_steps"] == 500
+
+
+@pytest.mark.parametrize("name, extra", [("ridge", {"n": 40, "d": 10}), ("digits-mlp", {"width": 16})])
+def test_declared_metrics_are_what_a_run_reports(name, extra):
+    task = get_task(name)
+    result = task.run(TrainConfig(lr=1e-3, weight_decay=0.0, epochs=1, extra=extra))
+    assert set(result.metrics) == set(task.metrics) and task.metric in task.metrics
+    builtin = ("ridge", "digits-mlp", "fashion-mlp", "fashion-cnn", "cifar10-cnn", "shakespeare-charlm")
+    assert all(get_task(n).metric in get_task(n).metrics for n in builtin)  # (other tests register tasks too)
+
+
 def test_angle_between_matches_arccos_in_float64():
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(6, 3, 3, generator=gen)

@@ -67,6 +67,7 @@ class Task:
     name: str = ""
     description: str = ""
     metric: str = "val_loss"  # the metric sweeps minimize by default
+    metrics: tuple[str, ...] = ()  # every key run() reports in TrainResult.metrics; () = not declared
     default_epochs: int = 1
     default_batch_size: int = 32
 

@@ -83,6 +83,7 @@ class ImageClassificationTask(BuiltinTask):
     """
 
     metric = "test_error"
+    metrics = ("train_loss", "val_loss", "val_error", "test_loss", "test_error")  # val_*: when val_size > 0
     source = ""  # where the data comes from, shown by `weightdecay tasks` when it is present
     scale: float = 255.0
     mean: tuple[float, ...] = (0.0,)
@@ -107,6 +108,12 @@ class ImageClassificationTask(BuiltinTask):
             return False, str(exc)
         return True, self.source
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        int_option(options, "val_size", 0)
+        int_option(options, "train_subset", allow_none=True)
+        int_option(options, "test_subset", allow_none=True)
+        int_option(options, "width")
+
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images to normalized floats, ``(x/scale − mean)/std`` per channel, one batch at a time."""
         x = images.float().div_(self.scale)
@@ -121,7 +128,6 @@ class ImageClassificationTask(BuiltinTask):
         splits = make_splits(dataset, val_size=int_option(opts, "val_size", 0),
                              train_subset=int_option(opts, "train_subset", allow_none=True),
                              test_subset=int_option(opts, "test_subset", allow_none=True))
-        int_option(opts, "width")
         batch_size = config.batch_size
         n = len(splits.train_y)
         prepare = self.prepare

@@ -53,6 +53,10 @@ class DigitsMLP(ImageClassificationTask):
         "depth": Option(2, "hidden layers"),
     }
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        super().check_options(options)
+        int_option(options, "depth", 0)
+
     def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
         return load_digits()
 
@@ -78,6 +82,10 @@ class FashionMLP(ImageClassificationTask):
         "depth": Option(2, "hidden layers"),
         "data_dir": Option(None, "directory of the idx files (default $WEIGHTDECAY_FASHION_MNIST or Debian's)"),
     }
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        super().check_options(options)
+        int_option(options, "depth", 0)
 
     def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
         return load_fashion_mnist(opts["data_dir"])
@@ -109,6 +117,11 @@ class FashionCNN(ImageClassificationTask):
         "data_dir": Option(None, "directory of the idx files (default $WEIGHTDECAY_FASHION_MNIST or Debian's)"),
     }
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        super().check_options(options)
+        _channels(options)
+        _flag(options, "batch_norm")
+
     def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
         return load_fashion_mnist(opts["data_dir"])
 
@@ -139,6 +152,11 @@ class Cifar10CNN(ImageClassificationTask):
         "width": Option(128, "hidden width of the head"),
         "data_dir": Option(None, "the cifar-10-batches-py directory (default $WEIGHTDECAY_CIFAR10)"),
     }
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        super().check_options(options)
+        _channels(options)
+        _flag(options, "batch_norm")
 
     def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
         return load_cifar10(opts["data_dir"])

