@@ -201,21 +201,6 @@ def test_diverged_recorded_with_metric_and_failures_retried_on_resume(toy_plugin
     assert results.failed == 4 and sum(r.diverged for r in results.records) == 2
 
 
-def test_a_one_point_grid_finishes_without_a_traceback(toy_plugin, tmp_path):
-    # Workers claim queued trials themselves; Optuna's GridSampler then never records a grid id and its
-    # after_trial raised KeyError('grid_id') on a one-point grid, killing the worker after the first trial.
-    cfg = write_config(tmp_path / "one.toml", TOY.replace("lr = [0.1, 1.0]", "lr = [0.1]").replace(
-        "weight_decay = [0.001, 0.01, 0.1]", "weight_decay = [0.01]") + '\n    [[arms]]\n    name = "b"\n')
-    out = tmp_path / "run"
-    done = run_cli("sweep", str(cfg), "--out", str(out), "--quiet", "--no-report", "--jobs", "1",
-                   extra_path=toy_plugin)
-    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
-    assert "2/2 trials complete" in done.stdout
-    results = load_results(out)
-    assert sorted(r.arm for r in results.records) == ["a", "b"]
-    assert all(r.value == pytest.approx((math.log10(0.01) + 2) ** 2 + 0.1) for r in results.records)
-
-
 def test_stale_running_trials_are_requeued(toy_plugin, tmp_path):
     config = load_config(write_config(tmp_path / "toy.toml", TOY))
     url = resolve_storage(None, tmp_path / "run")
@@ -331,6 +316,19 @@ GOOD = """
     ("[extra]\nwidth = 3\n" + GOOD.replace('task = "ridge"', ""), "task: missing"),
     (GOOD + '\n    [extra]\n    nope = 1\n', "extra: Unknown option(s) 'nope'"),
     ("task = [", "not valid TOML"),
+    # Mistakes that used to pass validation and then fail every trial (review finding 2).
+    ('metric = "test_error"\n' + GOOD, "metric: 'test_error' is not reported by task 'ridge'; choose one of"),
+    ('schedule = "step"\n' + GOOD, "extra: Schedule 'step' needs milestones"),
+    (GOOD.replace('"ridge"', '"digits-mlp"') + '\n    [extra]\n    train_subset = "abc"\n',
+     "extra: Option train_subset must be an integer"),
+    (GOOD + '\n    [extra]\n    schedule_options = { floor = 5 }\n', "extra: Invalid floor: 5"),
+    # Bare tracebacks on bad values (finding 6).
+    (GOOD.replace("lr = [0.01]", 'lr = { min = "abc", num = 1 }'), "grid.lr.min: 'abc'; a one-point grid needs min"),
+    (GOOD + '\n    betas = ["a", 0.5]\n', "arms[0].betas: ['a', 0.5]; give two numbers in [0, 1)"),
+    # An option the arm's optimizer would silently drop (finding 7).
+    (GOOD + "\n    momentum = 0.5\n", "arms[0].momentum: adamw does not use momentum (only sgdw does)"),
+    (GOOD.replace('decay = "torch"', 'decay = "torch"\n    optimizer = "sgdw"\n    betas = [0.9, 0.99]'),
+     "arms[0].betas: sgdw does not use betas (only adamw does)"),
 ])
 def test_config_errors_exit_2_naming_the_key(tmp_path, capsys, body, message):
     cfg = write_config(tmp_path / "bad.toml", body)
@@ -343,3 +341,20 @@ def test_config_errors_exit_2_naming_the_key(tmp_path, capsys, body, message):
 def test_unreadable_config_file(tmp_path, capsys):
     assert cli_main(["sweep", str(tmp_path / "missing.toml")]) == 2
     assert "cannot read config file" in capsys.readouterr().err
+
+
+def test_an_option_of_the_arms_own_optimizer_is_kept(tmp_path):
+    config = load_config(write_config(tmp_path / "good-arms.toml", GOOD.replace(
+        'decay = "torch"', 'decay = "torch"\n    optimizer = "sgdw"\n    momentum = 0.5') + """
+    [[arms]]
+    name = "adam"
+    betas = [0.8, 0.99]
+"""))
+    assert config.arms[0].momentum == 0.5 and config.arms[1].betas == (0.8, 0.99)
+
+
+def test_sweeps_use_the_tasks_optimizer_list():
+    from weightdecay.sweeps import config as sweep_config
+    from weightdecay.tasks import training
+
+    assert sweep_config.OPTIMIZERS is training.OPTIMIZERS

@@ -36,10 +36,10 @@ from typing import Any
 
 from weightdecay.decay import get_mode
 from weightdecay.errors import ConfigError, UserError
+from weightdecay.tasks.training import OPTIMIZERS
 
 __all__ = ["Arm", "SearchSpace", "SweepConfig", "load_config", "parse_config", "log_grid"]
 
-OPTIMIZERS = ("adamw", "sgdw")
 SAMPLERS = ("grid", "tpe")
 COORDINATES = ("raw", "decoupled", "timescale")
 
@@ -192,6 +192,10 @@ def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "
     if not name or any(c in name for c in "/\\\n"):
         raise ConfigError(f"name: {name!r} is not a valid sweep name; use letters, digits, '-' and '_'")
     metric = _typed(raw, "metric", str, task.metric)
+    reported = tuple(getattr(task, "metrics", ()) or ())
+    if reported and metric not in reported:
+        raise ConfigError(f"metric: {metric!r} is not reported by task {task.name!r}; choose one of "
+                          f"{', '.join(reported)}")
     direction = _typed(raw, "direction", str, "minimize")
     if direction not in ("minimize", "maximize"):
         raise ConfigError(f"direction: {direction!r}; choose minimize or maximize")
@@ -260,12 +264,19 @@ def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "
             raise ConfigError(f"{where}weight_decay: no λ grid; set grid.weight_decay or the arm's weight_decay")
         else:
             wd = ()
+        # An option the arm's optimizer does not use would be dropped silently: refuse it instead.
+        for key, user in (("betas", "adamw"), ("momentum", "sgdw")):
+            if key in a and optimizer != user:
+                raise ConfigError(f"{where}{key}: {optimizer} does not use {key} (only {user} does); remove it "
+                                  f"or set optimizer = \"{user}\"")
         betas = tuple(_typed(a, "betas", list, [0.9, 0.999], where))
-        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            raise ConfigError(f"{where}betas: {list(betas)}; give two numbers in [0, 1)")
+        if len(betas) != 2 or not all(_is_number(b) and 0 <= b < 1 for b in betas):
+            raise ConfigError(f"{where}betas: {list(betas)!r}; give two numbers in [0, 1)")
+        momentum = _typed(a, "momentum", (int, float), 0.9, where)
+        if not 0 <= momentum < 1:
+            raise ConfigError(f"{where}momentum: {momentum!r}; give a number in [0, 1)")
         arm_name = _typed(a, "name", str, f"{optimizer} {decay}", where)
-        arms.append(Arm(name=arm_name, optimizer=optimizer, decay=decay, weight_decay=wd,
-                        momentum=float(_typed(a, "momentum", (int, float), 0.9, where)),
+        arms.append(Arm(name=arm_name, optimizer=optimizer, decay=decay, weight_decay=wd, momentum=float(momentum),
                         betas=(float(betas[0]), float(betas[1])), extra=_typed(a, "extra", dict, {}, where)))
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
@@ -358,6 +369,10 @@ def _positive_int(d: dict[str, Any], key: str, default: Any, where: str = "") ->
     return value
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _range(value: Any, where: str) -> tuple[float, float]:
     if not isinstance(value, dict) or set(value) != {"min", "max"}:
         raise ConfigError(f"{where}: {value!r}; give a range {{ min = ..., max = ... }}")
@@ -388,9 +403,10 @@ def _grid_values(value: Any, where: str) -> tuple[float, ...]:
         num = value["num"]
         if not isinstance(num, int) or isinstance(num, bool) or num < 1:
             raise ConfigError(f"{where}.num: {num!r}; empty grid: give num >= 1")
-        low, high = _range({"min": value.get("min"), "max": value.get("max")}, where) if num > 1 else (
-            float(value.get("min", 0)), float(value.get("min", 0)))
-        if num == 1 and not low > 0:
-            raise ConfigError(f"{where}.min: {value.get('min')!r}; need a value > 0")
-        return log_grid(low, high, num)
+        if num > 1:
+            return log_grid(*_range({"min": value.get("min"), "max": value.get("max")}, where), num)
+        low = value.get("min")
+        if not _is_number(low) or not low > 0:
+            raise ConfigError(f"{where}.min: {low!r}; a one-point grid needs min, a finite number > 0")
+        return log_grid(float(low), float(low), 1)
     raise ConfigError(f"{where}: {value!r}; give a list of values or {{ min = ..., max = ..., num = ... }}")
