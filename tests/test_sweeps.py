@@ -353,6 +353,16 @@ def test_an_option_of_the_arms_own_optimizer_is_kept(tmp_path):
     assert config.arms[0].momentum == 0.5 and config.arms[1].betas == (0.8, 0.99)
 
 
+@pytest.mark.parametrize("grace", ["0", "-5", "1", "nan"])
+def test_grace_period_not_above_the_heartbeat_is_refused(tmp_path, capsys, grace):
+    # A grace period at or below the heartbeat interval lets another worker take a live trial over (run twice).
+    cfg = write_config(tmp_path / "good.toml", GOOD)
+    assert cli_main(["sweep", str(cfg), "--out", str(tmp_path / "run"), "--grace-period", grace]) == 2
+    err = capsys.readouterr().err
+    assert f"--grace-period {grace}: give at least 1 second and more than twice the heartbeat" in err, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_sweeps_use_the_tasks_optimizer_list():
     from weightdecay.sweeps import config as sweep_config
     from weightdecay.tasks import training

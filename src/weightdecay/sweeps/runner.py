@@ -128,6 +128,11 @@ def run_sweep(config: SweepConfig, *, out_dir: str | Path | None = None, storage
 
     if jobs < 1:
         raise UserError(f"--jobs {jobs}: give at least 1 worker process")
+    if not (heartbeat_interval > 0 and grace_period >= 1 and grace_period > 2 * heartbeat_interval):
+        # A live worker beats every heartbeat_interval seconds; a grace period not clearly longer would let
+        # another worker take its trial over and run it a second time.
+        raise UserError(f"--grace-period {grace_period:g}: give at least 1 second and more than twice the "
+                        f"heartbeat interval ({heartbeat_interval:g} s), e.g. 60")
     out_dir = Path(out_dir or Path("runs") / config.name)
     url = resolve_storage(storage, out_dir)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
