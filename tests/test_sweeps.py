@@ -199,6 +199,38 @@ def test_diverged_recorded_with_metric_and_failures_retried_on_resume(toy_plugin
     # The report shows the diverged cell as inf, worst of its column.
     results = load_results(out)
     assert results.failed == 4 and sum(r.diverged for r in results.records) == 2
+    assert results.failed_points == 2
+
+
+def test_failures_fixed_by_a_resume_are_not_reported(toy_plugin, tmp_path):
+    cfg = write_config(tmp_path / "toy.toml", TOY)
+    out = tmp_path / "run"
+    first = run_cli("sweep", str(cfg), "--out", str(out), "--quiet", "--no-report", extra_path=toy_plugin)
+    assert first.returncode == 1 and "2 trials failed" in first.stdout, first.stdout + first.stderr
+    assert (load_results(out).failed, load_results(out).failed_points) == (2, 2)
+    # The user fixes the task; the resumed run completes the two points that failed.
+    plugin = toy_plugin / "toy_plugin.py"
+    plugin.write_text(plugin.read_text().replace('raise RuntimeError("broken run")', "pass"))
+    second = run_cli("sweep", str(cfg), "--out", str(out), "--quiet", extra_path=toy_plugin)
+    assert second.returncode == 0 and "trials failed" not in second.stdout, second.stdout + second.stderr
+    results = load_results(out)
+    assert len(results.records) == 6 and (results.failed, results.failed_points) == (0, 0)
+    assert "failed with an error" not in (out / "report.html").read_text()
+
+
+def test_a_one_point_grid_finishes_without_a_traceback(toy_plugin, tmp_path):
+    # Workers claim queued trials themselves; Optuna's GridSampler then never records a grid id and its
+    # after_trial raised KeyError('grid_id') on a one-point grid, killing the worker after the first trial.
+    cfg = write_config(tmp_path / "one.toml", TOY.replace("lr = [0.1, 1.0]", "lr = [0.1]").replace(
+        "weight_decay = [0.001, 0.01, 0.1]", "weight_decay = [0.01]") + '\n    [[arms]]\n    name = "b"\n')
+    out = tmp_path / "run"
+    done = run_cli("sweep", str(cfg), "--out", str(out), "--quiet", "--no-report", "--jobs", "1",
+                   extra_path=toy_plugin)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    assert "2/2 trials complete" in done.stdout
+    results = load_results(out)
+    assert sorted(r.arm for r in results.records) == ["a", "b"]
+    assert all(r.value == pytest.approx((math.log10(0.01) + 2) ** 2 + 0.1) for r in results.records)
 
 
 def test_stale_running_trials_are_requeued(toy_plugin, tmp_path):

@@ -104,7 +104,10 @@ def render_html(results: Any, analysis: Any, figures: dict[str, bytes]) -> str:
     n_div = sum(r.diverged for r in results.records)
     notes = list(analysis.notes)
     if results.failed:
-        notes.append(f"{results.failed} trials failed with an error (not in the heatmaps); rerun the sweep to retry")
+        points = getattr(results, "failed_points", results.failed)
+        notes.append(f"{points} point{'s' if points != 1 else ''} failed with an error and never completed "
+                     f"({results.failed} failed trial{'s' if results.failed != 1 else ''}; not in the heatmaps); "
+                     f"rerun the sweep to retry")
     notes_html = "".join(f"<li>{esc(n)}</li>" for n in notes)
     figs = [("heatmaps", f"{c.metric} over (lr, wd), mean over seeds; one colour scale for all panels; ★ best "
                          f"point, ○ refined λ*(lr), ▽ λ* at the grid edge, dashed: fitted λ*(lr), × diverged"),

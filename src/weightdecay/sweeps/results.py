@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from weightdecay.errors import UserError
 from weightdecay.sweeps.config import SweepConfig
 from weightdecay.sweeps.storage import open_storage, resolve_storage
-from weightdecay.sweeps.study import study_name
+from weightdecay.sweeps.study import study_name, trial_key
 
 __all__ = ["RunRecord", "SweepResults", "load_results", "list_sweeps"]
 
@@ -34,11 +34,17 @@ class RunRecord:
 
 @dataclass
 class SweepResults:
-    """A sweep's config and every completed run (one record per seed, TPE trials expanded)."""
+    """A sweep's config and every completed run (one record per seed, TPE trials expanded).
+
+    ``failed`` counts the trials that failed with an error at a point (an ``(lr, λ, seed)`` of the grid, or a
+    TPE trial) that has no completed trial, ``failed_points`` those points: a failure that a resumed run fixed
+    counts in neither.
+    """
 
     config: SweepConfig
     records: list[RunRecord]
     failed: int = 0
+    failed_points: int = 0
     storage: str = ""
 
     def for_arm(self, arm: str) -> list[RunRecord]:
@@ -95,19 +101,25 @@ def load_results(source: str | Path, sweep: str | None = None) -> SweepResults:
     if config is None:
         raise UserError(f"{source}: no sweep named {sweep!r}; it holds {', '.join(list_sweeps(url)) or 'none'}")
     records: list[RunRecord] = []
-    failed = 0
+    failed, failed_points = 0, 0
     for arm in config.arms:
         name = study_name(config, arm)
         if name not in summaries:
             continue
         study = optuna.load_study(study_name=name, storage=storage)
+        completed, errored = set(), []
         for t in study.get_trials(deepcopy=False):
+            point = trial_key(t) or ("trial", t.number)  # a TPE trial is a point of its own
             if t.state == TrialState.FAIL and "error" in t.user_attrs:
-                failed += 1
+                errored.append(point)
             if t.state != TrialState.COMPLETE:
                 continue
+            completed.add(point)
             records.extend(_records(arm.name, t))
-    return SweepResults(config=config, records=records, failed=failed, storage=url)
+        still_failed = [p for p in errored if p not in completed]
+        failed += len(still_failed)
+        failed_points += len(set(still_failed))
+    return SweepResults(config=config, records=records, failed=failed, failed_points=failed_points, storage=url)
 
 
 def _with_source(config: SweepConfig, source: str) -> SweepConfig:
