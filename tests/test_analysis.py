@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from weightdecay.analysis import analyze_arm, basin, fit_slope, heatmap, refine_best_wd, recommend
+from weightdecay.analysis import (analyze_arm, basin, best_point, fit_slope, format_slope, heatmap, ranked_points,
+                                  refine_best_wd, recommend)
 
 LRS = np.logspace(-4, -2, 5)
 WDS = np.logspace(-4, 1, 11)  # half-decade steps
@@ -117,3 +118,30 @@ def test_recommendation_follows_the_numbers():
     assert "a: slope -1.00" in text and "halve wd" in text
     assert "b: slope +0.00" in text and "keep wd" in text
     assert "11.1% worse" in text  # 1/0.9 - 1
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_ranked_points_follow_the_seed_mean_and_start_at_the_best_point(direction):
+    rng = np.random.default_rng(1)
+    recs = [dict(r, value=r["value"] + rng.normal(0, 0.01)) for r in records(-1.0, seeds=(0, 1, 2))]  # no ties
+    recs[0]["value"], recs[0]["diverged"] = math.inf if direction == "minimize" else -math.inf, True
+    cells = {}
+    for r in recs:
+        cells.setdefault((r["lr"], r["weight_decay"]), []).append(r["value"])
+    sign = 1 if direction == "minimize" else -1
+    finite = [k for k, v in cells.items() if np.isfinite(np.mean(v))]
+    expected = sorted(finite, key=lambda k: sign * np.mean(cells[k]))[:4]  # a plain sort as the oracle
+    hm = heatmap(recs, "a", direction)
+    ranked = ranked_points(hm, 4)
+    assert [(p.lr, p.weight_decay) for p in ranked] == expected
+    assert ranked[0] == best_point(hm)
+    for p in ranked:
+        v = cells[(p.lr, p.weight_decay)]
+        assert (p.mean, p.low, p.high, p.n_seeds) == (pytest.approx(np.mean(v)), min(v), max(v), 3)
+        assert p.std == pytest.approx(np.std(v, ddof=1))
+    assert len(ranked_points(hm, 10 ** 6)) == len(finite)  # the diverged cell is never ranked
+
+
+def test_format_slope_never_prints_minus_zero():
+    assert [format_slope(k) for k in (-0.004, 0.004, -0.006, -1.0)] == ["+0.00", "+0.00", "-0.01", "-1.00"]
+    assert format_slope(-0.001, 0.123) == "+0.00 ± 0.12" and format_slope(0.5, math.nan) == "+0.50"

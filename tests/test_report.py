@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import re
 import shutil
@@ -91,6 +92,58 @@ def test_report_command_prints_path_and_headline(ridge_sweep_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     missing = run_cli("report", str(tmp_path / "nothing-here"))
     assert missing.returncode == 2 and "no such folder" in missing.stderr
+
+
+def test_best_configurations_table_is_the_analysis_ranking(report):
+    from weightdecay.analysis import ranked_points
+
+    path, results, analysis = report
+    table = path.read_text().split("<h2>Best configurations</h2>", 1)[1]
+    rows = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in table.split("<tr>")[2:]]
+    expected = [[a.arm, str(rank), f"{p.lr:.3g}", f"{p.weight_decay:.3g}"]
+                for a in analysis.arms.values() for rank, p in enumerate(ranked_points(a.heatmap, 3), 1)]
+    assert [r[:4] for r in rows] == expected
+    for a in analysis.arms.values():  # rank 1 is the best point the headline states
+        assert ranked_points(a.heatmap, 1)[0] == a.best
+
+
+def test_report_headline_never_prints_a_minus_zero_slope(ridge_sweep_dir, tmp_path, monkeypatch, capsys):
+    import weightdecay.analysis as analysis_module
+    from weightdecay.cli import sweep as cli_sweep
+
+    real = analysis_module.analyze
+
+    def nearly_flat(results, n_boot=300):
+        analysis = real(results, n_boot=10)
+        for a in analysis.arms.values():
+            a.slope.slope = -0.001  # what the analysis sentence calls "+0.00"
+        return analysis
+
+    monkeypatch.setattr(analysis_module, "analyze", nearly_flat)
+    cli_sweep._write_report(ridge_sweep_dir, str(tmp_path / "r.html"), None)
+    out = capsys.readouterr().out
+    assert out.count("slope log λ*/log lr +0.00") == 2 and "-0.00" not in out, out
+
+
+def test_slopes_figure_without_a_fitted_line_warns_nothing():
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from weightdecay.analysis import SweepAnalysis, analyze_arm
+    from weightdecay.reports.figures import slopes_figure
+
+    # One learning rate: λ* is drawn, but no slope can be fitted, so no line carries a label.
+    recs = [dict(arm="a", lr=1e-3, weight_decay=wd, seed=0, value=(math.log10(wd) + 2) ** 2, diverged=False)
+            for wd in (1e-3, 1e-2, 1e-1)]
+    a = analyze_arm(recs, "a", n_boot=5)
+    assert not math.isfinite(a.slope.slope)
+    analysis = SweepAnalysis(arms={"a": a}, metric="loss", direction="minimize", best_arm="a", recommendation="")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = slopes_figure(analysis)
+    plt.close(fig)
+    assert not [w for w in caught if "No artists with labels" in str(w.message)], [str(w.message) for w in caught]
 
 
 class _DevTools:

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 __all__ = ["Heatmap", "BestPoint", "SlopeFit", "Basin", "ArmAnalysis", "SweepAnalysis", "heatmap", "best_point",
-           "refine_best_wd", "fit_slope", "slope_with_uncertainty", "basin", "analyze_arm", "analyze",
+           "ranked_points", "format_slope", "refine_best_wd", "fit_slope", "slope_with_uncertainty", "basin", "analyze_arm", "analyze",
            "recommend"]
 
 
@@ -168,12 +168,25 @@ def _as_dict(r: Any) -> dict[str, Any]:
 
 def best_point(hm: Heatmap) -> BestPoint:
     """The cell with the best seed-averaged metric, with its seeds' standard deviation, min and max."""
+    ranked = ranked_points(hm, 1)
+    return ranked[0] if ranked else _point(hm, 0, 0)
+
+
+def ranked_points(hm: Heatmap, top: int) -> list[BestPoint]:
+    """The ``top`` cells with the best finite seed-averaged metric, best first (ties: the smaller λ, then lr).
+
+    >>> hm = heatmap([dict(arm="a", lr=lr, weight_decay=wd, seed=0, value=lr + wd, diverged=False)
+    ...               for lr in (0.1, 1.0) for wd in (0.01, 0.5)], "a")
+    >>> [(p.lr, p.weight_decay) for p in ranked_points(hm, 3)]
+    [(0.1, 0.01), (0.1, 0.5), (1.0, 0.01)]
+    """
     score = _nanmean(hm.score, axis=0)
-    finite = np.where(np.isfinite(score), score, np.inf)
-    if not np.isfinite(finite).any():
-        i, j = 0, 0
-    else:
-        i, j = np.unravel_index(int(np.argmin(finite)), finite.shape)
+    flat = np.where(np.isfinite(score), score, np.inf).ravel()
+    order = [int(k) for k in np.argsort(flat, kind="stable")[:top] if np.isfinite(flat[k])]
+    return [_point(hm, *np.unravel_index(k, score.shape)) for k in order]
+
+
+def _point(hm: Heatmap, i: int, j: int) -> BestPoint:
     cell = hm.values[:, i, j]
     cell = cell[~np.isnan(cell)]
     std = float(np.std(cell, ddof=1)) if len(cell) > 1 and np.isfinite(cell).all() else float("nan")
@@ -326,6 +339,16 @@ def analyze_arm(records: Iterable[Any], arm: str, direction: str = "minimize", t
     return result
 
 
+def format_slope(slope: float, err: float = math.nan) -> str:
+    """A slope as the report prints it: signed, two decimals, never "-0.00"; with ``± err`` when it is finite.
+
+    >>> format_slope(-0.001), format_slope(-1.004, 0.1234)
+    ('+0.00', '-1.00 ± 0.12')
+    """
+    text = f"{(0.0 if abs(slope) < 0.005 else slope):+.2f}"  # NaN stays "+nan"
+    return f"{text} ± {err:.2f}" if math.isfinite(err) else text
+
+
 def _arm_sentence(a: ArmAnalysis) -> str:
     k, e = a.slope.slope, a.slope.err
     if a.basin.orientation.startswith("n/a"):
@@ -333,7 +356,7 @@ def _arm_sentence(a: ArmAnalysis) -> str:
     if not math.isfinite(k):
         return f"{a.arm}: slope not measurable (fewer than 2 learning rates with a best λ): widen the grid"
     pm = f" ± {e:.2f}" if math.isfinite(e) else " (no uncertainty: one seed, two points)"
-    head = f"{a.arm}: slope {(k if abs(k) >= 0.005 else 0.0):+.2f}{pm}"  # no "-0.00"
+    head = f"{a.arm}: slope {format_slope(k)}{pm}"
     if a.slope.censored:
         return (f"{head}, but λ* sits on the λ grid's edge for most learning rates, so this is a bound, not a "
                 f"measurement: widen the λ grid")

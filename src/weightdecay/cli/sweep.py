@@ -73,7 +73,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _write_report(source: str | Path, output: str | None, study: str | None) -> None:
-    from weightdecay.analysis import analyze
+    from weightdecay.analysis import analyze, format_slope
     from weightdecay.reports import write_report
     from weightdecay.sweeps import load_results
 
@@ -87,8 +87,7 @@ def _write_report(source: str | Path, output: str | None, study: str | None) -> 
     for a in analysis.arms.values():
         b = a.best
         spread = f" ± {b.std:.3g}" if math.isfinite(b.std) else ""
-        slope = (f"{a.slope.slope:+.2f} ± {a.slope.err:.2f}" if math.isfinite(a.slope.err)
-                 else f"{a.slope.slope:+.2f}")
+        slope = format_slope(a.slope.slope, a.slope.err)
         print(f"  {a.arm:<24} best {analysis.metric} {b.mean:.4g}{spread} at lr={b.lr:.3g} wd={b.weight_decay:.3g}"
               f" | slope log λ*/log lr {slope}{' (edge-censored)' if a.slope.censored else ''}"
               f" | basin {a.basin.orientation}, {a.basin.area:.2f} dec²")

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
+from weightdecay.analysis import format_slope  # noqa: E402
+
 __all__ = ["heatmaps_figure", "slopes_figure", "curves_figure", "render"]
 
 plt.rcParams.update({"svg.fonttype": "none", "font.size": 9})
@@ -86,7 +88,7 @@ def heatmaps_figure(analysis: Any, tpe: bool = False) -> Any:
                         mfc="white", mec="black", ms=4.5, label="λ* at grid edge")
             if math.isfinite(sl.slope):
                 xs = np.linspace(np.log10(hm.lrs[0]), np.log10(hm.lrs[-1]), 20)
-                label = f"fit: slope {sl.slope:+.2f}" + (f" ± {sl.err:.2f}" if math.isfinite(sl.err) else "")
+                label = f"fit: slope {format_slope(sl.slope, sl.err)}"
                 ax.plot(xs, sl.intercept + sl.slope * xs, "--", color="white", lw=1.6)
                 ax.plot(xs, sl.intercept + sl.slope * xs, "--", color="black", lw=0.9, label=label)
             ax.set_ylim(*_edges(hm.wds)[[0, -1]])
@@ -115,14 +117,14 @@ def slopes_figure(analysis: Any) -> Any:
         ax.plot(sl.lrs[ok & sl.interior], sl.wd_star[ok & sl.interior], "o", color=color)
         ax.plot(sl.lrs[ok & ~sl.interior], sl.wd_star[ok & ~sl.interior], "v", color=color, mfc="none")
         if math.isfinite(sl.slope):
-            err = f" ± {sl.err:.2f}" if math.isfinite(sl.err) else ""
-            ax.plot(sl.lrs, sl.predict(sl.lrs), "-", color=color, label=f"{a.arm}: {sl.slope:+.2f}{err}")
+            ax.plot(sl.lrs, sl.predict(sl.lrs), "-", color=color, label=f"{a.arm}: {format_slope(sl.slope, sl.err)}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("lr")
     ax.set_ylabel("best weight decay λ*")
     ax.set_title("λ*(lr); ▽ = at the grid's edge")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # no fitted line (no slope measurable): no legend, no warning
+        ax.legend(fontsize=7)
     return fig
 
 

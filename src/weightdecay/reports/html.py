@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
+from weightdecay.analysis import format_slope, ranked_points
 from weightdecay.reports.figures import curves_figure, heatmaps_figure, render, slopes_figure
 
 __all__ = ["write_report", "render_html"]
@@ -54,8 +54,7 @@ def _arm_table(analysis: Any) -> str:
     for a in analysis.arms.values():
         b, s, bs = a.best, a.slope, a.basin
         n_int = int(s.interior.sum())
-        err = f" ± {s.err:.2f}" if math.isfinite(s.err) else ""
-        slope = f"{s.slope:+.2f}{err}" if math.isfinite(s.slope) else "–"
+        slope = format_slope(s.slope, s.err) if math.isfinite(s.slope) else "–"
         if s.censored and math.isfinite(s.slope):
             slope += " (edge, a bound)"
         div = int(a.heatmap.diverged_any.sum())
@@ -74,19 +73,10 @@ def _arm_table(analysis: Any) -> str:
 def _best_configs(analysis: Any, top: int = 3) -> str:
     rows = []
     for a in analysis.arms.values():
-        hm = a.heatmap
-        score = hm.mean if hm.direction == "minimize" else -hm.mean
-        flat = np.where(np.isfinite(score), score, np.inf).ravel()
-        for rank, idx in enumerate(np.argsort(flat, kind="stable")[:top], 1):
-            if not np.isfinite(flat[idx]):
-                break
-            i, j = np.unravel_index(idx, score.shape)
-            cell = hm.values[:, i, j]
-            cell = cell[~np.isnan(cell)]
-            sd = float(np.std(cell, ddof=1)) if len(cell) > 1 else float("nan")
-            rows.append(f"<tr><td class=l>{html.escape(a.arm)}</td><td>{rank}</td><td>{hm.lrs[j]:.3g}</td>"
-                        f"<td>{hm.wds[i]:.3g}</td><td>{hm.lrs[j] * hm.wds[i]:.3g}</td><td>{_fmt(hm.mean[i, j])}</td>"
-                        f"<td>{_fmt(sd, 2)}</td><td>{len(cell)}</td></tr>")
+        for rank, p in enumerate(ranked_points(a.heatmap, top), 1):
+            rows.append(f"<tr><td class=l>{html.escape(a.arm)}</td><td>{rank}</td><td>{p.lr:.3g}</td>"
+                        f"<td>{p.weight_decay:.3g}</td><td>{p.lr * p.weight_decay:.3g}</td><td>{_fmt(p.mean)}</td>"
+                        f"<td>{_fmt(p.std, 2)}</td><td>{p.n_seeds}</td></tr>")
     head = ("<tr><th class=l>arm</th><th>rank</th><th>lr</th><th>wd</th><th>lr·wd</th><th>mean</th>"
             "<th>seed sd</th><th>seeds</th></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
