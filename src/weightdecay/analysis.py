@@ -342,10 +342,12 @@ def analyze_arm(records: Iterable[Any], arm: str, direction: str = "minimize", t
 def format_slope(slope: float, err: float = math.nan) -> str:
     """A slope as the report prints it: signed, two decimals, never "-0.00"; with ``± err`` when it is finite.
 
-    >>> format_slope(-0.001), format_slope(-1.004, 0.1234)
-    ('+0.00', '-1.00 ± 0.12')
+    >>> format_slope(-0.001), format_slope(-1.004, 0.1234), format_slope(float("nan"))
+    ('+0.00', '-1.00 ± 0.12', 'n/a')
     """
-    text = f"{(0.0 if abs(slope) < 0.005 else slope):+.2f}"  # NaN stays "+nan"
+    if not math.isfinite(slope):
+        return "n/a"  # too few λ* inside the grid to fit a line
+    text = f"{(0.0 if abs(slope) < 0.005 else slope):+.2f}"
     return f"{text} ± {err:.2f}" if math.isfinite(err) else text
 
 
