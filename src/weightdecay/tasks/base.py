@@ -6,7 +6,6 @@ Sweeps and experiments only ever talk to this interface. A user plugs in a task 
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
@@ -52,10 +51,6 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @staticmethod
-    def is_bad(value: float) -> bool:
-        return not math.isfinite(value)
 
 
 ProgressFn = Callable[[int, int], None]  # (epoch done, epochs total)
