@@ -30,7 +30,37 @@ def _flag(opts: dict[str, Any], key: str) -> bool:
     return opts[key]
 
 
-class DigitsMLP(ImageClassificationTask):
+class _MLPTask(ImageClassificationTask):
+    """An MLP on flattened images of ``input_size`` pixels; options ``width`` and ``depth``."""
+
+    input_size: int = 0
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        super().check_options(options)
+        int_option(options, "depth", 0)
+
+    def build_model(self, opts: dict[str, Any], num_classes: int) -> nn.Module:
+        return MLP(self.input_size, num_classes, width=int_option(opts, "width"),
+                   depth=int_option(opts, "depth", 0))
+
+
+class _CNNTask(ImageClassificationTask):
+    """A :class:`SmallCNN` on ``image_size``² images with one channel per entry of ``mean``; options
+    ``channels``, ``width`` and ``batch_norm``."""
+
+    image_size: int = 0
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        super().check_options(options)
+        _channels(options)
+        _flag(options, "batch_norm")
+
+    def build_model(self, opts: dict[str, Any], num_classes: int) -> nn.Module:
+        return SmallCNN(len(self.mean), num_classes, channels=_channels(opts), hidden=opts["width"],
+                        image_size=self.image_size, batch_norm=_flag(opts, "batch_norm"))
+
+
+class DigitsMLP(_MLPTask):
     """``digits-mlp``: a 2-hidden-layer MLP on scikit-learn's 8×8 digits (1,257 train, 180 val, 360 test).
 
     >>> from weightdecay.tasks import TrainConfig, get_task
@@ -46,6 +76,7 @@ class DigitsMLP(ImageClassificationTask):
     suggested_weight_decay = 1e-2
     source = "ships with scikit-learn"
     scale, mean, std = 16.0, (0.3,), (0.38,)
+    input_size = 8 * 8
     options = {
         **ImageClassificationTask.options,
         "val_size": Option(180, "validation examples held out of the 1,437 training digits"),
@@ -53,22 +84,16 @@ class DigitsMLP(ImageClassificationTask):
         "depth": Option(2, "hidden layers"),
     }
 
-    def check_options(self, options: dict[str, Any]) -> None:
-        super().check_options(options)
-        int_option(options, "depth", 0)
-
     def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
         return load_digits()
 
-    def build_model(self, opts: dict[str, Any], num_classes: int) -> nn.Module:
-        return MLP(64, num_classes, width=int_option(opts, "width"), depth=int_option(opts, "depth", 0))
 
-
-class FashionMLP(ImageClassificationTask):
+class FashionMLP(_MLPTask):
     """``fashion-mlp``: a 2-hidden-layer MLP (784-256-256-10) on Fashion-MNIST (55,000 train, 5,000 val)."""
 
     name = "fashion-mlp"
     description = "MLP (784-256-256-10) on Fashion-MNIST"
+    input_size = 28 * 28
     default_epochs = 5
     default_batch_size = 128
     suggested_lr = 1e-3
@@ -83,24 +108,18 @@ class FashionMLP(ImageClassificationTask):
         "data_dir": Option(None, "directory of the idx files (default $WEIGHTDECAY_FASHION_MNIST or Debian's)"),
     }
 
-    def check_options(self, options: dict[str, Any]) -> None:
-        super().check_options(options)
-        int_option(options, "depth", 0)
-
     def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
         return load_fashion_mnist(opts["data_dir"])
 
-    def build_model(self, opts: dict[str, Any], num_classes: int) -> nn.Module:
-        return MLP(28 * 28, num_classes, width=int_option(opts, "width"), depth=int_option(opts, "depth", 0))
 
-
-class FashionCNN(ImageClassificationTask):
+class FashionCNN(_CNNTask):
     """``fashion-cnn``: two conv blocks (32, 64 channels) and a 128-unit head on a 10,000-image subset of
     Fashion-MNIST, with batch norm (default; its conv weights are scale-invariant) or without
     (``extra={"batch_norm": False}``)."""
 
     name = "fashion-cnn"
     description = "small CNN (conv32-conv64-fc128, batch norm on/off) on a 10k subset of Fashion-MNIST"
+    image_size = 28
     default_epochs = 5
     default_batch_size = 128
     suggested_lr = 1e-3
@@ -117,26 +136,18 @@ class FashionCNN(ImageClassificationTask):
         "data_dir": Option(None, "directory of the idx files (default $WEIGHTDECAY_FASHION_MNIST or Debian's)"),
     }
 
-    def check_options(self, options: dict[str, Any]) -> None:
-        super().check_options(options)
-        _channels(options)
-        _flag(options, "batch_norm")
-
     def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
         return load_fashion_mnist(opts["data_dir"])
 
-    def build_model(self, opts: dict[str, Any], num_classes: int) -> nn.Module:
-        return SmallCNN(1, num_classes, channels=_channels(opts), hidden=opts["width"], image_size=28,
-                        batch_norm=_flag(opts, "batch_norm"))
 
-
-class Cifar10CNN(ImageClassificationTask):
+class Cifar10CNN(_CNNTask):
     """``cifar10-cnn``: a DataCamp-style small CNN (three conv blocks of 32, 64, 128 channels, a 128-unit head)
     on the user's local CIFAR-10 (``extra={"data_dir": ...}`` or ``$WEIGHTDECAY_CIFAR10``); by default a
     10,000-image training subset, no batch norm."""
 
     name = "cifar10-cnn"
     description = "small CNN (conv32-conv64-conv128-fc128) on CIFAR-10 (your local copy)"
+    image_size = 32
     default_epochs = 10
     default_batch_size = 128
     suggested_lr = 1e-3
@@ -153,14 +164,5 @@ class Cifar10CNN(ImageClassificationTask):
         "data_dir": Option(None, "the cifar-10-batches-py directory (default $WEIGHTDECAY_CIFAR10)"),
     }
 
-    def check_options(self, options: dict[str, Any]) -> None:
-        super().check_options(options)
-        _channels(options)
-        _flag(options, "batch_norm")
-
     def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
         return load_cifar10(opts["data_dir"])
-
-    def build_model(self, opts: dict[str, Any], num_classes: int) -> nn.Module:
-        return SmallCNN(3, num_classes, channels=_channels(opts), hidden=opts["width"], image_size=32,
-                        batch_norm=_flag(opts, "batch_norm"))
