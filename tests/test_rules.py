@@ -109,7 +109,8 @@ def test_keras_adamw_normalizes_by_iterations():
 # --- every conversion keeps the shrink of the decay table ----------------------------------------------------
 
 lrs = st.floats(1e-6, 1.0)
-wds = st.floats(0.0, 10.0)
+# Zero or a normal-sized λ: a subnormal λ (5e-324) loses its digits in lr_t·λ, and the exactness check with it.
+wds = st.one_of(st.just(0.0), st.floats(1e-30, 10.0))
 conventions = st.sampled_from(DECOUPLED)
 SIZES = {"batch_size": 64, "dataset_size": 10_000, "epochs": 7}
 
