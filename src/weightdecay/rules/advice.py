@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from weightdecay.rules._checks import positive
+from weightdecay.checks import positive
 from weightdecay.rules.conventions import Conversion, convert, convert_all, get_convention
 from weightdecay.rules.equilibrium import equilibrium_rotation
 from weightdecay.rules.timescales import ema_timescale, weight_decay_norm

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from weightdecay.decay import DECAY_MODES, get_mode, shrink
 from weightdecay.errors import UserError
-from weightdecay.rules._checks import nonnegative, positive
+from weightdecay.checks import nonnegative, positive
 from weightdecay.schedules import fixed_shrink_ratio, normalized_weight_decay
 
 __all__ = ["Convention", "CONVENTIONS", "CONVENTION_NAMES", "FRAMEWORK_NAMES", "Conversion", "convert",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from weightdecay.errors import UserError
-from weightdecay.rules._checks import fraction, positive
+from weightdecay.checks import fraction, positive
 from weightdecay.rules.conventions import convert, get_convention
 
 __all__ = ["OPTIMIZERS", "equilibrium_rotation", "equilibrium_norm", "adamc_target_ratio"]

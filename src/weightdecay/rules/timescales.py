@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from weightdecay.errors import UserError
-from weightdecay.rules._checks import positive
+from weightdecay.checks import positive
 from weightdecay.rules.conventions import convert
 from weightdecay.schedules import normalized_weight_decay
 

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from weightdecay.errors import UserError
-from weightdecay.rules._checks import positive
+from weightdecay.checks import positive
 from weightdecay.rules.conventions import convert
 
 __all__ = ["TRANSFER_RULES", "Transfer", "transfer"]

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
+from weightdecay.checks import fraction, positive, positive_int
 from weightdecay.errors import UserError
 from weightdecay.schedules import multipliers as mul
 
@@ -77,24 +78,6 @@ class ScheduleLR(LambdaLR):
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise UserError(f"Invalid {name}: {value!r}; give a positive whole number of steps")
-    return value
-
-
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
-        raise UserError(f"Invalid {name}: {value!r}; give a positive finite number")
-    return float(value)
-
-
-def _fraction(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise UserError(f"Invalid {name}: {value!r}; give a fraction in [0, 1]")
-    return float(value)
-
-
 def make_multiplier(name: str, *, total_steps: int, steps_per_epoch: int, warmup_steps: int | None = None,
                     **options: Any) -> mul.Multiplier:
     """The closed-form multiplier ``η(k)`` of the schedule called ``name`` (see :data:`SCHEDULE_NAMES`).
@@ -111,15 +94,15 @@ def make_multiplier(name: str, *, total_steps: int, steps_per_epoch: int, warmup
     if unknown:
         accepts = ", ".join(allowed) if allowed else "no options"
         raise UserError(f"Schedule {name!r} does not take {', '.join(unknown)}; it accepts {accepts}")
-    total_steps = _positive_int("total_steps", total_steps)
-    steps_per_epoch = _positive_int("steps_per_epoch", steps_per_epoch)
+    total_steps = positive_int("total_steps", total_steps)
+    steps_per_epoch = positive_int("steps_per_epoch", steps_per_epoch)
     if warmup_steps is None:
         # One epoch of warm-up (Goyal et al. 2017) for the schedule named after it, none otherwise.
         warmup_steps = min(steps_per_epoch, total_steps // 2) if name == "warmup-cosine" else 0
     if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or not 0 <= warmup_steps < total_steps:
         raise UserError(f"Invalid warmup_steps: {warmup_steps!r}; give a whole number in [0, total_steps="
                         f"{total_steps})")
-    floor = _fraction("floor", options.get("floor", 0.0))
+    floor = fraction("floor", options.get("floor", 0.0), include_one=True)
 
     if name == "constant":
         return mul.Constant(warmup_steps=warmup_steps)
@@ -131,10 +114,10 @@ def make_multiplier(name: str, *, total_steps: int, steps_per_epoch: int, warmup
         if "decay_steps" in options and "decay_fraction" in options:
             raise UserError("Schedule 'wsd' takes decay_steps or decay_fraction, not both; keep one")
         if "decay_steps" in options:
-            decay_steps = _positive_int("decay_steps", options["decay_steps"])
+            decay_steps = positive_int("decay_steps", options["decay_steps"])
         else:
-            fraction = _fraction("decay_fraction", options.get("decay_fraction", 0.2))
-            decay_steps = max(1, round(fraction * total_steps))
+            share = fraction("decay_fraction", options.get("decay_fraction", 0.2), include_one=True)
+            decay_steps = max(1, round(share * total_steps))
         if total_steps - decay_steps < warmup_steps:
             raise UserError(f"Schedule 'wsd': the decay ({decay_steps} steps) overlaps the warm-up ({warmup_steps}"
                             f" steps) in a run of {total_steps}; shorten one of them")
@@ -151,15 +134,15 @@ def make_multiplier(name: str, *, total_steps: int, steps_per_epoch: int, warmup
             milestones = [milestones]
         if not isinstance(milestones, Iterable):
             raise UserError(f"Invalid milestones: {milestones!r}; give a list of epochs, e.g. [30, 60, 90]")
-        epochs = [_positive("milestone", m) for m in milestones]
+        epochs = [positive("milestone", m) for m in milestones]
         if epochs != sorted(epochs):
             raise UserError(f"Invalid milestones: {list(milestones)!r}; list them in increasing order")
-        gamma = _positive("gamma", options.get("gamma", 0.1))
+        gamma = positive("gamma", options.get("gamma", 0.1))
         steps = tuple(round(e * steps_per_epoch) for e in epochs)
         return mul.StepDrop(warmup_steps=warmup_steps, milestone_steps=steps, gamma=gamma)
     if name == "sgdr":
-        t_0 = _positive("T_0", options.get("T_0", 1.0))
-        t_mult = _positive("T_mult", options.get("T_mult", 2.0))
+        t_0 = positive("T_0", options.get("T_0", 1.0))
+        t_mult = positive("T_mult", options.get("T_mult", 2.0))
         if t_mult < 1:
             raise UserError(f"Invalid T_mult: {t_mult!r}; periods cannot shrink, give T_mult >= 1")
         return mul.WarmRestarts(warmup_steps=warmup_steps, steps_per_epoch=steps_per_epoch, T_0=t_0,
@@ -167,7 +150,7 @@ def make_multiplier(name: str, *, total_steps: int, steps_per_epoch: int, warmup
     # keras-decay
     if "decay" not in options:
         raise UserError("Schedule 'keras-decay' needs decay: lr_k = lr/(1 + decay·k), e.g. decay=1e-4")
-    return mul.KerasDecay(warmup_steps=warmup_steps, decay=_positive("decay", options["decay"]))
+    return mul.KerasDecay(warmup_steps=warmup_steps, decay=positive("decay", options["decay"]))
 
 
 def make_lr_schedule(name: str, optimizer: torch.optim.Optimizer, *, total_steps: int, steps_per_epoch: int,
