@@ -12,6 +12,7 @@ from torch.optim.optimizer import _default_to_fused_or_foreach, _get_scalar_dtyp
 from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
 from weightdecay.errors import UserError
 from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
+from weightdecay.optim._distributed import global_sum_and_count, local_shard
 
 __all__ = ["AdamW"]
 
@@ -139,23 +140,25 @@ class AdamW(DecayOptimizer):
         Computed before the update from ``sum(v_t) = β2·sum(v_{t-1}) + (1-β2)·sum(g²)`` so the fused kernel can
         then take the step in one pass; one host sync per step, none per tensor.
         """
-        total, numel = 0.0, 0
+        params, sums = [], []
         for group, t in groups:
             if not t["params"]:
                 continue
-            grads = t["grads"]
+            # Sums over this rank's shards (all of each tensor outside FSDP2); global_sum_and_count adds the rest.
+            grads = [local_shard(g) for g in t["grads"]]
             coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
             if coupled != 0:
-                grads = torch._foreach_add(grads, t["params"], alpha=coupled)
+                grads = torch._foreach_add(grads, [local_shard(p) for p in t["params"]], alpha=coupled)
             beta2 = _number(group["betas"][1])
-            v_sum = torch.stack([v.sum() for v in t["exp_avg_sqs"]]).to(torch.float64)
+            v_sum = torch.stack([local_shard(v).sum() for v in t["exp_avg_sqs"]]).to(torch.float64)
             g_sq = torch.stack(torch._foreach_norm(grads, 2)).to(torch.float64).square()
             new_sum = beta2 * v_sum + (1 - beta2) * g_sq
             if group["bias_correction"]:
                 steps = torch.stack(t["steps"]).to(device=v_sum.device, dtype=torch.float64) + 1
                 new_sum = new_sum / (1 - beta2 ** steps)
-            total += float(new_sum.sum())
-            numel += sum(p.numel() for p in t["params"])
+            params += t["params"]
+            sums.append(new_sum)
+        total, numel = global_sum_and_count(params, torch.cat(sums) if sums else [])
         return total / numel if numel else 0.0
 
     # --- the step -----------------------------------------------------------------------------------------

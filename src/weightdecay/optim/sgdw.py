@@ -12,6 +12,7 @@ from torch.optim.sgd import sgd as _torch_sgd
 from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
 from weightdecay.errors import UserError
 from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
+from weightdecay.optim._distributed import check_fused_kernel
 
 __all__ = ["SGDW"]
 
@@ -118,6 +119,8 @@ class SGDW(DecayOptimizer):
         if fused is None and foreach is None:
             fused, foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
             foreach = foreach and not has_sparse
+        if fused:
+            check_fused_kernel(params, torch.ops.aten._fused_sgd_.default, type(self).__name__)
         s = shrink(mode, wd, lr, group["peak_lr"])
         if not fused and not foreach:
             _single_tensor_sgdw(params, grads, buffers, group, lr=lr, shrink_t=s)
