@@ -57,6 +57,13 @@ def _wd(mode: str) -> float:
     return 0.01 if mode == "constant" else 0.1  # constant shrinks by λ every step, whatever lr
 
 
+def _adamw_l2_first_layer(params: Any, **kwargs: Any) -> torch.optim.Optimizer:
+    """Two groups: the first layer's weight in l2 (its λ enters the moments), the rest in the given mode."""
+    params = list(params)
+    return weightdecay.AdamW([{"params": params[:1], "decay": "l2", "weight_decay": 0.05}, {"params": params[1:]}],
+                             **kwargs)
+
+
 CASES: list[Case] = [
     *(Case(f"adamw-{mode}{impl}", weightdecay.AdamW, dict(lr=0.05, weight_decay=_wd(mode), decay=mode, **kw))
       for mode in DECAY_MODES for impl, kw in _IMPLS.items()),
@@ -65,6 +72,8 @@ CASES: list[Case] = [
       for mode, m in DECAY_MODES.items() if not m.adam_only for impl, kw in _IMPLS.items()),
     Case("adamw-stable-amsgrad-nobias", weightdecay.AdamW,
          dict(lr=0.05, weight_decay=0.1, decay="stable", amsgrad=True, bias_correction=False)),
+    Case("adamw-stable-with-l2-group-fused", _adamw_l2_first_layer,
+         dict(lr=0.05, weight_decay=0.1, decay="stable", fused=True)),
     Case("sgdw-paper-nesterov", weightdecay.SGDW,
          dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1, decay="paper")),
     # Issue 9's classes join here, one line each, e.g.

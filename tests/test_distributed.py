@@ -124,10 +124,11 @@ def test_distributed_dcp_resume_in_lockstep(ranks, name):
     bit for bit as the uninterrupted one."""
     for r in ranks:
         resumed, uninterrupted = r[name]["resumed"], r[name]["fsdp"]
-        for group in resumed["groups_after_load"]:
-            assert group["decay"] == KWARGS[name]["decay"]
-            assert group["weight_decay"] == KWARGS[name]["weight_decay"]
-            assert group["peak_lr"] == KWARGS[name]["lr"]  # the default peak_lr: lr at construction
+        assert len(resumed["groups_after_load"]) == len(uninterrupted["groups"])
+        for loaded, built in zip(resumed["groups_after_load"], r[name]["single"]["groups"]):
+            assert loaded["decay"] == built["decay"]
+            assert loaded["weight_decay"] == built["weight_decay"]
+            assert loaded["peak_lr"] == built["peak_lr"] == KWARGS[name]["lr"]  # default: lr at construction
         _same_groups(resumed["groups"], uninterrupted["groups"])
         _assert_params_close(resumed["params"], uninterrupted["params"], rtol=0.0, atol=0.0)
 

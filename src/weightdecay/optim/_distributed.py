@@ -10,6 +10,10 @@ model sharded one way, as FSDP2 and HSDP shard it, costs one ``all_reduce`` per 
 Mesh dimensions on which a tensor is replicated (HSDP's replicate dimension) are not reduced over: every replica
 already holds the same values. The ranks of a mesh must all call with the same tensors in the same order, as
 optimizers do (every rank steps every parameter).
+
+Callers: :class:`weightdecay.AdamW`'s ``stable`` mode (:func:`global_sum_and_count`, one collective per step).
+A monitor that reports weight, gradient or update norms under FSDP2 should take them from :func:`global_norms`,
+or it reports one rank's shard (docs/distributed.md, 'What differs from one process').
 """
 
 from __future__ import annotations
@@ -61,9 +65,12 @@ def _all_reduce_over(values: Tensor, layout: Hashable) -> Tensor:
     if layout is None:
         return values
     mesh, dims = layout
+    # The collective runs on the mesh's device: with FSDP2's CPU offload the shards live on the CPU while the
+    # process group is NCCL, which takes only GPU tensors.
+    on_mesh = values.to(torch.device(mesh.device_type))
     for dim in dims:  # FSDP2 and HSDP shard over one mesh dimension: one all_reduce
-        dist.all_reduce(values, op=dist.ReduceOp.SUM, group=mesh.get_group(mesh_dim=dim))
-    return values
+        dist.all_reduce(on_mesh, op=dist.ReduceOp.SUM, group=mesh.get_group(mesh_dim=dim))
+    return on_mesh.to(values.device)
 
 
 def global_sum_and_count(tensors: Sequence[Tensor], local_sums: Tensor | Sequence[float]) -> tuple[float, int]:
