@@ -1,0 +1,253 @@
+"""weightdecay.Monitor: every recorded quantity against a hand computation, the structural detection of
+scale-invariant weights against the models' own declarations, bit-identical training with and without it, the
+rotation converging to Kosson's equilibrium, the flags, and the exports read back by their own readers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import weightdecay
+from weightdecay import Monitor
+from weightdecay.errors import UserError
+from weightdecay.monitors import FIELDS, read_records, summarize
+from weightdecay.tasks.models import CharTransformer, SmallCNN
+
+
+def _tiny(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    # 0.weight feeds a bias-free Linear into LayerNorm: scale-invariant; 2.weight is not.
+    return nn.Sequential(nn.Linear(3, 4, bias=False), nn.LayerNorm(4), nn.Linear(4, 2))
+
+
+def _batch(seed: int):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(8, 3, generator=g), torch.randn(8, 2, generator=g)
+
+
+def _loss(model, x, y):
+    return ((model(x) - y) ** 2).mean()
+
+
+def _angle(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1)))
+
+
+def _one_step_by_hand(opt_name: str, lr: float, wd: float, momentum: float = 0.0):
+    """One step on _tiny(): the weights and gradients before it, recomputed by hand in float64."""
+    model = _tiny()
+    x, y = _batch(1)
+    _loss(model, x, y).backward()
+    before = {n: p.detach().double().numpy().ravel().copy() for n, p in model.named_parameters()}
+    grads = {n: p.grad.double().numpy().ravel().copy() for n, p in model.named_parameters()}
+    return before, grads
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_l2_records_match_a_hand_computation(momentum):
+    lr, wd = 0.1, 0.05
+    model = _tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=wd)
+    monitor = Monitor(opt, model, every=1, steps_per_epoch=4)
+    x, y = _batch(1)
+    _loss(model, x, y).backward()
+    opt.step()
+    before, grads = _one_step_by_hand("sgd", lr, wd)
+    by_name = {r["name"]: r for r in monitor.records}
+    assert set(by_name) == {"0.weight", "1.weight", "1.bias", "2.weight", "2.bias"}
+    assert list(by_name["0.weight"]) == list(FIELDS)
+    for name, r in by_name.items():
+        p0, g = before[name], grads[name]
+        p1 = p0 - lr * (g + wd * p0)  # the first step: the momentum buffer is the gradient itself
+        assert r["step"] == 1 and r["group"] == 0 and r["decay"] == "l2" and r["lr"] == lr
+        assert r["weight_norm"] == pytest.approx(np.linalg.norm(p0), rel=1e-6)
+        assert r["grad_norm"] == pytest.approx(np.linalg.norm(g), rel=1e-6)
+        assert r["update_norm"] == pytest.approx(np.linalg.norm(p1 - p0), rel=1e-5)
+        if not p0.any():  # LayerNorm's zero bias: no direction to turn, no ratio
+            assert r["grad_to_weight"] is None and r["rotation"] is None
+            continue
+        assert r["grad_to_weight"] == pytest.approx(np.linalg.norm(g) / np.linalg.norm(p0), rel=1e-6)
+        assert r["rotation"] == pytest.approx(_angle(p0, p1), rel=1e-4, abs=1e-7)
+        assert r["shrink"] == pytest.approx(lr * wd) and r["tau_iter"] == pytest.approx(1 / (lr * wd))
+        assert r["tau_epoch"] == pytest.approx(1 / (lr * wd) / 4)
+    assert monitor.scale_invariant == ["0.weight"]
+    assert by_name["0.weight"]["predicted_rotation"] == pytest.approx(math.sqrt(2 * lr * wd / (1 + momentum)))
+    assert by_name["0.weight"]["predicted_grad_to_weight"] == pytest.approx(math.sqrt(2 * wd / lr))
+    assert all(by_name[n]["predicted_rotation"] is None for n in by_name if n != "0.weight")
+
+
+@pytest.mark.parametrize("make, decay, shrink_of", [
+    (lambda ps: weightdecay.AdamW(ps, lr=0.01, weight_decay=0.2), "torch", lambda lr: lr * 0.2),
+    (lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.2), "torch", lambda lr: lr * 0.2),
+    (lambda ps: weightdecay.AdamW(ps, lr=0.01, weight_decay=0.2, decay="paper"), "paper", lambda lr: lr / 0.01 * 0.2),
+    (lambda ps: weightdecay.AdamW(ps, lr=0.01, weight_decay=0.2, decay="corrected"), "corrected",
+     lambda lr: lr * lr / 0.01 * 0.2),
+    (lambda ps: weightdecay.AdamW(ps, lr=0.01, weight_decay=0.2, decay="constant"), "constant", lambda lr: 0.2),
+])
+def test_adamw_shrink_follows_the_decay_table_under_a_schedule(make, decay, shrink_of):
+    model = _tiny()
+    opt = make(model.parameters())
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1 / (1 + k))
+    monitor = Monitor(opt, model, every=2)
+    for k in range(4):
+        opt.zero_grad()
+        _loss(model, *_batch(k)).backward()
+        opt.step()
+        schedule.step()
+    assert sorted({r["step"] for r in monitor.records}) == [2, 4]
+    for r in monitor.records:
+        lr = 0.01 / r["step"]  # LambdaLR: step k runs at lr/(1+k), k = step - 1
+        assert r["decay"] == decay and r["lr"] == pytest.approx(lr)
+        assert r["shrink"] == pytest.approx(shrink_of(lr))
+        if r["name"] == "0.weight":
+            assert r["predicted_rotation"] == pytest.approx(math.sqrt(2 * shrink_of(lr) * 0.1 / 1.9))
+            assert r["predicted_grad_to_weight"] is None  # AdamC's ratio is an SGD steady state
+
+
+def test_adamw_update_norm_is_the_hand_written_adam_step():
+    lr, wd, (b1, b2), eps = 0.01, 0.2, (0.9, 0.999), 1e-8
+    model = _tiny()
+    opt = weightdecay.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    monitor = Monitor(opt, model, every=1)
+    _loss(model, *_batch(1)).backward()
+    opt.step()
+    before, grads = _one_step_by_hand("adamw", lr, wd)
+    for r in monitor.records:
+        p0, g = before[r["name"]], grads[r["name"]]
+        m, v = (1 - b1) * g / (1 - b1), (1 - b2) * g * g / (1 - b2)
+        p1 = p0 * (1 - lr * wd) - lr * m / (np.sqrt(v) + eps)
+        assert r["update_norm"] == pytest.approx(np.linalg.norm(p1 - p0), rel=1e-4)
+        if p0.any():
+            assert r["rotation"] == pytest.approx(_angle(p0, p1), rel=1e-3, abs=1e-7)
+
+
+def test_plain_adam_weight_decay_reads_as_l2_without_a_shrink():
+    model = _tiny()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=0.1)
+    monitor = Monitor(opt, model, every=1)
+    _loss(model, *_batch(0)).backward()
+    opt.step()
+    assert {r["decay"] for r in monitor.records} == {"l2"}
+    # Adam divides the coupled λ·p by its denominator per element: there is no single s_t to report
+    assert all(r["shrink"] is None and r["predicted_rotation"] is None for r in monitor.records)
+
+
+def test_every_names_and_remove():
+    model = _tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    monitor = Monitor(opt, every=3)  # no model: tensors named by group and index
+    for k in range(7):
+        opt.zero_grad()
+        _loss(model, *_batch(k)).backward()
+        opt.step()
+    assert sorted({r["step"] for r in monitor.records}) == [3, 6]
+    assert {r["name"] for r in monitor.records} == {f"group0.{i}" for i in range(5)}
+    monitor.remove()
+    for k in range(3):
+        opt.step()
+    assert max(r["step"] for r in monitor.records) == 6
+
+
+def test_bad_arguments_are_user_errors():
+    model = _tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(UserError, match="every"):
+        Monitor(opt, every=0)
+    with pytest.raises(UserError, match="not in the model"):
+        Monitor(opt, model, scale_invariant=["nope.weight"])
+    with pytest.raises(UserError, match="Optimizer"):
+        Monitor(model)
+
+
+# --- which weights are scale-invariant ----------------------------------------------------------------------
+
+def _detected(model: nn.Module, x: torch.Tensor) -> list[str]:
+    monitor = Monitor(torch.optim.SGD(model.parameters(), lr=0.1), model, detect=True)
+    monitor.scale_invariant = []  # only what the forward graph shows, not the model's own declaration
+    model.train()
+    model(x)
+    return sorted(monitor.scale_invariant)
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_detection_finds_exactly_the_small_cnns_own_declaration(batch_norm):
+    model = SmallCNN(1, 10, channels=(4, 8), hidden=16, image_size=8, batch_norm=batch_norm)
+    assert _detected(model, torch.randn(4, 1, 8, 8)) == sorted(model.scale_invariant)
+
+
+def test_detection_in_a_pre_layernorm_transformer_finds_nothing():
+    # ln2 is registered right after proj, but it normalizes the residual stream, not proj's output
+    model = CharTransformer(vocab=11, context=8, dim=16, layers=1, heads=2)
+    assert _detected(model, torch.zeros(2, 8, dtype=torch.long)) == []
+
+
+def test_detection_rules_for_bias_and_norm_kind():
+    model = nn.ModuleDict({"a": nn.Linear(3, 4), "ln": nn.LayerNorm(4), "b": nn.Conv1d(2, 3, 1),
+                           "bn": nn.BatchNorm1d(3), "c": nn.Linear(3, 4, bias=False), "gn": nn.GroupNorm(2, 4)})
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = model
+
+        def forward(self, x, s):
+            m = self.m
+            # a: LayerNorm keeps a's bias, not invariant; b: batch norm cancels its bias; c: no bias, invariant
+            return m["ln"](m["a"](x)).sum() + m["bn"](m["b"](s)).sum() + m["gn"](m["c"](x)).sum()
+
+    net = Net()
+    monitor = Monitor(torch.optim.SGD(net.parameters(), lr=0.1), net)
+    net(torch.randn(5, 3), torch.randn(5, 2, 6))
+    assert sorted(monitor.scale_invariant) == ["m.b.weight", "m.c.weight"]
+
+
+# --- the monitor never changes the run ----------------------------------------------------------------------
+
+def _train(with_monitor: bool, steps: int = 25):
+    torch.manual_seed(0)
+    model = SmallCNN(1, 3, channels=(4,), hidden=8, image_size=8)
+    opt = weightdecay.AdamW(model.parameters(), lr=3e-2, weight_decay=0.1)
+    monitor = Monitor(opt, model, every=1) if with_monitor else None
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        x, y = torch.randn(6, 1, 8, 8, generator=g), torch.randint(0, 3, (6,), generator=g)
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model, monitor
+
+
+def test_training_is_bit_identical_with_and_without_a_monitor():
+    plain, _ = _train(False)
+    watched, monitor = _train(True)
+    assert len(monitor.records) == 25 * len(list(watched.parameters()))
+    for (name, a), b in zip(plain.state_dict().items(), watched.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+# --- the prediction is what a scale-invariant weight does ---------------------------------------------------
+
+def test_layernorm_weight_rotation_converges_to_kosson_equilibrium():
+    # Fresh random inputs and targets every step: the gradient is noise, the setting of Kosson et al.'s claim.
+    lr, wd = 0.01, 0.5  # s = 5e-3, τ_iter = 200 steps: equilibrium well inside 1500 steps
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 64, bias=False), nn.LayerNorm(64), nn.Linear(64, 1))
+    opt = weightdecay.AdamW(model.parameters(), lr=lr, weight_decay=wd, betas=(0.9, 0.99))
+    monitor = Monitor(opt, model, every=5)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(1500):
+        opt.zero_grad()
+        _loss(model, torch.randn(16, 32, generator=g), torch.randn(16, 1, generator=g)).backward()
+        opt.step()
+    late = [r for r in monitor.records if r["name"] == "0.weight" and r["step"] > 1000]
+    measured = np.mean([r["rotation"] for r in late])
+    predicted = late[-1]["predicted_rotation"]
+    assert predicted == pytest.approx(math.sqrt(2 * lr * wd * 0.1 / 1.9))
+    assert measured == pytest.approx(predicted, rel=0.15)
+    assert not [f for f in monitor.summary().flags if f.kind == "rotation-off-equilibrium"]
