@@ -251,3 +251,131 @@ def test_layernorm_weight_rotation_converges_to_kosson_equilibrium():
     assert predicted == pytest.approx(math.sqrt(2 * lr * wd * 0.1 / 1.9))
     assert measured == pytest.approx(predicted, rel=0.15)
     assert not [f for f in monitor.summary().flags if f.kind == "rotation-off-equilibrium"]
+
+
+# --- flags --------------------------------------------------------------------------------------------------
+
+def _layernorm_run(make_opt, *, steps: int, schedule=lambda k: 1.0, every: int = 5, **monitor_options):
+    """A bias-free Linear into LayerNorm, the only trained weight, on fresh noise every step."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 64, bias=False), nn.LayerNorm(64), nn.Linear(64, 1))
+    model[2].requires_grad_(False)
+    opt = make_opt([model[0].weight])
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    monitor = Monitor(opt, model, every=every, **monitor_options)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        opt.zero_grad()
+        _loss(model, torch.randn(16, 32, generator=g), torch.randn(16, 1, generator=g)).backward()
+        opt.step()
+        lr_schedule.step()
+    return monitor
+
+
+@pytest.mark.parametrize("decay", ["torch", "corrected"])
+def test_end_of_schedule_gradient_rise_is_flagged_under_torch_and_not_under_corrected(decay):
+    # SGD's equilibrium ‖g‖/‖p‖ is sqrt(2·s_t)/lr_t (AdamC): sqrt(2λ/lr_t) under torch, rising 4.5× as the lr falls
+    # 20×; sqrt(2λ/peak_lr) under corrected.
+    monitor = _layernorm_run(lambda ps: weightdecay.SGDW(ps, lr=0.4, weight_decay=0.2, decay=decay), steps=2000,
+                             schedule=lambda k: max(0.05, 1 - k / 2000))
+    rise = [f for f in monitor.summary().flags if f.kind == "gradient-norm-rise"]
+    if decay == "torch":
+        assert [f.names for f in rise] == [("0.weight",)] and rise[0].value > 1.5
+        assert "decay='corrected'" in rise[0].sentence
+    else:
+        assert rise == []
+
+
+def test_timescale_and_large_shrink_flags():
+    # τ_iter = 1/(1e-3·1e-3) = 1e6 steps, far beyond a 50-step run
+    long = _layernorm_run(lambda ps: weightdecay.AdamW(ps, lr=1e-3, weight_decay=1e-3), steps=50,
+                          steps_per_epoch=10)
+    kinds = {f.kind: f for f in long.summary().flags}
+    assert set(kinds) == {"tau-beyond-run"} and kinds["tau-beyond-run"].value == pytest.approx(1e6 / 50)
+    assert "1e+05 epochs" in kinds["tau-beyond-run"].sentence
+    # constant decay: s_t = λ = 0.2 per step, τ_iter = 5 steps, half an epoch of 10 steps
+    short = _layernorm_run(lambda ps: weightdecay.AdamW(ps, lr=1e-3, weight_decay=0.2, decay="constant"), steps=50,
+                           steps_per_epoch=10)
+    kinds = {f.kind: f for f in short.summary().flags}
+    assert kinds["tau-below-epoch"].value == pytest.approx(0.5)
+    assert kinds["large-shrink"].value == pytest.approx(0.2) and "20%" in kinds["large-shrink"].sentence
+    assert "tau-beyond-run" not in kinds
+
+
+def test_a_weight_declared_scale_invariant_that_is_not_is_flagged_off_equilibrium():
+    # A least-squares weight converges to its solution: it stops turning, far below the equilibrium angle.
+    torch.manual_seed(0)
+    model = nn.Linear(8, 1, bias=False)
+    opt = weightdecay.AdamW(model.parameters(), lr=0.05, weight_decay=0.5)
+    monitor = Monitor(opt, model, every=5, scale_invariant=["weight"])
+    x = torch.randn(64, 8)
+    y = x @ torch.randn(8, 1)
+    for _ in range(400):
+        opt.zero_grad()
+        ((model(x) - y) ** 2).mean().backward()
+        opt.step()
+    flags = [f for f in monitor.summary().flags if f.kind == "rotation-off-equilibrium"]
+    assert [f.names for f in flags] == [("weight",)] and flags[0].value < 0.5
+
+
+# --- exports ------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def watched():
+    _, monitor = _train(True, steps=10)
+    return monitor
+
+
+def test_csv_and_jsonl_read_back_to_the_records(watched, tmp_path):
+    watched.to_jsonl(tmp_path / "log.jsonl")
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == watched.records
+    assert read_records(tmp_path / "log.jsonl") == watched.records
+    watched.to_csv(tmp_path / "log.csv")
+    with open(tmp_path / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(FIELDS) and len(rows) == len(watched.records)
+    back = read_records(tmp_path / "log.csv")
+    for a, b in zip(back, watched.records):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key] == (pytest.approx(b[key], rel=1e-12) if isinstance(b[key], float) else b[key])
+
+
+def test_a_log_that_is_not_a_monitor_log_is_a_user_error(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"x": 1}\n')
+    with pytest.raises(UserError, match="not a monitor record"):
+        read_records(tmp_path / "bad.jsonl")
+    with pytest.raises(weightdecay.errors.DataNotFoundError):
+        read_records(tmp_path / "missing.jsonl")
+
+
+def _scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_tensorboard_files_read_back_with_tensorboards_own_reader(watched, tmp_path):
+    pytest.importorskip("tensorboard")
+    watched.to_tensorboard(tmp_path / "tb")
+    scalars = _scalars(tmp_path / "tb")
+    names = {r["name"] for r in watched.records}
+    assert {f"rotation/{n}" for n in names} <= set(scalars)
+    assert {f"predicted_rotation/{n}" for n in watched.scale_invariant} <= set(scalars)
+    for r in watched.records:
+        if r["rotation"] is not None:
+            logged = dict(scalars[f"rotation/{r['name']}"])[r["step"]]
+            assert logged == pytest.approx(r["rotation"], rel=1e-6)  # stored as float32
+
+
+def test_live_tensorboard_while_training(tmp_path):
+    pytest.importorskip("tensorboard")
+    monitor = _layernorm_run(lambda ps: weightdecay.AdamW(ps, lr=1e-2, weight_decay=0.1), steps=20,
+                             log_dir=tmp_path / "live")
+    monitor.remove()  # flushes the writer
+    scalars = _scalars(tmp_path / "live")
+    assert [s for s, _ in scalars["grad_to_weight/0.weight"]] == [5, 10, 15, 20]
+    assert [v for _, v in scalars["shrink/0.weight"]] == pytest.approx([1e-3] * 4)

@@ -29,6 +29,7 @@ def _atomic_write(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a log or page is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -119,3 +120,9 @@ def write_tensorboard(records: Iterable[dict[str, Any]], log_dir: str | Path) ->
     finally:
         writer.close()
     return Path(log_dir)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
