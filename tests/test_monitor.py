@@ -120,11 +120,32 @@ def test_adamw_update_norm_is_the_hand_written_adam_step():
     before, grads = _one_step_by_hand("adamw", lr, wd)
     for r in monitor.records:
         p0, g = before[r["name"]], grads[r["name"]]
+        assert r["grad_norm"] == pytest.approx(np.linalg.norm(g), rel=1e-6)
         m, v = (1 - b1) * g / (1 - b1), (1 - b2) * g * g / (1 - b2)
         p1 = p0 * (1 - lr * wd) - lr * m / (np.sqrt(v) + eps)
         assert r["update_norm"] == pytest.approx(np.linalg.norm(p1 - p0), rel=1e-4)
         if p0.any():
             assert r["rotation"] == pytest.approx(_angle(p0, p1), rel=1e-3, abs=1e-7)
+
+
+def test_a_step_with_a_closure_records_this_steps_gradient():
+    # Lightning computes the gradient inside optimizer.step(closure): the pre-step hook runs before it exists.
+    model = _tiny()
+    opt = weightdecay.AdamW(model.parameters(), lr=0.01, weight_decay=0.2)
+    monitor = Monitor(opt, model, every=1)
+    x, y = _batch(1)
+
+    def closure():
+        opt.zero_grad()
+        loss = _loss(model, x, y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    _, grads = _one_step_by_hand("adamw", 0.01, 0.2)
+    assert monitor.scale_invariant == ["0.weight"]  # the forward inside the closure was seen
+    for r in monitor.records:
+        assert r["step"] == 1 and r["grad_norm"] == pytest.approx(np.linalg.norm(grads[r["name"]]), rel=1e-6)
 
 
 def test_plain_adam_weight_decay_reads_as_l2_without_a_shrink():
@@ -168,10 +189,12 @@ def test_bad_arguments_are_user_errors():
 # --- which weights are scale-invariant ----------------------------------------------------------------------
 
 def _detected(model: nn.Module, x: torch.Tensor) -> list[str]:
-    monitor = Monitor(torch.optim.SGD(model.parameters(), lr=0.1), model, detect=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    monitor = Monitor(opt, model, detect=True)
     monitor.scale_invariant = []  # only what the forward graph shows, not the model's own declaration
     model.train()
     model(x)
+    opt.step()  # no gradients: nothing moves, and the first step ends the detection
     return sorted(monitor.scale_invariant)
 
 
@@ -179,6 +202,17 @@ def _detected(model: nn.Module, x: torch.Tensor) -> list[str]:
 def test_detection_finds_exactly_the_small_cnns_own_declaration(batch_norm):
     model = SmallCNN(1, 10, channels=(4, 8), hidden=16, image_size=8, batch_norm=batch_norm)
     assert _detected(model, torch.randn(4, 1, 8, 8)) == sorted(model.scale_invariant)
+
+
+def test_eval_mode_batch_norm_is_not_a_normalization():
+    model = SmallCNN(1, 10, channels=(4,), hidden=16, image_size=8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    monitor = Monitor(opt, model)
+    monitor.scale_invariant = []
+    model.eval()
+    model(torch.randn(2, 1, 8, 8))
+    opt.step()
+    assert monitor.scale_invariant == []
 
 
 def test_detection_in_a_pre_layernorm_transformer_finds_nothing():
@@ -202,8 +236,10 @@ def test_detection_rules_for_bias_and_norm_kind():
             return m["ln"](m["a"](x)).sum() + m["bn"](m["b"](s)).sum() + m["gn"](m["c"](x)).sum()
 
     net = Net()
-    monitor = Monitor(torch.optim.SGD(net.parameters(), lr=0.1), net)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    monitor = Monitor(opt, net)
     net(torch.randn(5, 3), torch.randn(5, 2, 6))
+    opt.step()
     assert sorted(monitor.scale_invariant) == ["m.b.weight", "m.c.weight"]
 
 

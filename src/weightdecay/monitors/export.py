@@ -14,11 +14,24 @@ from typing import Any, Iterable
 from weightdecay.errors import DataNotFoundError, UserError
 
 __all__ = ["write_csv", "write_jsonl", "read_records", "write_tensorboard", "summary_writer", "add_records",
-           "SCALARS"]
+           "SCALARS", "LOGGED", "metrics_of"]
 
 # The quantities that become TensorBoard scalars, tagged "<quantity>/<tensor name>".
 SCALARS: tuple[str, ...] = ("weight_norm", "grad_norm", "update_norm", "grad_to_weight", "rotation", "shrink",
                             "tau_iter", "tau_epoch", "predicted_rotation", "predicted_grad_to_weight")
+
+# What a trainer's loggers get: the measured quantities beside their predictions, "weightdecay/<q>/<name>".
+LOGGED: tuple[str, ...] = ("rotation", "predicted_rotation", "grad_to_weight", "predicted_grad_to_weight",
+                           "weight_norm", "shrink")
+
+
+def metrics_of(records: Iterable[dict[str, Any]], prefix: str = "weightdecay") -> dict[str, float]:
+    """Records as flat ``{prefix/quantity/name: value}`` metrics for a trainer's logger (None left out).
+
+    >>> metrics_of([{"name": "0.weight", "rotation": 0.01, "shrink": None}])
+    {'weightdecay/rotation/0.weight': 0.01}
+    """
+    return {f"{prefix}/{q}/{r['name']}": r[q] for r in records for q in LOGGED if r.get(q) is not None}
 
 
 def _atomic_write(path: str | Path, text: str) -> Path:

@@ -53,7 +53,9 @@ class MonitorSummary:
         return [f.sentence for f in self.flags]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"steps": self.steps, "flags": [asdict(f) for f in self.flags], "layers": self.layers}
+        """Plain JSON-ready data (tuples as lists)."""
+        flags = [{**asdict(f), "names": list(f.names)} for f in self.flags]
+        return {"steps": self.steps, "flags": flags, "layers": self.layers}
 
     def __str__(self) -> str:
         if not self.flags:

@@ -77,7 +77,7 @@ class Monitor:
     ``predicted_grad_to_weight`` (AdamC's ``sqrt(2·s_t)/lr_t``, SGD-type steps only). A value that does not
     apply is None.
 
-    Scale-invariant weights are found from the first training-mode forward of ``model``
+    Scale-invariant weights are found from the forward passes of ``model`` before the first step
     (:mod:`weightdecay.monitors.structure` says which cases), plus the model's own ``scale_invariant``
     attribute, plus ``scale_invariant`` given here.
 
@@ -129,7 +129,7 @@ class Monitor:
         self._handles: list[Any] = []
         self._probe: ScaleInvarianceProbe | None = None
         self._writer: Any = None
-        self._pending: list[tuple[int, int, str, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._pending: list[tuple[int, int, str, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         if optimizer is not None:
             self.attach(optimizer, model)
         elif model is not None:
@@ -198,23 +198,28 @@ class Monitor:
     def _before_step(self, optimizer: torch.optim.Optimizer, *_args: Any) -> None:
         if (self.steps + 1) % self.every:
             return
-        self._pending = []
-        for g, group in enumerate(optimizer.param_groups):
-            for i, p in enumerate(group["params"]):
-                if p.grad is None or p.grad.is_sparse:
-                    continue
-                self._pending.append((g, i, self._name(g, i, p), p, p.detach().clone(),
-                                      torch.linalg.vector_norm(p.grad).double(), torch.linalg.vector_norm(p).double()))
+        # Only the weights are taken here: a step given a closure (Lightning's) computes the gradient inside
+        # step(), so the gradient is read after it, where it is this step's whichever way the loop runs.
+        self._pending = [(g, i, self._name(g, i, p), p, p.detach().clone(), torch.linalg.vector_norm(p).double())
+                         for g, group in enumerate(optimizer.param_groups)
+                         for i, p in enumerate(group["params"]) if p.requires_grad]
 
     @torch.no_grad()
     def _after_step(self, optimizer: torch.optim.Optimizer, *_args: Any) -> None:
         self.steps += 1
+        if self._probe is not None:  # the first step's forward passes (before it, or inside its closure) are done
+            self._probe.finish()
+            self._probe = None
         if self.steps % self.every or not self._pending:
             return
-        pending, self._pending = self._pending, []
-        measured = torch.stack([torch.stack([grad_norm, weight_norm, torch.linalg.vector_norm(p - before).double(),
+        pending = [t for t in self._pending if t[3].grad is not None and not t[3].grad.is_sparse]
+        self._pending = []
+        if not pending:
+            return
+        measured = torch.stack([torch.stack([torch.linalg.vector_norm(p.grad).double(), weight_norm,
+                                             torch.linalg.vector_norm(p - before).double(),
                                              rotation_angle(before, p)])
-                                for _, _, _, p, before, grad_norm, weight_norm in pending]).tolist()
+                                for _, _, _, p, before, weight_norm in pending]).tolist()
         groups = {g: self._group_facts(optimizer, g) for g in {g for g, *_ in pending}}
         new = []
         for (g, _, name, *_), (grad_norm, weight_norm, update_norm, rotation) in zip(pending, measured):
@@ -224,8 +229,8 @@ class Monitor:
                 "step": self.steps, "group": g, "name": name, "lr": facts["lr"], "decay": facts["decay"],
                 "weight_norm": weight_norm, "grad_norm": grad_norm, "update_norm": update_norm,
                 "grad_to_weight": grad_norm / weight_norm if weight_norm > 0 else None,
-                "rotation": rotation if weight_norm > 0 else None, "shrink": facts["shrink"], "tau_iter": facts["tau_iter"],
-                "tau_epoch": facts["tau_epoch"],
+                "rotation": rotation if weight_norm > 0 else None, "shrink": facts["shrink"],
+                "tau_iter": facts["tau_iter"], "tau_epoch": facts["tau_epoch"],
                 "predicted_rotation": facts["predicted_rotation"] if invariant else None,
                 "predicted_grad_to_weight": facts["predicted_grad_to_weight"] if invariant else None,
             })

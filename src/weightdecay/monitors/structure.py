@@ -17,6 +17,7 @@ weight-standardized or weight-normalized layers.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable
 
 import torch
@@ -33,22 +34,24 @@ NORMALIZATIONS: tuple[type[nn.Module], ...] = (
 
 
 class ScaleInvarianceProbe:
-    """Watches the model's next forward pass and reports the weights followed by a normalization.
+    """Watches the model's forward passes and collects the weights followed by a normalization.
 
-    ``on_found(names)`` is called once, after the first forward of ``model`` that runs in training mode; the
-    probe then removes its hooks. ``remove()`` detaches it earlier.
+    :meth:`finish` (the monitor calls it at the first optimizer step, when that step's forward passes have run,
+    whatever method ran them: ``forward``, Lightning's ``training_step``, ...) removes the hooks and calls
+    ``on_found(names)`` once. Batch norm in eval mode does not normalize by the batch and is not counted.
 
     >>> model = nn.Sequential(nn.Linear(3, 4, bias=False), nn.LayerNorm(4), nn.Linear(4, 2))
     >>> found = []
     >>> probe = ScaleInvarianceProbe(model, found.extend)
     >>> _ = model(torch.zeros(2, 3))
+    >>> probe.finish()
     >>> found
     ['0.weight']
     """
 
     def __init__(self, model: nn.Module, on_found: Callable[[list[str]], None]) -> None:
         self._on_found = on_found
-        self._outputs: dict[int, tuple[torch.Tensor, str, nn.Module]] = {}
+        self._outputs: dict[int, tuple[weakref.ref, str, nn.Module]] = {}
         self._found: list[str] = []
         self._handles: list[Any] = []
         for name, module in model.named_modules():
@@ -56,29 +59,28 @@ class ScaleInvarianceProbe:
                 self._handles.append(module.register_forward_hook(self._layer_hook(name)))
             elif isinstance(module, NORMALIZATIONS):
                 self._handles.append(module.register_forward_pre_hook(self._norm_hook))
-        self._handles.append(model.register_forward_hook(self._finish))
 
     def _layer_hook(self, name: str) -> Callable[..., None]:
         def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
             if torch.is_tensor(output):
-                # The tensor itself is kept so its id cannot be reused by another tensor during this forward.
-                self._outputs[id(output)] = (output, name, module)
+                # A weak reference: an id reused by a later tensor no longer matches, and nothing is kept alive.
+                self._outputs[id(output)] = (weakref.ref(output), name, module)
         return hook
 
     def _norm_hook(self, norm: nn.Module, inputs: tuple[Any, ...]) -> None:
         if not inputs or not torch.is_tensor(inputs[0]) or id(inputs[0]) not in self._outputs:
             return
-        tensor, name, layer = self._outputs[id(inputs[0])]
-        if tensor is not inputs[0]:
+        ref, name, layer = self._outputs[id(inputs[0])]
+        if ref() is not inputs[0] or (isinstance(norm, _BATCH_NORMS) and not norm.training):
             return
         if isinstance(norm, _BATCH_NORMS) or getattr(layer, "bias", None) is None:
             weight = f"{name}.weight" if name else "weight"
             if weight not in self._found:
                 self._found.append(weight)
 
-    def _finish(self, model: nn.Module, _inputs: Any, _output: Any) -> None:
-        if not model.training:  # eval-mode batch norm does not normalize by the batch: wait for a training pass
-            self._outputs.clear()
+    def finish(self) -> None:
+        """Stop watching and report what was found (once; later calls do nothing)."""
+        if not self._handles:
             return
         found = list(self._found)
         self.remove()
