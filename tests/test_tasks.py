@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from weightdecay.data import make_ridge
 from weightdecay.errors import UserError
 from weightdecay.tasks import TrainConfig, get_task, list_tasks
-from weightdecay.tasks.training import angle_between
+from weightdecay.monitors import angle_between
 
 LN10 = math.log(10)
 
@@ -281,3 +281,26 @@ def test_the_schedule_is_stepped_per_batch_with_the_tasks_schedule_options():
     assert losses[0] == losses[1] == losses[2]
     moving = get_task("ridge").run(TrainConfig(lr=1e-2, weight_decay=0.1, schedule="constant", epochs=2))
     assert moving.history[0]["val_loss"] == losses[0] and moving.history[1]["val_loss"] != losses[1]
+
+
+def test_fit_attaches_the_monitors_given_and_the_diagnostics_agree_with_them():
+    # One run watched both ways: the per-epoch LayerDiagnostics (config.diagnostics) and a per-step Monitor.
+    from weightdecay import Monitor
+
+    task = get_task("digits-mlp")
+    monitor = Monitor(every=1)
+    config = TrainConfig(lr=1e-3, weight_decay=0.1, epochs=2, batch_size=500, seed=3, diagnostics=True)
+    result = task.run(config, monitors=[monitor])
+    assert monitor.optimizer is None  # removed when the run ended
+    steps = monitor.steps
+    assert steps == 2 * monitor.steps_per_epoch and monitor.total_steps == steps
+    for name in result.diagnostics["layers"]:
+        ours = [r for r in monitor.records if r["name"] == name]
+        assert [r["step"] for r in ours] == list(range(1, steps + 1))
+        first_epoch = ours[:steps // 2]
+        assert result.diagnostics["grad_norm"][name][0] == pytest.approx(
+            np.mean([r["grad_norm"] for r in first_epoch]), rel=1e-9)
+        assert result.diagnostics["grad_to_weight"][name][0] == pytest.approx(
+            np.mean([r["grad_to_weight"] for r in first_epoch]), rel=1e-9)
+    # the monitor does not change the run
+    assert task.run(config).metrics == result.metrics

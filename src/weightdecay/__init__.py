@@ -4,8 +4,19 @@ PyTorch optimizers where the decay convention is an explicit choice (``decay="to
 "corrected" | "stable" | "l2"``), the tuning rules of the literature as code, and lr×wd sweeps that show them.
 """
 
+import importlib
+
 from weightdecay.decay import DECAY_MODES, MODE_NAMES, shrink
 from weightdecay.optim import AdamW, SGDW, param_groups
 
 __version__ = "0.1.0"
-__all__ = ["AdamW", "SGDW", "param_groups", "DECAY_MODES", "MODE_NAMES", "shrink", "__version__"]
+__all__ = ["AdamW", "SGDW", "param_groups", "DECAY_MODES", "MODE_NAMES", "shrink", "Monitor", "__version__"]
+
+_LAZY = {"Monitor": "weightdecay.monitors"}
+
+
+def __getattr__(name: str):
+    # Higher layers load on first use, so `import weightdecay` stays light (optimizers and the decay table only).
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'weightdecay' has no attribute {name!r}")

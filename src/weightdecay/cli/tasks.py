@@ -58,12 +58,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="a task option, VALUE read as JSON when it parses (train_subset=2000, "
                             "batch_norm=false, channels=[16,32]); repeatable")
     train.add_argument("--diagnostics", action="store_true", help="collect per-layer norms and rotations")
+    train.add_argument("--monitor", metavar="LOG", help="watch the run with weightdecay.Monitor and write its "
+                                                         "records to LOG (.jsonl, or .csv); see monitor-report")
+    train.add_argument("--monitor-every", type=int, default=10, metavar="N", help="record every N-th step "
+                                                                                   "(default 10)")
     train.add_argument("--json", action="store_true", help="print one JSON object")
     train.add_argument("--quiet", action="store_true", help="no progress on stderr")
     train.add_argument("--threads", type=int, help="torch intra-op threads (default torch's; 1 is much faster "
                                                     "when other processes share the cores)")
     _add_import_option(train)
     train.set_defaults(func=train_handler)
+
+
+def _monitors(task: Any, args: argparse.Namespace) -> list[Any]:
+    """``[Monitor(every=N)]`` for ``--monitor``, refused for a task whose ``run`` takes no monitors."""
+    if args.monitor is None:
+        return []
+    if args.monitor_every < 1:
+        raise UserError(f"--monitor-every must be >= 1, got {args.monitor_every}")
+    import inspect
+
+    if "monitors" not in inspect.signature(task.run).parameters:
+        raise UserError(f"Task {task.name!r} cannot be monitored: its run(config, progress) takes no monitors; "
+                        "add a monitors=() argument and pass it on to weightdecay.tasks.fit")
+    from weightdecay.monitors import Monitor
+
+    return [Monitor(every=args.monitor_every)]
 
 
 def _add_import_option(parser: argparse.ArgumentParser) -> None:
@@ -174,7 +194,14 @@ def train_handler(args: argparse.Namespace) -> int:
             print(f"{task.name}: epoch {done}/{total} ({time.perf_counter() - started:.1f} s)", file=sys.stderr,
                   flush=True)
 
-    result = task.run(config, progress=progress)
+    monitors = _monitors(task, args)
+    result = task.run(config, progress=progress, **({"monitors": monitors} if monitors else {}))
+    if monitors:
+        log = Path(args.monitor)
+        (monitors[0].to_csv if log.suffix == ".csv" else monitors[0].to_jsonl)(log)
+        flags = monitors[0].summary().flags
+        print(f"{task.name}: monitor log {log} ({len(flags)} flag{'s' if len(flags) != 1 else ''}; "
+              f"weightdecay monitor-report {log})", file=sys.stderr)
     resolve = getattr(task, "resolve", None)
     if callable(resolve):  # show the task's default epochs and batch size, not "None"
         config = resolve(config)[0]

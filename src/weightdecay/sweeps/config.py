@@ -44,7 +44,7 @@ SAMPLERS = ("grid", "tpe")
 COORDINATES = ("raw", "decoupled", "timescale")
 
 _TOP_KEYS = {"name", "task", "metric", "direction", "epochs", "batch_size", "schedule", "seeds", "imports",
-             "extra", "grid", "search", "arms", "basin_tolerance"}
+             "extra", "grid", "search", "arms", "basin_tolerance", "monitor_every"}
 _ARM_KEYS = {"name", "optimizer", "decay", "weight_decay", "momentum", "betas", "extra"}
 _GRID_KEYS = {"lr", "weight_decay"}
 _SEARCH_KEYS = {"sampler", "trials", "coordinates", "lr", "weight_decay", "shrink", "tau_epoch", "train_size"}
@@ -98,6 +98,7 @@ class SweepConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     basin_tolerance: float = 0.1
     source: str = ""  # the TOML text, kept with the run
+    monitor_every: int | None = None  # watch each run with weightdecay.Monitor(every=N), keep its summary
 
     def arm(self, name: str) -> Arm:
         for a in self.arms:
@@ -118,6 +119,7 @@ class SweepConfig:
         d = self.to_dict()
         d.pop("arms")
         d.pop("basin_tolerance")
+        d.pop("monitor_every")  # watching a run does not change it
         d["arm"] = asdict(arm)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -291,7 +293,8 @@ def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "
         raise ConfigError(f"search.{extra_keys[0]}: only used with sampler = \"tpe\"; remove it or set the sampler")
     return SweepConfig(name=name, task=task.name, metric=metric, direction=direction, epochs=epochs,
                        batch_size=batch_size, schedule=schedule, seeds=seeds, lr=lr, arms=tuple(arms),
-                       search=search, imports=imports, extra=extra, basin_tolerance=float(tolerance), source=source)
+                       search=search, imports=imports, extra=extra, basin_tolerance=float(tolerance), source=source,
+                       monitor_every=_positive_int(raw, "monitor_every", None))
 
 
 def _parse_tpe(s: dict[str, Any], lr_grid: tuple[float, ...], arms: list[Arm], task: Any) -> SearchSpace:

@@ -30,6 +30,7 @@ class RunRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    monitor: dict[str, Any] | None = None  # the run's MonitorSummary.to_dict(), with monitor_every set
 
 
 @dataclass
@@ -133,9 +134,10 @@ def _records(arm: str, t: optuna.trial.FrozenTrial) -> list[RunRecord]:
     if "seeds" in a:  # a TPE trial: every seed of one (lr, λ)
         return [RunRecord(arm=arm, lr=float(t.params["lr"]), weight_decay=float(a["weight_decay"]),
                           seed=int(r["seed"]), value=float(r["value"]), diverged=bool(r["diverged"]),
-                          metrics=r["metrics"], history=r["history"], seconds=float(r["seconds"]))
+                          metrics=r["metrics"], history=r["history"], seconds=float(r["seconds"]),
+                          monitor=r.get("monitor"))
                 for r in a["seeds"]]
     return [RunRecord(arm=arm, lr=float(t.params["lr"]), weight_decay=float(t.params["weight_decay"]),
                       seed=int(t.params["seed"]), value=float(t.value), diverged=bool(a.get("diverged", False)),
                       metrics=a.get("metrics", {}), history=a.get("history", []),
-                      seconds=float(a.get("seconds", 0.0)))]
+                      seconds=float(a.get("seconds", 0.0)), monitor=a.get("monitor"))]

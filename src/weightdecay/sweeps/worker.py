@@ -53,7 +53,12 @@ def train_once(config: SweepConfig, arm: Arm, lr: float, weight_decay: float, se
                                seed=seed, momentum=arm.momentum, betas=arm.betas,
                                extra={**config.extra, **arm.extra})
     start = time.perf_counter()
-    result = task.run(train_config)
+    monitors = []
+    if config.monitor_every:
+        from weightdecay.monitors import Monitor
+
+        monitors = [Monitor(every=config.monitor_every)]
+    result = task.run(train_config, **({"monitors": monitors} if monitors else {}))
     seconds = result.seconds or time.perf_counter() - start
     if config.metric not in result.metrics:
         raise KeyError(f"task {config.task!r} reports no metric {config.metric!r}; it reports "
@@ -62,8 +67,22 @@ def train_once(config: SweepConfig, arm: Arm, lr: float, weight_decay: float, se
     diverged = bool(result.diverged) or not math.isfinite(value)
     if not math.isfinite(value):
         value = math.inf if config.direction == "minimize" else -math.inf
-    return {"value": value, "diverged": diverged, "seconds": float(seconds),
-            "metrics": _json_floats(result.metrics), "history": [_json_floats(h) for h in result.history]}
+    record = {"value": value, "diverged": diverged, "seconds": float(seconds),
+              "metrics": _json_floats(result.metrics), "history": [_json_floats(h) for h in result.history]}
+    if monitors:
+        record["monitor"] = _json_safe(monitors[0].summary().to_dict())
+    return record
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every NaN/inf float replaced by None, at any depth (trial attributes are JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def weight_decay_from(config: SweepConfig, arm: Arm, lr: float, second: float) -> float:
@@ -134,7 +153,9 @@ def _claim(study: optuna.Study) -> optuna.Trial | None:
 
 def _finish(study: optuna.Study, trial: optuna.Trial, record: dict[str, Any] | None, error: str | None) -> None:
     try:
-        for key in ("metrics", "history", "diverged", "seconds") if record else ():
+        for key in ("metrics", "history", "diverged", "seconds", "monitor") if record else ():
+            if key not in record:
+                continue
             trial.set_user_attr(key, record[key])
         if error is not None:
             trial.set_user_attr("error", error[-2000:])
@@ -193,6 +214,8 @@ def _run_tpe_trial(study: optuna.Study, config: SweepConfig, arm: Arm, trial: op
         record = {"value": sum(values) / len(values), "diverged": any(r["diverged"] for r in runs),
                   "seconds": sum(r["seconds"] for r in runs), "metrics": runs[0]["metrics"],
                   "history": runs[0]["history"]}
+        if "monitor" in runs[0]:
+            record["monitor"] = runs[0]["monitor"]
     _finish(study, trial, record, error)
 
 

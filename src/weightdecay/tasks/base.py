@@ -7,7 +7,7 @@ Sweeps and experiments only ever talk to this interface. A user plugs in a task 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from weightdecay.errors import UserError
 
@@ -28,7 +28,7 @@ class TrainConfig:
     seed: int = 0
     momentum: float = 0.9  # SGDW only
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW only
-    diagnostics: bool = False  # collect per-layer weight norms, rotations, gradient norms
+    diagnostics: bool = False  # add a monitors.LayerDiagnostics: per-epoch layer norms, rotations, gradient norms
     extra: dict[str, Any] = field(default_factory=dict)  # task-specific options
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,7 +70,8 @@ class Task:
         """Whether the task's data is on this machine, and how to get it if not."""
         return True, ""
 
-    def run(self, config: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
+    def run(self, config: TrainConfig, progress: ProgressFn | None = None, monitors: Sequence[Any] = ()) -> TrainResult:
+        """Train once; ``monitors`` (unattached :class:`weightdecay.Monitor` objects) watch the run's optimizer."""
         raise NotImplementedError
 
 

@@ -12,7 +12,7 @@ Metrics: ``train_loss`` (mean of the epoch's minibatch losses), ``val_loss``, ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -122,7 +122,7 @@ class ImageClassificationTask(BuiltinTask):
             return x.sub_(torch.tensor(self.mean).view(shape)).div_(torch.tensor(self.std).view(shape))
         return x.sub_(self.mean[0]).div_(self.std[0])
 
-    def run(self, config: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
+    def run(self, config: TrainConfig, progress: ProgressFn | None = None, monitors: Sequence[Any] = ()) -> TrainResult:
         config, opts = self.resolve(config)
         dataset = self.load_dataset(opts)
         splits = make_splits(dataset, val_size=int_option(opts, "val_size", 0),
@@ -156,4 +156,5 @@ class ImageClassificationTask(BuiltinTask):
         return fit(lambda: self.build_model(opts, dataset.num_classes), config, batches=batches,
                    steps_per_epoch=batches_per_epoch(n, batch_size),
                    loss_fn=lambda model, xb, yb: F.cross_entropy(model(xb), yb),
-                   evaluate=evaluate, options=opts, metric_names=names, progress=progress)
+                   evaluate=evaluate, options=opts, metric_names=names, progress=progress,
+                   monitors=monitors)

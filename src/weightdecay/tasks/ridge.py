@@ -10,7 +10,7 @@ of the same distribution; the loss is ``½·mean((x·w − y)²)``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -61,7 +61,7 @@ class RidgeTask(BuiltinTask):
         int_option(options, "d")
         float_option(options, "noise")
 
-    def run(self, config: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
+    def run(self, config: TrainConfig, progress: ProgressFn | None = None, monitors: Sequence[Any] = ()) -> TrainResult:
         config, opts = self.resolve(config)
         data = make_ridge(int_option(opts, "data_seed", 0), int_option(opts, "n"), int_option(opts, "d"),
                           noise=float_option(opts, "noise"))
@@ -80,4 +80,5 @@ class RidgeTask(BuiltinTask):
         return fit(lambda: nn.Linear(x.shape[1], 1, bias=False), config,
                    batches=batches, steps_per_epoch=batches_per_epoch(len(y), batch_size),
                    loss_fn=lambda model, xb, yb: squared_loss(model(xb).squeeze(-1), yb),
-                   evaluate=evaluate, options=opts, metric_names=("val_loss", "test_loss"), progress=progress)
+                   evaluate=evaluate, options=opts, metric_names=("val_loss", "test_loss"), progress=progress,
+                   monitors=monitors)

@@ -14,7 +14,7 @@ Metrics: ``train_loss`` (mean of the epoch's minibatch losses), ``val_loss`` (na
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +74,7 @@ class ShakespeareCharLM(BuiltinTask):
         if options["dim"] % options["heads"]:
             raise UserError(f"Option heads={options['heads']} must divide dim={options['dim']}")
 
-    def run(self, config: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
+    def run(self, config: TrainConfig, progress: ProgressFn | None = None, monitors: Sequence[Any] = ()) -> TrainResult:
         config, opts = self.resolve(config)
         corpus = load_shakespeare(opts["data_dir"])
         train = torch.from_numpy(corpus.train.astype("int64"))
@@ -99,4 +99,5 @@ class ShakespeareCharLM(BuiltinTask):
             return CharTransformer(vocab, context, dim=opts["dim"], layers=opts["layers"], heads=opts["heads"])
 
         return fit(build_model, config, batches=batches, steps_per_epoch=opts["steps_per_epoch"], loss_fn=loss_fn,
-                   evaluate=evaluate, options=opts, metric_names=("val_loss", "perplexity"), progress=progress)
+                   evaluate=evaluate, options=opts, metric_names=("val_loss", "perplexity"), progress=progress,
+                   monitors=monitors)

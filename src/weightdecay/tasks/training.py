@@ -8,7 +8,9 @@ One run reads top to bottom in :func:`fit`:
 3. build the learning-rate schedule by name, stepped once per batch;
 4. per epoch: the batches (tensors in memory, indexed by a seeded permutation), one optimizer step each; a loss
    that turns NaN/inf stops the run at once and marks it diverged (never raised);
-5. per epoch: evaluate (``model.eval()``, no grad), record the history, and optionally the per-layer diagnostics.
+5. per epoch: evaluate (``model.eval()``, no grad), record the history; the monitors given (any
+   :class:`weightdecay.Monitor`, or the per-epoch :class:`weightdecay.monitors.LayerDiagnostics`) watch the
+   optimizer's steps through its hooks and never change them.
 """
 
 from __future__ import annotations
@@ -16,17 +18,18 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
 
 from weightdecay.decay import get_mode
 from weightdecay.errors import UserError
+from weightdecay.monitors import LayerDiagnostics
 from weightdecay.tasks.base import ProgressFn, Task, TrainConfig, TrainResult
 
 __all__ = ["OPTIMIZERS", "Option", "BuiltinTask", "int_option", "float_option", "validate_config", "build_optimizer", "build_schedule", "fit",
-           "shuffled_batches", "batches_per_epoch", "evaluate_in_chunks", "LayerDiagnostics", "angle_between"]
+           "shuffled_batches", "batches_per_epoch", "evaluate_in_chunks"]
 
 OPTIMIZERS = ("adamw", "sgdw")
 
@@ -213,93 +216,46 @@ def evaluate_in_chunks(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Te
     return total_loss / len(y), total_wrong / len(y)
 
 
-def angle_between(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
-    """The angle (radians) between two tensors seen as vectors, per leading row and over the whole tensor.
-
-    Uses ``2·atan2(‖â − b̂‖, ‖â + b̂‖)`` (``â`` the unit vectors), accurate for the tiny angles of one step where
-    ``acos`` of a cosine near 1 loses most digits in float32. Returns ``(whole, per_row)``.
-    """
-    def unit(t: torch.Tensor) -> torch.Tensor:
-        return t / t.norm(dim=-1, keepdim=True).clamp_min(1e-30)
-
-    a, b = before.reshape(before.shape[0], -1).double(), after.reshape(after.shape[0], -1).double()
-    rows = 2 * torch.atan2((unit(a) - unit(b)).norm(dim=-1), (unit(a) + unit(b)).norm(dim=-1))
-    fa, fb = unit(a.reshape(1, -1)), unit(b.reshape(1, -1))
-    whole = 2 * torch.atan2((fa - fb).norm(), (fa + fb).norm())
-    return whole, rows
-
-
-class LayerDiagnostics:
-    """Per-layer diagnostics collected every step and summarized per epoch.
-
-    For every weight with ``ndim >= 2`` (one per layer): its norm ``‖p‖`` at the end of the epoch, the mean over
-    the epoch's steps of the loss-gradient norm ``‖g‖`` (before any coupled ``λ·p``) and of ``‖g‖/‖p‖`` (the ratio
-    AdamC holds at ``sqrt(2λ/peak_lr)`` for normalized layers, SPEC claim 4). For the scale-invariant weights the
-    model names (those followed by a normalization), the mean angular update per step: of the whole tensor
-    (``rotation``) and averaged over output rows, each a scale-invariant neuron (``rotation_per_row``;
-    Kosson et al.'s measure, SPEC claim 6, expected ``sqrt(2·lr·λ·(1-β1)/(1+β1))`` under AdamW).
-    Everything is accumulated in tensors; nothing synchronizes per parameter.
-    """
-
-    def __init__(self, model: nn.Module, scale_invariant: Iterable[str] = ()) -> None:
-        named = dict(model.named_parameters())
-        self.names = [n for n, p in named.items() if p.requires_grad and p.ndim >= 2]
-        self.params = [named[n] for n in self.names]
-        unknown = sorted(set(scale_invariant) - set(named))
-        if unknown:
-            raise ValueError(f"scale_invariant names not in the model: {unknown}")
-        self.invariant_names = [n for n in self.names if n in set(scale_invariant)]
-        self.invariant_params = [named[n] for n in self.invariant_names]
-        self.summary: dict[str, Any] = {
-            "layers": list(self.names), "scale_invariant": list(self.invariant_names), "epoch": [],
-            "weight_norm": {n: [] for n in self.names}, "grad_norm": {n: [] for n in self.names},
-            "grad_to_weight": {n: [] for n in self.names},
-            "rotation": {n: [] for n in self.invariant_names},
-            "rotation_per_row": {n: [] for n in self.invariant_names},
-        }
-        self._reset()
-
-    def _reset(self) -> None:
-        self.steps = 0
-        self.grad_sum = torch.zeros(len(self.params), dtype=torch.float64)
-        self.ratio_sum = torch.zeros(len(self.params), dtype=torch.float64)
-        self.rot_sum = torch.zeros(len(self.invariant_params), dtype=torch.float64)
-        self.rot_row_sum = torch.zeros(len(self.invariant_params), dtype=torch.float64)
-        self._before: list[torch.Tensor] = []
-
-    @torch.no_grad()
-    def before_step(self) -> None:
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        g = torch.stack([t.norm().double() for t in grads]) if grads else self.grad_sum
-        w = torch.stack([p.norm().double() for p in self.params]) if self.params else self.grad_sum
-        self.grad_sum += g
-        self.ratio_sum += g / w.clamp_min(1e-30)
-        self._before = [p.detach().clone() for p in self.invariant_params]
-
-    @torch.no_grad()
-    def after_step(self) -> None:
-        self.steps += 1
-        for i, (before, p) in enumerate(zip(self._before, self.invariant_params)):
-            whole, rows = angle_between(before, p.detach())
-            self.rot_sum[i] += whole
-            self.rot_row_sum[i] += rows.mean()
-
-    @torch.no_grad()
-    def end_epoch(self, epoch: int) -> None:
-        steps = max(self.steps, 1)
-        self.summary["epoch"].append(epoch)
-        for i, (name, p) in enumerate(zip(self.names, self.params)):
-            self.summary["weight_norm"][name].append(float(p.norm()))
-            self.summary["grad_norm"][name].append(float(self.grad_sum[i]) / steps)
-            self.summary["grad_to_weight"][name].append(float(self.ratio_sum[i]) / steps)
-        for i, name in enumerate(self.invariant_names):
-            self.summary["rotation"][name].append(float(self.rot_sum[i]) / steps)
-            self.summary["rotation_per_row"][name].append(float(self.rot_row_sum[i]) / steps)
-        self._reset()
-
-
 def _all_finite(values: dict[str, float]) -> bool:
     return all(math.isfinite(v) for v in values.values())
+
+
+def _train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Any, generator: torch.Generator,
+                  batches: Callable[[torch.Generator], Iterable[Batch]], loss_fn: LossFn,
+                  evaluate: Callable[[nn.Module], dict[str, float]], epochs: int, watching: list[Any],
+                  progress: ProgressFn | None) -> tuple[list[dict[str, float]], bool]:
+    """The epochs of :func:`fit`: the history, and whether the run diverged."""
+    history: list[dict[str, float]] = []
+    diverged = False
+    for epoch in range(1, epochs + 1):
+        model.train()
+        loss_sum, examples = torch.zeros((), dtype=torch.float64), 0
+        for xb, yb in batches(generator):
+            loss = loss_fn(model, xb, yb)
+            if not math.isfinite(float(loss.detach())):
+                diverged = True
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.detach().double() * len(yb)
+            examples += len(yb)
+        if diverged:
+            break
+        model.eval()
+        with torch.no_grad():
+            row = {"epoch": epoch, "train_loss": float(loss_sum) / max(examples, 1), **evaluate(model)}
+        if not _all_finite(row):
+            diverged = True
+            break
+        history.append(row)
+        for monitor in watching:
+            if hasattr(monitor, "end_epoch"):
+                monitor.end_epoch(epoch)
+        if progress is not None:
+            progress(epoch, epochs)
+    return history, diverged
 
 
 def fit(
@@ -314,6 +270,7 @@ def fit(
     metric_names: Iterable[str] = (),
     scale_invariant: Iterable[str] | None = None,
     progress: ProgressFn | None = None,
+    monitors: Sequence[Any] = (),
 ) -> TrainResult:
     """Train ``build_model()`` with the run's optimizer and schedule; return metrics, history and diagnostics.
 
@@ -336,6 +293,11 @@ def fit(
         scale_invariant: parameter names followed by a normalization, for the rotation diagnostics; default
             the model's own ``scale_invariant`` attribute, if any.
         progress: called with ``(epoch done, epochs total)`` after every epoch.
+        monitors: unattached :class:`weightdecay.Monitor` objects (``Monitor(every=10)``) or anything with
+            ``attach(optimizer, model, steps_per_epoch=, total_steps=)`` and ``remove()`` (and optionally
+            ``end_epoch(epoch)``); attached to the run's optimizer and model, removed when it ends.
+            ``config.diagnostics`` adds a :class:`~weightdecay.monitors.LayerDiagnostics`, whose summary is
+            ``TrainResult.diagnostics``.
 
     >>> import torch
     >>> x, y = torch.randn(64, 3), torch.randn(64)
@@ -357,40 +319,16 @@ def fit(
         generator = torch.Generator().manual_seed(config.seed)
         if scale_invariant is None:
             scale_invariant = getattr(model, "scale_invariant", ())
-        diagnostics = LayerDiagnostics(model, scale_invariant) if config.diagnostics else None
-        history: list[dict[str, float]] = []
-        diverged = False
-        for epoch in range(1, epochs + 1):
-            model.train()
-            loss_sum, examples = torch.zeros((), dtype=torch.float64), 0
-            for xb, yb in batches(generator):
-                loss = loss_fn(model, xb, yb)
-                if not math.isfinite(float(loss.detach())):
-                    diverged = True
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if diagnostics is not None:
-                    diagnostics.before_step()
-                optimizer.step()
-                if diagnostics is not None:
-                    diagnostics.after_step()
-                schedule.step()
-                loss_sum += loss.detach().double() * len(yb)
-                examples += len(yb)
-            if diverged:
-                break
-            model.eval()
-            with torch.no_grad():
-                row = {"epoch": epoch, "train_loss": float(loss_sum) / max(examples, 1), **evaluate(model)}
-            if not _all_finite(row):
-                diverged = True
-                break
-            history.append(row)
-            if diagnostics is not None:
-                diagnostics.end_epoch(epoch)
-            if progress is not None:
-                progress(epoch, epochs)
+        diagnostics = LayerDiagnostics(scale_invariant) if config.diagnostics else None
+        watching = [*monitors, *([diagnostics] if diagnostics is not None else [])]
+        for monitor in watching:
+            monitor.attach(optimizer, model, steps_per_epoch=steps_per_epoch, total_steps=epochs * steps_per_epoch)
+        try:
+            history, diverged = _train_epochs(model, optimizer, schedule, generator, batches, loss_fn, evaluate,
+                                              epochs, watching, progress)
+        finally:
+            for monitor in watching:
+                monitor.remove()
     if diverged:
         keys = history[-1].keys() if history else ["train_loss", *metric_names]
         metrics = {k: math.inf for k in keys if k != "epoch"}

@@ -1,0 +1,141 @@
+"""A monitor's records on disk: CSV, JSON lines (what ``weightdecay monitor-report`` reads) and TensorBoard."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from weightdecay.errors import DataNotFoundError, UserError
+
+__all__ = ["write_csv", "write_jsonl", "read_records", "write_tensorboard", "summary_writer", "add_records",
+           "SCALARS", "LOGGED", "metrics_of"]
+
+# The quantities that become TensorBoard scalars, tagged "<quantity>/<tensor name>".
+SCALARS: tuple[str, ...] = ("weight_norm", "grad_norm", "update_norm", "grad_to_weight", "rotation", "shrink",
+                            "tau_iter", "tau_epoch", "predicted_rotation", "predicted_grad_to_weight")
+
+# What a trainer's loggers get: the measured quantities beside their predictions, "weightdecay/<q>/<name>".
+LOGGED: tuple[str, ...] = ("rotation", "predicted_rotation", "grad_to_weight", "predicted_grad_to_weight",
+                           "weight_norm", "shrink")
+
+
+def metrics_of(records: Iterable[dict[str, Any]], prefix: str = "weightdecay") -> dict[str, float]:
+    """Records as flat ``{prefix/quantity/name: value}`` metrics for a trainer's logger (None left out).
+
+    >>> metrics_of([{"name": "0.weight", "rotation": 0.01, "shrink": None}])
+    {'weightdecay/rotation/0.weight': 0.01}
+    """
+    return {f"{prefix}/{q}/{r['name']}": r[q] for r in records for q in LOGGED if r.get(q) is not None}
+
+
+def _atomic_write(path: str | Path, text: str) -> Path:
+    """Write through a temporary file in the same folder and ``os.replace``: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a log or page is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_csv(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
+    """The records as CSV, columns in :data:`weightdecay.monitors.monitor.FIELDS` order; None is an empty cell."""
+    from weightdecay.monitors.monitor import FIELDS
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(FIELDS), extrasaction="ignore")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
+    return _atomic_write(path, buffer.getvalue())
+
+
+def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
+    """One JSON object per record and line (None as null)."""
+    return _atomic_write(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in records))
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """Records from a monitor's ``.jsonl`` or ``.csv`` file (numbers back as floats, empty cells as None)."""
+    from weightdecay.monitors.monitor import FIELDS
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"No monitor log at {path}: write one with monitor.to_jsonl(path) or to_csv(path)")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".csv":
+        rows = list(csv.DictReader(io.StringIO(text)))
+        missing = set(FIELDS) - set(rows[0]) if rows else set()
+        if missing:
+            raise UserError(f"{path} is not a monitor CSV: columns {sorted(missing)} are missing")
+        return [{k: _cell(k, v) for k, v in row.items()} for row in rows]
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UserError(f"{path}:{number} is not JSON ({error.msg}); expected a monitor log from "
+                            "monitor.to_jsonl(path)") from None
+        if not isinstance(record, dict) or not {"step", "name", "rotation"} <= set(record):
+            raise UserError(f"{path}:{number} is not a monitor record (needs step, name, rotation, ...)")
+        records.append(record)
+    return records
+
+
+def _cell(key: str, value: str) -> Any:
+    if value == "":
+        return None
+    if key in ("step", "group"):
+        return int(value)
+    if key in ("name", "decay"):
+        return value
+    return float(value)
+
+
+def summary_writer(log_dir: str | Path) -> Any:
+    """A ``torch.utils.tensorboard.SummaryWriter`` on ``log_dir``, or a UserError saying how to install it."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError("TensorBoard export needs the tensorboard package: pip install 'weightdecay[monitor]' "
+                        "(or pip install tensorboard)") from None
+    return SummaryWriter(log_dir=str(log_dir))
+
+
+def add_records(writer: Any, records: Iterable[dict[str, Any]]) -> None:
+    """One scalar per quantity and tensor and step: tag ``<quantity>/<name>``, global step the record's step."""
+    for record in records:
+        for quantity in SCALARS:
+            value = record.get(quantity)
+            if value is not None and math.isfinite(value):
+                writer.add_scalar(f"{quantity}/{record['name']}", value, global_step=record["step"])
+
+
+def write_tensorboard(records: Iterable[dict[str, Any]], log_dir: str | Path) -> Path:
+    """Write the records as TensorBoard event files under ``log_dir`` (read them with ``tensorboard --logdir``)."""
+    writer = summary_writer(log_dir)
+    try:
+        add_records(writer, records)
+    finally:
+        writer.close()
+    return Path(log_dir)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

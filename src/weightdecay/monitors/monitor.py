@@ -1,0 +1,326 @@
+"""A monitor that watches weight decay act in any training loop, through the optimizer's own step hooks.
+
+Every ``every``-th ``optimizer.step()`` it measures, per parameter tensor, the weight, its gradient, the update
+the step made and the angle it turned, reads the shrink ``s_t`` the step applied from the decay table
+(:func:`weightdecay.decay.shrink`) and writes the rules' predictions beside the measurements
+(:func:`weightdecay.rules.equilibrium_rotation`, :func:`weightdecay.rules.adamc_target_ratio`) for the
+scale-invariant weights. It never changes the step: training with and without it is bit-identical.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from weightdecay.decay import get_mode, shrink
+from weightdecay.errors import UserError
+from weightdecay.monitors.diagnostics import rotation_angle
+from weightdecay.monitors.structure import ScaleInvarianceProbe
+from weightdecay.rules.equilibrium import adamc_target_ratio, equilibrium_rotation
+
+__all__ = ["Monitor", "FIELDS", "optimizer_family", "decay_mode_of"]
+
+# The columns of every record, in order (``lr`` and ``decay`` are the group's, so that a saved log can be read
+# on its own: the flags need the schedule and the convention).
+FIELDS: tuple[str, ...] = (
+    "step", "group", "name", "lr", "decay", "weight_norm", "grad_norm", "update_norm", "grad_to_weight",
+    "rotation", "shrink", "tau_iter", "tau_epoch", "predicted_rotation", "predicted_grad_to_weight",
+)
+
+
+def optimizer_family(optimizer: torch.optim.Optimizer) -> str | None:
+    """``"adam"`` or ``"sgd"`` for the optimizers whose equilibrium the rules know, else None (no predictions)."""
+    from weightdecay.optim import AdamW, SGDW
+
+    if isinstance(optimizer, (AdamW, torch.optim.Adam, torch.optim.AdamW)):
+        return "adam"
+    if isinstance(optimizer, (SGDW, torch.optim.SGD)):
+        return "sgd"
+    return None
+
+
+def decay_mode_of(optimizer: torch.optim.Optimizer, group: dict[str, Any]) -> str | None:
+    """The group's decay convention: its ``decay`` key where the optimizer keeps one (every weightdecay
+    optimizer does), ``torch`` for ``torch.optim.AdamW`` (or Adam with ``decoupled_weight_decay=True``), ``l2``
+    for the ``weight_decay`` of ``torch.optim.Adam`` and ``SGD``; None when unknown."""
+    if isinstance(group.get("decay"), str):
+        return group["decay"]
+    if isinstance(optimizer, torch.optim.AdamW) or (isinstance(optimizer, torch.optim.Adam)
+                                                    and group.get("decoupled_weight_decay")):
+        return "torch"
+    if isinstance(optimizer, (torch.optim.Adam, torch.optim.SGD)):
+        return "l2"
+    return None
+
+
+def _number(value: Any) -> float:
+    return float(value.item()) if torch.is_tensor(value) else float(value)
+
+
+class Monitor:
+    """Records what weight decay does to each parameter tensor, every ``every`` optimizer steps.
+
+    Per record (a dict, one per tensor and recorded step; :data:`FIELDS`): ``step`` (optimizer steps taken,
+    counted from 1), ``group`` (the param group's index), ``name`` (from ``model``, else ``group{g}.{i}``),
+    ``lr`` and ``decay`` (the group's ``lr_t`` and convention), ``weight_norm`` ``‖p‖`` and ``grad_norm``
+    ``‖g‖`` when the step starts (``g`` the loss gradient, before any coupled ``λ·p``), ``update_norm``
+    ``‖p_{t+1} − p_t‖``, ``grad_to_weight`` ``‖g‖/‖p‖``, ``rotation`` the angle (radians) between ``p_t`` and
+    ``p_{t+1}``, ``shrink`` the ``s_t`` the step applied (``p ← p·(1 − s_t) − …``; for coupled ``l2`` under SGD
+    its direct pull ``lr_t·λ``, under Adam None), ``tau_iter = 1/s_t`` steps and ``tau_epoch = τ_iter /
+    steps_per_epoch`` (docs/math.md, 'Rules'), and for the scale-invariant weights the predictions
+    ``predicted_rotation`` (Kosson et al.'s equilibrium ``sqrt(2·s_t·(1−β1)/(1+β1))`` under AdamW,
+    ``sqrt(2·lr·λ/(1+μ))`` under SGD with L2 and momentum μ, ``sqrt(2·s_t·(1−μ)/(1+μ))`` under SGDW) and
+    ``predicted_grad_to_weight`` (AdamC's ``sqrt(2·s_t)/lr_t``, SGD-type steps only). A value that does not
+    apply is None.
+
+    Scale-invariant weights are found from the forward passes of ``model`` before the first step
+    (:mod:`weightdecay.monitors.structure` says which cases), plus the model's own ``scale_invariant``
+    attribute, plus ``scale_invariant`` given here.
+
+    Args:
+        optimizer: any ``torch.optim.Optimizer``; None to attach later with :meth:`attach` (as ``fit`` does).
+        model: names the parameters and shows which weights are followed by a normalization.
+        every: record every ``every``-th step (the others cost two hook calls and nothing else).
+        steps_per_epoch: for ``tau_epoch`` and the flags in epochs.
+        total_steps: the run's planned length, for the flags (default: the last recorded step).
+        log_dir: write each record to TensorBoard as it is taken (``torch.utils.tensorboard``).
+        scale_invariant: names of further scale-invariant weights (``model`` needed).
+        detect: look for scale-invariant weights in the forward graph.
+
+    >>> import torch, weightdecay
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8, bias=False), torch.nn.LayerNorm(8), torch.nn.Linear(8, 1))
+    >>> opt = weightdecay.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    >>> monitor = weightdecay.Monitor(opt, model, every=5)
+    >>> for _ in range(10):
+    ...     opt.zero_grad(); model(torch.randn(16, 4)).square().mean().backward(); opt.step()
+    >>> r = monitor.records[0]
+    >>> r["step"], r["name"], r["shrink"], round(r["predicted_rotation"], 6)
+    (5, '0.weight', 0.001, 0.01026)
+    >>> monitor.remove()
+
+    References:
+        Kosson, Messmer & Jaggi 2024, "Rotational equilibrium: how weight decay balances learning across
+        neural networks"; Defazio 2025, "Why gradients rapidly increase near the end of training" (AdamC).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer | None = None, model: nn.Module | None = None, *,
+                 every: int = 10, steps_per_epoch: int | None = None, total_steps: int | None = None,
+                 log_dir: str | Path | None = None, scale_invariant: Iterable[str] = (),
+                 detect: bool = True) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise UserError(f"Invalid every={every!r}: record every N-th step, an integer >= 1")
+        for label, value in (("steps_per_epoch", steps_per_epoch), ("total_steps", total_steps)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UserError(f"Invalid {label}={value!r}: an integer >= 1, or None")
+        self.every = every
+        self.steps_per_epoch = steps_per_epoch
+        self.total_steps = total_steps
+        self.log_dir = None if log_dir is None else Path(log_dir)
+        self.detect = detect
+        self._declared = list(scale_invariant)
+        self.records: list[dict[str, Any]] = []
+        self.scale_invariant: list[str] = []
+        self.steps = 0
+        self.optimizer: torch.optim.Optimizer | None = None
+        self._handles: list[Any] = []
+        self._probe: ScaleInvarianceProbe | None = None
+        self._writer: Any = None
+        self._pending: list[tuple[int, int, str, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        if optimizer is not None:
+            self.attach(optimizer, model)
+        elif model is not None:
+            raise UserError("Monitor(model=...) without an optimizer: pass the optimizer too, or call "
+                            "monitor.attach(optimizer, model) later")
+
+    # --- attaching -----------------------------------------------------------------------------------------
+
+    def attach(self, optimizer: torch.optim.Optimizer, model: nn.Module | None = None, *,
+               steps_per_epoch: int | None = None, total_steps: int | None = None) -> "Monitor":
+        """Start watching ``optimizer`` (``steps_per_epoch``/``total_steps`` fill those not given before)."""
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise UserError(f"Monitor needs a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        if self.optimizer is not None:
+            raise UserError("This monitor is already attached; call monitor.remove() first, or make a new Monitor")
+        self.optimizer = optimizer
+        self.family = optimizer_family(optimizer)
+        self.steps_per_epoch = self.steps_per_epoch or steps_per_epoch
+        self.total_steps = self.total_steps or total_steps
+        self._names: dict[int, str] = {}
+        if model is not None:
+            named = dict(model.named_parameters())
+            self._names = {id(p): n for n, p in named.items()}
+            declared = [*getattr(model, "scale_invariant", ()), *self._declared]
+            unknown = sorted(set(declared) - set(named))
+            if unknown:
+                raise UserError(f"scale_invariant names not in the model: {unknown}; "
+                                f"its parameters are {', '.join(list(named)[:8])}{', ...' if len(named) > 8 else ''}")
+            self._add_scale_invariant(declared)
+            if self.detect:
+                self._probe = ScaleInvarianceProbe(model, self._add_scale_invariant)
+        elif self._declared:
+            raise UserError("scale_invariant names need the model: Monitor(optimizer, model, scale_invariant=...)")
+        self._handles = [optimizer.register_step_pre_hook(self._before_step),
+                         optimizer.register_step_post_hook(self._after_step)]
+        return self
+
+    def _add_scale_invariant(self, names: Iterable[str]) -> None:
+        self.scale_invariant += [n for n in names if n not in self.scale_invariant]
+
+    def remove(self) -> None:
+        """Detach from the optimizer (and the model); flush the live TensorBoard file. Records stay."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        if self._probe is not None:
+            self._probe.remove()
+            self._probe = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self.optimizer = None
+
+    def __enter__(self) -> "Monitor":
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.remove()
+
+    # --- the hooks -----------------------------------------------------------------------------------------
+
+    def _name(self, group: int, index: int, p: torch.Tensor) -> str:
+        return self._names.get(id(p), f"group{group}.{index}")
+
+    @torch.no_grad()
+    def _before_step(self, optimizer: torch.optim.Optimizer, *_args: Any) -> None:
+        if (self.steps + 1) % self.every:
+            return
+        # Only the weights are taken here: a step given a closure (Lightning's) computes the gradient inside
+        # step(), so the gradient is read after it, where it is this step's whichever way the loop runs.
+        self._pending = [(g, i, self._name(g, i, p), p, p.detach().clone(), torch.linalg.vector_norm(p).double())
+                         for g, group in enumerate(optimizer.param_groups)
+                         for i, p in enumerate(group["params"]) if p.requires_grad]
+
+    @torch.no_grad()
+    def _after_step(self, optimizer: torch.optim.Optimizer, *_args: Any) -> None:
+        self.steps += 1
+        if self._probe is not None:  # the first step's forward passes (before it, or inside its closure) are done
+            self._probe.finish()
+            self._probe = None
+        if self.steps % self.every or not self._pending:
+            return
+        pending = [t for t in self._pending if t[3].grad is not None and not t[3].grad.is_sparse]
+        self._pending = []
+        if not pending:
+            return
+        measured = torch.stack([torch.stack([torch.linalg.vector_norm(p.grad).double(), weight_norm,
+                                             torch.linalg.vector_norm(p - before).double(),
+                                             rotation_angle(before, p)])
+                                for _, _, _, p, before, weight_norm in pending]).tolist()
+        groups = {g: self._group_facts(optimizer, g) for g in {g for g, *_ in pending}}
+        new = []
+        for (g, _, name, *_), (grad_norm, weight_norm, update_norm, rotation) in zip(pending, measured):
+            facts = groups[g]
+            invariant = name in self.scale_invariant
+            new.append({
+                "step": self.steps, "group": g, "name": name, "lr": facts["lr"], "decay": facts["decay"],
+                "weight_norm": weight_norm, "grad_norm": grad_norm, "update_norm": update_norm,
+                "grad_to_weight": grad_norm / weight_norm if weight_norm > 0 else None,
+                "rotation": rotation if weight_norm > 0 else None, "shrink": facts["shrink"],
+                "tau_iter": facts["tau_iter"], "tau_epoch": facts["tau_epoch"],
+                "predicted_rotation": facts["predicted_rotation"] if invariant else None,
+                "predicted_grad_to_weight": facts["predicted_grad_to_weight"] if invariant else None,
+            })
+        self.records += new
+        if self.log_dir is not None:
+            self._write_live(new)
+
+    def _group_facts(self, optimizer: torch.optim.Optimizer, g: int) -> dict[str, Any]:
+        """The shrink this step applied to group ``g``, its timescales and the rules' predictions."""
+        group = optimizer.param_groups[g]
+        lr, wd = _number(group["lr"]), _number(group.get("weight_decay", 0.0))
+        mode = decay_mode_of(optimizer, group)
+        facts: dict[str, Any] = {"lr": lr, "decay": mode, "shrink": None, "tau_iter": None, "tau_epoch": None,
+                                 "predicted_rotation": None, "predicted_grad_to_weight": None}
+        if mode is None:
+            return facts
+        if mode == "l2":
+            # Coupled λ·p joins the gradient: under SGD it pulls the weight by lr·λ per step (rules/equilibrium's
+            # "sgd" setting); under Adam the denominator rescales it per element, so no single s_t exists.
+            s = lr * wd if self.family == "sgd" else None
+        else:
+            peak = _number(group.get("peak_lr", group.get("initial_lr", group["lr"])))
+            mean_v_hat = _mean_v_hat(optimizer) if get_mode(mode).adam_only else None
+            s = shrink(mode, wd, lr, peak, mean_v_hat)
+        facts["shrink"] = s
+        if s is None or s <= 0:
+            return facts
+        facts["tau_iter"] = 1.0 / s  # the EMA timescale (rules.ema_timescale), from the s_t actually applied
+        if self.steps_per_epoch:
+            facts["tau_epoch"] = facts["tau_iter"] / self.steps_per_epoch
+        if lr <= 0 or self.family is None or (mode == "l2" and self.family == "adam"):
+            return facts
+        # The rules take λ in torch units (s = lr·λ); s/lr is that λ whatever the group's convention.
+        torch_wd = s / lr
+        if self.family == "adam":
+            facts["predicted_rotation"] = equilibrium_rotation(lr, torch_wd, optimizer="adamw",
+                                                               beta1=_number(group["betas"][0]))
+        else:
+            momentum = _number(group.get("momentum", 0.0))
+            facts["predicted_rotation"] = equilibrium_rotation(lr, torch_wd, momentum=momentum,
+                                                               optimizer="sgd" if mode == "l2" else "sgdw")
+            facts["predicted_grad_to_weight"] = adamc_target_ratio(lr, torch_wd)
+        return facts
+
+    def _write_live(self, new: list[dict[str, Any]]) -> None:
+        from weightdecay.monitors.export import add_records, summary_writer
+
+        if self._writer is None:
+            self._writer = summary_writer(self.log_dir)
+        add_records(self._writer, new)
+
+    # --- results -------------------------------------------------------------------------------------------
+
+    def summary(self) -> Any:
+        """The flags raised by the records so far (:func:`weightdecay.monitors.flags.summarize`)."""
+        from weightdecay.monitors.flags import summarize
+
+        return summarize(self.records, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps)
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the records as CSV (one row per record, the columns of :data:`FIELDS`)."""
+        from weightdecay.monitors.export import write_csv
+
+        return write_csv(self.records, path)
+
+    def to_jsonl(self, path: str | Path) -> Path:
+        """Write the records as JSON lines, the format ``weightdecay monitor-report`` reads."""
+        from weightdecay.monitors.export import write_jsonl
+
+        return write_jsonl(self.records, path)
+
+    def to_tensorboard(self, log_dir: str | Path) -> Path:
+        """Write the records as TensorBoard scalars, one tag per quantity and tensor (``rotation/0.weight``)."""
+        from weightdecay.monitors.export import write_tensorboard
+
+        return write_tensorboard(self.records, log_dir)
+
+
+def _mean_v_hat(optimizer: torch.optim.Optimizer) -> float | None:
+    """mean(v̂_t) over every element with Adam state, after this step (what ``stable`` divided by)."""
+    total, numel = 0.0, 0
+    for group in optimizer.param_groups:
+        beta2 = _number(group["betas"][1])
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            if "exp_avg_sq" not in state:
+                continue
+            v = float(state["exp_avg_sq"].double().sum())
+            if group.get("bias_correction", True):
+                v /= 1 - beta2 ** _number(state["step"])
+            total += v
+            numel += p.numel()
+    return total / numel if numel else None
