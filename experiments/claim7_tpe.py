@@ -7,7 +7,7 @@ seed k and training seed k (one run per trial), so its target is the grid's best
 (``experiments/claim7-grid.toml``, 7 lr × 13 λ, seeds 0..19) runs first. A search "arrives" at the first trial
 whose val_loss is within 1% of that best. Everything is a ``weightdecay sweep`` study, so a rerun resumes.
 
-    python experiments/claim7_tpe.py --out runs/claim7 --publish docs      # 1,820 + 3,600 ridge runs
+    python experiments/claim7_tpe.py --out runs/claim7 --publish docs      # 1,820 + 2,400 ridge runs
     python experiments/claim7_tpe.py --quick --out /tmp/claim7-quick       # a smoke test of the pipeline
 
 The three boxes have the same lr range and the same width (6 decades) in their second coordinate:
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/claim7", help="folder of the studies (resumable)")
     p.add_argument("--searches", type=int, default=20, help="independent searches per coordinate system")
-    p.add_argument("--trials", type=int, default=60, help="trials per search")
+    p.add_argument("--trials", type=int, default=40, help="trials per search")
     p.add_argument("--jobs", type=int, default=2, help="searches run side by side (and grid workers)")
     p.add_argument("--quick", action="store_true", help="2 searches × 4 trials of 2-epoch runs: a smoke test")
     p.add_argument("--publish", default=None, metavar="DOCS",
