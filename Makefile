@@ -26,7 +26,7 @@ test: install system
 	$(PY) -m pytest -q tests
 
 demo: install system
-	$(VENV)/bin/weightdecay sweep experiments/demo.toml --out runs/demo
+	$(VENV)/bin/weightdecay sweep experiments/demo-ridge.toml experiments/demo.toml --out runs/demo
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
