@@ -81,7 +81,44 @@ def test_claim6_quick_prediction_is_kossons_formula(tmp_path):
     assert _is_png(tmp_path / "docs" / "figures" / "claim6-rotation.png")
 
 
-@pytest.mark.parametrize("name", ["claim5_transfer", "claim6_rotation", "claim7_tpe"])
+def test_claim3_quick_picks_each_schedules_best_final_val_loss(tmp_path):
+    claim3 = _script("claim3_schedules")
+    from weightdecay.sweeps import load_results
+
+    assert claim3.main(["--quick", "--jobs", "1", "--out", str(tmp_path / "run"), "--publish", str(tmp_path / "docs")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    curves = _rows(tmp_path / "docs" / "data" / "claim3-best-curves.csv")
+    assert list(summary) == list(claim3.SCHEDULES)
+    for schedule, best in summary.items():
+        records = load_results(tmp_path / "run" / f"claim3-{schedule}-quick").records
+        winner = min(records, key=lambda r: r.value)  # one seed: the best cell is the best run
+        assert (winner.lr, winner.weight_decay) == (best["lr"], best["weight_decay"])
+        assert math.isclose(best["final_test_error"], winner.history[-1]["test_error"], rel_tol=1e-9)
+        rows = [r for r in curves if r["schedule"] == schedule]
+        assert [int(r["epoch"]) for r in rows] == [h["epoch"] for h in winner.history]
+    assert _is_png(tmp_path / "docs" / "figures" / "claim3-schedules.png")
+
+
+def test_claim4_quick_prediction_is_the_sgd_steady_state_at_the_epochs_mean_lr(tmp_path):
+    claim4 = _script("claim4_adamc")
+    assert claim4.main(["--quick", "--out", str(tmp_path / "run"), "--publish", str(tmp_path / "docs")]) == 0
+    rows = _rows(tmp_path / "docs" / "data" / "claim4-adamc.csv")
+    assert {r["decay"] for r in rows} == {"torch", "corrected"}
+    steps = 7  # 200 images, batch 32
+    k = np.arange(2 * steps)
+    eta = 0.5 * (1 + np.cos(np.pi * k / (2 * steps)))  # cosine to 0 over the 2 epochs
+    for r in rows:
+        e, wd = int(r["epoch"]), float(r["weight_decay"])
+        lr_mean = claim4.LR * eta[(e - 1) * steps: e * steps].mean()
+        assert math.isclose(float(r["lr_mean"]), lr_mean, rel_tol=1e-5)
+        lr = lr_mean if r["decay"] == "torch" else claim4.LR
+        assert math.isclose(float(r["sgd_prediction"]), math.sqrt(2 * wd / lr), rel_tol=1e-5)
+        assert float(r["grad_to_weight"]) > 0
+    assert _is_png(tmp_path / "docs" / "figures" / "claim4-adamc.png")
+
+
+@pytest.mark.parametrize("name", ["claim3_schedules", "claim4_adamc", "claim5_transfer", "claim6_rotation",
+                                  "claim7_tpe"])
 def test_every_experiment_script_says_how_to_rerun_it(name):
     doc = _script(name).__doc__
     assert f"python experiments/{name}.py" in doc and "--quick" in doc
