@@ -1,4 +1,5 @@
-"""``weightdecay sweep CONFIG.toml`` runs (or resumes) an lr×wd sweep; ``weightdecay report RUN`` writes its page."""
+"""``weightdecay sweep CONFIG.toml [MORE.toml …]`` runs (or resumes) lr×wd sweeps; ``weightdecay report RUN [RUN …]``
+writes their page (one sweep, or one page for several)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from weightdecay.sweeps import SweepConfig
 
 __all__ = ["register"]
 
@@ -77,7 +82,8 @@ def _sweep(args: argparse.Namespace) -> int:
     return max(codes)
 
 
-def _run_one(args: argparse.Namespace, config, out: str | Path | None) -> int:
+def _run_one(args: argparse.Namespace, config: SweepConfig, out: str | Path | None) -> int:
+    """Run (or resume) one sweep into ``out`` and write its own report; 0 when every trial is complete."""
     from weightdecay.sweeps import run_sweep
 
     jobs = args.jobs if args.jobs is not None else min(8, len(os.sched_getaffinity(0)))
