@@ -102,6 +102,8 @@ def test_sweep_of_two_configs_writes_one_page_with_both(tmp_path):
     for link in page.links:  # each sweep's own page and figures, beside the summary
         assert (out / link).is_file(), link
     assert {"first/report.html", "second/report.html"} <= set(page.links)
+    own = (out / "first" / "report.html").read_text()  # a built-in task's own page says it too, under its title
+    assert own.index("</h1>") < own.index(OWN_MODEL) < own.index("<h2")
 
     # The same page from the finished folders; two configs with one name are refused before any trial.
     again = run_cli("report", str(out / "first"), str(out / "second"), "-o", str(tmp_path / "again.html"))
