@@ -1,4 +1,5 @@
-"""``weightdecay sweep CONFIG.toml`` runs (or resumes) an lr×wd sweep; ``weightdecay report RUN`` writes its page."""
+"""``weightdecay sweep CONFIG.toml [MORE.toml …]`` runs (or resumes) lr×wd sweeps; ``weightdecay report RUN [RUN …]``
+writes their page (one sweep, or one page for several)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from weightdecay.sweeps import SweepConfig
 
 __all__ = ["register"]
 
@@ -18,14 +23,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run every (arm, lr, wd, seed) of a config as an Optuna trial. Running the same command "
                     "again resumes: only unfinished or failed trials run. Several machines can share one "
                     "grid with --storage postgresql://...")
-    p.add_argument("config", help="the sweep's TOML file (see docs/sweeps.md)")
+    p.add_argument("config", nargs="+",
+                   help="the sweep's TOML file (see docs/sweeps.md); several run one after another into "
+                        "OUT/NAME each, with one report for all of them in OUT/report.html")
     p.add_argument("--jobs", "-j", type=int, default=None,
                    help="worker processes on this machine (default: one per CPU core, at most 8)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per worker (default: this machine's cores / --jobs)")
     p.add_argument("--storage", default=None,
                    help="journal file (default OUT/study.journal), sqlite:///PATH.db or postgresql://USER@HOST/DB")
-    p.add_argument("--out", "-o", default=None, help="output folder (default runs/NAME)")
+    p.add_argument("--out", "-o", default=None,
+                   help="output folder (default runs/NAME; with several configs, the folder that holds OUT/NAME "
+                        "for each, default runs)")
     p.add_argument("--quiet", "-q", action="store_true", help="log lines instead of a progress bar")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.add_argument("--grace-period", type=float, default=60.0,
@@ -35,8 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r = subparsers.add_parser(
         "report", help="write a sweep's self-contained HTML report (heatmaps, slopes, basins, best configs)",
         description="Analyze a sweep and write one HTML file that opens from disk, plus its figures as PNG and SVG.")
-    r.add_argument("source", help="a sweep's output folder, or its storage (journal file / database URL)")
-    r.add_argument("-o", "--output", default=None, help="HTML file (default SOURCE/report.html)")
+    r.add_argument("source", nargs="+",
+                   help="a sweep's output folder, or its storage (journal file / database URL); several folders "
+                        "make one page with a section per sweep")
+    r.add_argument("-o", "--output", default=None,
+                   help="HTML file (default SOURCE/report.html; with several sources, their parent's report.html)")
     r.add_argument("--study", default=None, help="the sweep's name, when a storage holds several")
     r.set_defaults(func=_report)
 
@@ -47,16 +59,35 @@ def _logging(quiet: bool) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from weightdecay.sweeps import load_config, run_sweep
+    from weightdecay.sweeps import load_config
 
     _logging(args.quiet)
-    config = load_config(args.config)  # every ConfigError surfaces here, before any trial
+    configs = [load_config(path) for path in args.config]  # every ConfigError surfaces here, before any trial
     if args.threads is not None and args.threads < 1:
         from weightdecay.errors import UserError
 
         raise UserError(f"--threads {args.threads}: give at least 1")
+    names = [c.name for c in configs]
+    if len(set(names)) != len(names):
+        from weightdecay.errors import UserError
+
+        raise UserError(f"configs named {names}: each sweep needs its own name (its folder is OUT/NAME); set "
+                        f"`name` in the files")
+    if len(configs) == 1:
+        return _run_one(args, configs[0], args.out)
+    parent = Path(args.out or "runs")
+    codes = [_run_one(args, config, parent / config.name) for config in configs]
+    if not args.no_report and all(code == 0 for code in codes):
+        _write_combined_report([parent / c.name for c in configs], str(parent / "report.html"))
+    return max(codes)
+
+
+def _run_one(args: argparse.Namespace, config: SweepConfig, out: str | Path | None) -> int:
+    """Run (or resume) one sweep into ``out`` and write its own report; 0 when every trial is complete."""
+    from weightdecay.sweeps import run_sweep
+
     jobs = args.jobs if args.jobs is not None else min(8, len(os.sched_getaffinity(0)))
-    summary = run_sweep(config, out_dir=args.out, storage=args.storage, jobs=jobs, threads=args.threads,
+    summary = run_sweep(config, out_dir=out, storage=args.storage, jobs=jobs, threads=args.threads,
                         quiet=args.quiet, grace_period=args.grace_period,
                         heartbeat_interval=max(0.5, min(10.0, args.grace_period / 6)))
     print(f"sweep {summary.name}: {summary.line()}")
@@ -94,7 +125,30 @@ def _write_report(source: str | Path, output: str | None, study: str | None) -> 
     print(analysis.recommendation)
 
 
+def _write_combined_report(sources: list[Path], output: str) -> None:
+    from weightdecay.analysis import analyze
+    from weightdecay.reports import write_combined_report
+    from weightdecay.sweeps import load_results
+
+    parts = []
+    for source in sources:
+        results = load_results(source)
+        parts.append((results, analyze(results)))
+    print(f"report (all {len(parts)} sweeps): {write_combined_report(parts, output)}")
+
+
 def _report(args: argparse.Namespace) -> int:
     _logging(True)
-    _write_report(args.source, args.output, args.study)
+    if len(args.source) == 1:
+        _write_report(args.source[0], args.output, args.study)
+        return 0
+    if args.study is not None:
+        from weightdecay.errors import UserError
+
+        raise UserError("--study names one sweep of one storage; with several sources give their folders")
+    sources = [Path(s) for s in args.source]
+    output = args.output or str(Path(os.path.commonpath([s.resolve() for s in sources])) / "report.html")
+    for source in sources:
+        _write_report(source, None, None)  # each sweep's own page (OUT/NAME/report.html), linked from the summary
+    _write_combined_report(sources, output)
     return 0

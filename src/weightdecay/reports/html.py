@@ -18,7 +18,13 @@ from typing import Any
 from weightdecay.analysis import format_slope, ranked_points
 from weightdecay.reports.figures import curves_figure, heatmaps_figure, render, slopes_figure
 
-__all__ = ["write_report", "render_html"]
+__all__ = ["write_report", "render_html", "write_combined_report", "render_combined_html", "OWN_MODEL"]
+
+# The sentence on top of every report of a built-in task: the demo's point is that a user measures their own model.
+OWN_MODEL = ("Measure your own model the same way: register it as a task in a Python file (examples/custom_task.py "
+             "shows how), try it with <code>weightdecay train YOUR_TASK --import your_tasks.py</code>, then sweep it "
+             "with <code>imports = [\"your_tasks\"]</code> in a copy of a config from experiments/ and "
+             "<code>PYTHONPATH=. weightdecay sweep your.toml</code> (docs/sweeps.md).")
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
@@ -110,6 +116,7 @@ def render_html(results: Any, analysis: Any, figures: dict[str, bytes]) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
 <body>
 <h1>Sweep <code>{esc(c.name)}</code>: {esc(c.task)}, {esc(c.metric)} ({esc(c.direction)})</h1>
+{'' if c.imports else f'<p class="rec" id="own-model">{OWN_MODEL}</p>'}
 <p class="meta">{esc(grid)} · {len(c.seeds)} seeds · epochs {c.epochs or 'task default'} · schedule {esc(c.schedule)}
  · {len(results.records)} runs ({n_div} diverged) · written {stamp}</p>
 <p class="meta">Arms: {esc(arms)}</p>
@@ -157,4 +164,67 @@ def write_report(results: Any, analysis: Any, output: str | Path) -> Path:
         atomic_write(fig_dir / f"{name}.svg", svg)
         pngs[name] = png
     atomic_write(output, render_html(results, analysis, pngs))
+    return output
+
+
+def render_combined_html(parts: list[tuple[Any, Any, dict[str, bytes], str]]) -> str:
+    """One page for several sweeps: the own-model sentence on top, then per sweep its recommendation, heatmaps,
+    λ*(lr) and slope/basin table, with a link to that sweep's full report.
+
+    Args:
+        parts: per sweep ``(results, analysis, figures, link)``: PNG figures by name (``heatmaps``, ``slopes``)
+            and the relative address of the sweep's own report page.
+    """
+    esc = html.escape
+    sections = []
+    for i, (results, analysis, figures, link) in enumerate(parts):
+        c = results.config
+        arms = "; ".join(f"{a.name} = {a.optimizer} decay={a.decay}" for a in c.arms)
+        folder = link.rsplit("/", 1)[0] + "/" if "/" in link else ""
+        figs = "".join(
+            f'<figure id="fig-{i}-{name}"><img alt="{esc(c.name)} {name}" '
+            f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"><figcaption>{esc(c.name)}: '
+            f'{"heatmaps, one colour scale per sweep" if name == "heatmaps" else "λ*(lr) and the fitted slopes"} '
+            f'(also <a href="{esc(folder)}figures/{name}.svg">SVG</a>)</figcaption></figure>'
+            for name, png in figures.items())
+        sections.append(
+            f'<h2 id="sweep-{i}">{esc(c.name)}: {esc(c.task)}, {esc(c.metric)}, epochs {c.epochs or "task default"}, '
+            f'schedule {esc(c.schedule)}, {len(c.seeds)} seeds</h2>\n<p class="meta">Arms: {esc(arms)} · '
+            f'{len(results.records)} runs · <a href="{esc(link)}">full report</a></p>\n'
+            f'<p class="rec">{esc(analysis.recommendation)}</p>\n{figs}\n{_arm_table(analysis)}')
+    names = ", ".join(esc(r.config.name) for r, *_ in parts)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = "\n".join(sections)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>weightdecay sweeps {names}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
+<body>
+<h1>Sweeps {names}</h1>
+<p class="rec" id="own-model">{OWN_MODEL}</p>
+<p class="meta">written {stamp}</p>
+{body}
+</body></html>
+"""
+
+
+def write_combined_report(parts: list[tuple[Any, Any]], output: str | Path) -> Path:
+    """Write one page for several sweeps (see :func:`render_combined_html`); returns its path.
+
+    Each sweep's own page is expected at ``output.parent/NAME/report.html`` (where ``weightdecay sweep A.toml
+    B.toml --out OUT`` writes it), and the page links there.
+
+    >>> write_combined_report([(results, analyze(results)) for results in both], "runs/demo/report.html")  # doctest: +SKIP
+    PosixPath('runs/demo/report.html')
+    """
+    from weightdecay.sweeps.runner import atomic_write
+
+    output = Path(output)
+    rendered = []
+    for results, analysis in parts:
+        tpe = results.config.search.sampler == "tpe"
+        figures = {"heatmaps": render(heatmaps_figure(analysis, tpe=tpe))[0]}
+        if not tpe:
+            figures["slopes"] = render(slopes_figure(analysis))[0]
+        rendered.append((results, analysis, figures, f"{results.config.name}/report.html"))
+    atomic_write(output, render_combined_html(rendered))
     return output

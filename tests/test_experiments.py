@@ -1,0 +1,124 @@
+"""The experiment scripts behind docs/results.md, each in its --quick mode: a smoke test of the pipeline (sweeps,
+analysis, CSV and figure), not of the claim. Each check recomputes a printed number from the CSV it wrote."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"experiment_{name}", ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _is_png(path: Path) -> bool:
+    data = path.read_bytes()
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and min(struct.unpack(">II", data[16:24])) > 100
+
+
+def test_claim7_quick_arrival_is_the_first_trial_within_one_percent(tmp_path):
+    claim7 = _script("claim7_tpe")
+    assert claim7.main(["--quick", "--out", str(tmp_path / "run"), "--publish", str(tmp_path / "docs")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    trials = _rows(tmp_path / "docs" / "data" / "claim7-tpe-trials.csv")
+    grid = _rows(tmp_path / "docs" / "data" / "claim7-grid.csv")
+    for coords in claim7.COORDINATES:
+        rows = [r for r in trials if r["coordinates"] == coords and r["search"] == "0"]
+        assert [int(r["trial"]) for r in rows] == list(range(1, summary["trials"] + 1))
+        best = min(float(g["val_loss"]) for g in grid if g["seed"] == "0" and g["diverged"] == "0")
+        hits = [int(r["trial"]) for r in rows if float(r["val_loss"]) <= 1.01 * best]
+        assert summary[coords]["arrivals"] == [hits[0] if hits else None]
+        for r in rows:  # the search coordinates map back to the λ the run used: s = lr·λ under torch
+            assert math.isclose(float(r["shrink"]), float(r["lr"]) * float(r["weight_decay"]), rel_tol=1e-4)
+    assert _is_png(tmp_path / "docs" / "figures" / "claim7-tpe.png")
+
+
+def test_claim5_quick_exponent_is_the_fit_of_its_csv(tmp_path):
+    claim5 = _script("claim5_transfer")
+    assert claim5.main(["--quick", "--jobs", "1", "--out", str(tmp_path / "run"), "--publish", str(tmp_path / "docs")]) == 0
+    rows = _rows(tmp_path / "docs" / "data" / "claim5-exponents.csv")
+    assert {r["experiment"] for r in rows} == set(claim5.EXPERIMENTS)
+    for experiment in claim5.EXPERIMENTS:
+        for lr in {r["lr"] for r in rows if r["experiment"] == experiment}:
+            sel = [r for r in rows if r["experiment"] == experiment and r["lr"] == lr]
+            x = np.log([float(r["x"]) for r in sel])
+            y = np.log([float(r["wd_star"]) for r in sel])
+            assert math.isclose(np.polyfit(x, y, 1)[0], float(sel[0]["exponent"]), abs_tol=2e-3)
+    # τ_epoch = b/(lr·λ·B), with ridge's B = 200 and batch 20 in the epochs experiment
+    r = next(r for r in rows if r["experiment"] == "epochs")
+    assert math.isclose(float(r["tau_epoch"]), 20 / (float(r["lr"]) * float(r["wd_star"]) * 200), rel_tol=2e-3)
+    assert _is_png(tmp_path / "docs" / "figures" / "claim5-transfer.png")
+
+
+def test_claim6_quick_prediction_is_kossons_formula(tmp_path):
+    claim6 = _script("claim6_rotation")
+    assert claim6.main(["--quick", "--out", str(tmp_path / "run"), "--publish", str(tmp_path / "docs")]) == 0
+    rows = _rows(tmp_path / "docs" / "data" / "claim6-rotation.csv")
+    assert {r["optimizer"] for r in rows} == {"adamw", "sgdw"} and len({r["layer"] for r in rows}) >= 2
+    for r in rows:
+        lr, wd = float(r["lr"]), float(r["weight_decay"])
+        expected = math.sqrt(2 * lr * wd * 0.1 / 1.9) if r["optimizer"] == "adamw" else math.sqrt(2 * lr * wd / 1.9)
+        assert math.isclose(float(r["predicted"]), expected, rel_tol=1e-5)
+        assert float(r["measured"]) > 0 and math.isclose(float(r["ratio"]), float(r["measured"]) / expected,
+                                                         rel_tol=1e-4)
+    assert _is_png(tmp_path / "docs" / "figures" / "claim6-rotation.png")
+
+
+def test_claim3_quick_picks_each_schedules_best_final_val_loss(tmp_path):
+    claim3 = _script("claim3_schedules")
+    from weightdecay.sweeps import load_results
+
+    assert claim3.main(["--quick", "--jobs", "1", "--out", str(tmp_path / "run"), "--publish", str(tmp_path / "docs")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    curves = _rows(tmp_path / "docs" / "data" / "claim3-best-curves.csv")
+    assert list(summary) == list(claim3.SCHEDULES)
+    for schedule, best in summary.items():
+        records = load_results(tmp_path / "run" / f"claim3-{schedule}-quick").records
+        winner = min(records, key=lambda r: r.value)  # one seed: the best cell is the best run
+        assert (winner.lr, winner.weight_decay) == (best["lr"], best["weight_decay"])
+        assert math.isclose(best["final_test_error"], winner.history[-1]["test_error"], rel_tol=1e-9)
+        rows = [r for r in curves if r["schedule"] == schedule]
+        assert [int(r["epoch"]) for r in rows] == [h["epoch"] for h in winner.history]
+    assert _is_png(tmp_path / "docs" / "figures" / "claim3-schedules.png")
+
+
+def test_claim4_quick_prediction_is_the_sgd_steady_state_at_the_epochs_mean_lr(tmp_path):
+    claim4 = _script("claim4_adamc")
+    assert claim4.main(["--quick", "--out", str(tmp_path / "run"), "--publish", str(tmp_path / "docs")]) == 0
+    rows = _rows(tmp_path / "docs" / "data" / "claim4-adamc.csv")
+    assert {r["decay"] for r in rows} == {"torch", "corrected"}
+    steps = 7  # 200 images, batch 32
+    k = np.arange(2 * steps)
+    eta = 0.5 * (1 + np.cos(np.pi * k / (2 * steps)))  # cosine to 0 over the 2 epochs
+    for r in rows:
+        e, wd = int(r["epoch"]), float(r["weight_decay"])
+        lr_mean = claim4.LR * eta[(e - 1) * steps: e * steps].mean()
+        assert math.isclose(float(r["lr_mean"]), lr_mean, rel_tol=1e-5)
+        lr = lr_mean if r["decay"] == "torch" else claim4.LR
+        assert math.isclose(float(r["sgd_prediction"]), math.sqrt(2 * wd / lr), rel_tol=1e-5)
+        assert float(r["grad_to_weight"]) > 0
+    assert _is_png(tmp_path / "docs" / "figures" / "claim4-adamc.png")
+
+
+@pytest.mark.parametrize("name", ["claim3_schedules", "claim4_adamc", "claim5_transfer", "claim6_rotation",
+                                  "claim7_tpe"])
+def test_every_experiment_script_says_how_to_rerun_it(name):
+    doc = _script(name).__doc__
+    assert f"python experiments/{name}.py" in doc and "--quick" in doc
