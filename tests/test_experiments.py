@@ -8,6 +8,7 @@ import importlib.util
 import json
 import math
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _script(name: str):
     spec = importlib.util.spec_from_file_location(f"experiment_{name}", ROOT / "experiments" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # so its functions pickle by name into the scripts' worker processes
     spec.loader.exec_module(module)
     return module
 

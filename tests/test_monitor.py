@@ -16,7 +16,7 @@ from torch import nn
 import weightdecay
 from weightdecay import Monitor
 from weightdecay.errors import UserError
-from weightdecay.monitors import FIELDS, read_records, summarize
+from weightdecay.monitors import FIELDS, read_records
 from weightdecay.tasks.models import CharTransformer, SmallCNN
 
 

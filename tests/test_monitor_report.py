@@ -59,7 +59,7 @@ def monitor_log(tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(monitor_log):
     out = monitor_log.parent / "page.html"
-    done = run_cli("monitor-report", str(monitor_log), "-o", str(out))
+    done = run_cli("monitor-report", str(monitor_log), "-o", str(out), "--figures", str(monitor_log.parent / "figs"))
     assert done.returncode == 0, done.stderr
     return out, done
 
@@ -68,16 +68,19 @@ def test_monitor_report_command_writes_a_self_contained_page_with_the_flags(moni
     out, done = page
     summary = summarize(read_records(monitor_log))
     assert [f.kind for f in summary.flags] == ["gradient-norm-rise"]
-    assert done.stdout.splitlines()[:2] == [str(out), "1 flag over 2000 steps"]
+    figures = [monitor_log.parent / "figs" / f"run-{name}.png" for name in ("layers", "shrink")]
+    assert done.stdout.splitlines()[:4] == [str(out), *map(str, figures), "1 flag over 2000 steps"]
     page = _Page()
     page.feed(out.read_text())
     assert page.scripts == 0 and page.refs == []  # nothing to fetch
     assert page.flags == summary.sentences
     assert len(page.imgs) == 2
-    for src in page.imgs:
+    for src, figure in zip(page.imgs, figures):
         assert src.startswith("data:image/png;base64,")
-        width, height = _png_size(base64.b64decode(src.split(",", 1)[1]))
+        png = base64.b64decode(src.split(",", 1)[1])
+        width, height = _png_size(png)
         assert width > 300 and height > 150
+        assert figure.read_bytes() == png
 
 
 def test_monitor_report_of_a_missing_or_wrong_log_is_one_line(tmp_path, capsys):

@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     page.add_argument("-o", "--output", help="the page to write (default: LOG with .html)")
     page.add_argument("--title", help="the page's title (default: the log's file name)")
     page.add_argument("--max-layers", type=_positive_int, default=8, help="tensors drawn, at most (default 8)")
+    page.add_argument("--figures", metavar="DIR", help="also write the page's figures to DIR as PNG files")
     page.set_defaults(func=_report)
 
 
@@ -42,6 +43,12 @@ def _report(args: argparse.Namespace) -> int:
     path = write_monitor_page(records, output, title=args.title or log.stem, max_layers=args.max_layers)
     summary = summarize(records)
     print(path)
+    if args.figures:
+        from weightdecay.monitors.export import atomic_write_bytes
+        from weightdecay.reports.monitor_page import chosen_layers, monitor_figures
+
+        for name, png in monitor_figures(records, chosen_layers(summary, args.max_layers)).items():
+            print(atomic_write_bytes(Path(args.figures) / f"{log.stem}-{name}.png", png))
     print(f"{len(summary.flags)} flag{'s' if len(summary.flags) != 1 else ''} over {summary.steps} steps"
           + "".join(f"\n- {s}" for s in summary.sentences))
     return 0

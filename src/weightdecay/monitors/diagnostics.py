@@ -43,7 +43,7 @@ class LayerDiagnostics:
 
     For every weight with ``ndim >= 2`` (one per layer): its norm ``‖p‖`` at the end of the epoch, the mean over
     the epoch's steps of the loss-gradient norm ``‖g‖`` (before any coupled ``λ·p``) and of ``‖g‖/‖p‖`` (the ratio
-    AdamC holds at ``sqrt(2λ/peak_lr)`` for normalized layers; docs/math.md, 'Claims'). For the scale-invariant
+    AdamC holds at ``sqrt(2λ/peak_lr)`` for normalized layers; docs/math.md, 'Claim 4'). For the scale-invariant
     weights (those followed by a normalization), the mean angular update per step: of the whole tensor
     (``rotation``) and averaged over output rows, each a scale-invariant neuron (``rotation_per_row``;
     Kosson et al.'s measure, expected ``sqrt(2·lr·λ·(1-β1)/(1+β1))`` under AdamW).

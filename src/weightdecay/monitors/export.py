@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from weightdecay.errors import DataNotFoundError, UserError
 
 __all__ = ["write_csv", "write_jsonl", "read_records", "write_tensorboard", "summary_writer", "add_records",
-           "SCALARS", "LOGGED", "metrics_of"]
+           "SCALARS", "LOGGED", "metrics_of", "atomic_write_bytes"]
 
 # The quantities that become TensorBoard scalars, tagged "<quantity>/<tensor name>".
 SCALARS: tuple[str, ...] = ("weight_norm", "grad_norm", "update_norm", "grad_to_weight", "rotation", "shrink",
@@ -36,12 +36,17 @@ def metrics_of(records: Iterable[dict[str, Any]], prefix: str = "weightdecay") -
 
 def _atomic_write(path: str | Path, text: str) -> Path:
     """Write through a temporary file in the same folder and ``os.replace``: a reader never sees half a file."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (a temporary file beside it, then ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a log or page is an ordinary file
         os.replace(tmp, path)
     except BaseException:

@@ -5,7 +5,7 @@
    is ``sqrt(2λ/lr_t)``, which grows as ``lr_t → 0`` (Defazio 2025); ``decay="corrected"`` holds it at
    ``sqrt(2λ/peak_lr)``.
 2. ``tau-below-epoch`` / ``tau-beyond-run``: the EMA timescale ``τ_iter = 1/s_t`` (median over the run) is
-   shorter than one epoch, or longer than the whole run (docs/math.md, 'Rules': a warning sign either way).
+   shorter than one epoch, or longer than the whole run (docs/math.md, 'EMA timescale': a warning sign either way).
 3. ``rotation-off-equilibrium``: a scale-invariant weight's angle per step, once :data:`SETTLE_TIMESCALES`
    timescales ``1/s_t`` have passed, is more than :data:`ROTATION_FACTOR` times off Kosson's equilibrium.
 4. ``large-shrink``: one step shrank the weights by ``s_t ≥`` :data:`LARGE_SHRINK`.

@@ -9,7 +9,6 @@ scale-invariant weights. It never changes the step: training with and without it
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -71,10 +70,11 @@ class Monitor:
     ``‖p_{t+1} − p_t‖``, ``grad_to_weight`` ``‖g‖/‖p‖``, ``rotation`` the angle (radians) between ``p_t`` and
     ``p_{t+1}``, ``shrink`` the ``s_t`` the step applied (``p ← p·(1 − s_t) − …``; for coupled ``l2`` under SGD
     its direct pull ``lr_t·λ``, under Adam None), ``tau_iter = 1/s_t`` steps and ``tau_epoch = τ_iter /
-    steps_per_epoch`` (docs/math.md, 'Rules'), and for the scale-invariant weights the predictions
+    steps_per_epoch`` (docs/math.md, 'EMA timescale'), and for the scale-invariant weights the predictions
     ``predicted_rotation`` (Kosson et al.'s equilibrium ``sqrt(2·s_t·(1−β1)/(1+β1))`` under AdamW,
-    ``sqrt(2·lr·λ/(1+μ))`` under SGD with L2 and momentum μ, ``sqrt(2·s_t·(1−μ)/(1+μ))`` under SGDW) and
-    ``predicted_grad_to_weight`` (AdamC's ``sqrt(2·s_t)/lr_t``, SGD-type steps only). A value that does not
+    ``sqrt(2·lr·λ/(1+μ))`` under SGD with L2 and momentum μ, ``sqrt(2·s_t·(1−μ)/(1+μ))`` under SGDW;
+    docs/math.md, 'Rotational equilibrium') and ``predicted_grad_to_weight`` (AdamC's ``sqrt(2·s_t)/lr_t``,
+    SGD-type steps only; docs/math.md, 'AdamC's target'). A value that does not
     apply is None.
 
     Scale-invariant weights are found from the forward passes of ``model`` before the first step

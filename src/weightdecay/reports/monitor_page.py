@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from weightdecay.monitors import MonitorSummary, summarize  # noqa: E402
+from weightdecay.monitors.export import atomic_write_bytes  # noqa: E402
 from weightdecay.reports.figures import render  # noqa: E402
 from weightdecay.reports.html import _CSS  # noqa: E402
 
@@ -164,22 +163,4 @@ median equilibrium angle over the same steps.</p>
 
 def write_monitor_page(records: list[dict[str, Any]], output: str | Path, **options: Any) -> Path:
     """Write :func:`render_monitor_page` to ``output`` atomically; returns the path."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    text = render_monitor_page(records, **options)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a log or page is an ordinary file
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return output
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return atomic_write_bytes(output, render_monitor_page(records, **options).encode("utf-8"))
