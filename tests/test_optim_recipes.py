@@ -178,3 +178,19 @@ def test_moonlight_muon_is_moonlights_update():
     for n, p in model.named_parameters():
         # Moonlight's AdamW ε sits outside the bias correction (ε·sqrt(1-β2^t) in torch's terms): ~1e-7 relative.
         torch.testing.assert_close(p.detach(), ref[n], rtol=1e-6, atol=1e-9, msg=n)
+
+
+def test_convert_knows_every_recipes_framework():
+    # `weightdecay convert --from FRAMEWORK` reads the same mode the recipe builds
+    from weightdecay.rules.conventions import CONVENTIONS
+
+    model = _model()
+    built = {
+        "bert": recipes.bert_adam_weight_decay(model, 1e-3)[0],
+        "fastai": recipes.fastai_adamw_one_cycle(model.parameters(), 1e-3, 10)[0],
+        "composer": recipes.composer_decoupled_adamw(model.parameters()),
+        "timm-corrected": recipes.timm_adamc(model.parameters()),
+        "moonlight": recipes.moonlight_muon(torch.nn.Linear(3, 4).to(F64)),
+    }
+    for name, opt in built.items():
+        assert {g["decay"] for g in opt.param_groups} == {CONVENTIONS[name].mode}, name
