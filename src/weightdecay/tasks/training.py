@@ -22,14 +22,13 @@ import torch
 from torch import nn
 
 from weightdecay.errors import UserError
-from weightdecay.optim.registry import betas, fraction, get_optimizer, optimizer_names
+from weightdecay.optim.registry import OPTIMIZERS, betas, fraction, get_optimizer  # OPTIMIZERS: name → row
 from weightdecay.tasks.base import ProgressFn, Task, TrainConfig, TrainResult
 
 __all__ = ["OPTIMIZERS", "Option", "BuiltinTask", "int_option", "float_option", "validate_config",
            "optimizer_hyperparameters", "resolved_hyperparameters", "build_optimizer", "build_schedule", "fit",
            "shuffled_batches", "batches_per_epoch", "evaluate_in_chunks", "LayerDiagnostics", "angle_between"]
 
-OPTIMIZERS = optimizer_names()  # the registry's names, kept here for callers of tasks.training.OPTIMIZERS
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
