@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import tomllib
 
 import pytest
@@ -45,11 +46,15 @@ def test_every_row_builds_through_tasks_and_steps_like_the_class(name):
     model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2))
     twin = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2))
     twin.load_state_dict(model.state_dict())
-    config = TrainConfig(lr=1e-2, weight_decay=0.1, optimizer=name, decay="paper")
+    wd, decay = (0.0, "torch") if info.own_decay else (0.1, "paper")
+    config = TrainConfig(lr=1e-2, weight_decay=wd, optimizer=name, decay=decay)
     opt = build_optimizer(model, config)
     # the same thing built by hand: the class with the row's defaults, Muon's rest on AdamW
     groups = weightdecay.param_groups(twin, 0.1, decay="paper")
-    if info.updates == "matrices":
+    if info.own_decay:
+        mine = info.factory([{"params": g["params"]} for g in weightdecay.param_groups(twin, 0.0)], lr=1e-2,
+                            **info.defaults)
+    elif info.updates == "matrices":
         muon, rest = weightdecay.optim.muon.split_matrices(groups)
         mine = weightdecay.optim.CombinedOptimizer([
             info.factory(muon, lr=1e-2, weight_decay=0.1, decay="paper", **info.defaults),
@@ -64,12 +69,15 @@ def test_every_row_builds_through_tasks_and_steps_like_the_class(name):
             o.step()
     for a, b in zip(model.parameters(), twin.parameters()):
         assert torch.equal(a, b)
-    assert {g["decay"] for g in opt.param_groups} == {"paper"}
+    assert {g.get("decay") for g in opt.param_groups} == ({None} if info.own_decay else {"paper"})
 
 
 def test_second_moment_decides_stable():
     for name, info in OPTIMIZERS.items():
-        if info.second_moment:
+        if info.own_decay:
+            with pytest.raises(UserError, match=f"{name} has its own weight decay, not decay='stable'"):
+                info.check_decay("stable")
+        elif info.second_moment:
             info.check_decay("stable")
         else:
             with pytest.raises(UserError, match=f"Invalid decay mode for {name}: 'stable' needs Adam's second"):
@@ -166,3 +174,16 @@ def test_rules_read_the_registry():
     assert set(RULES) == {"adamw", "sgdw", "sgd"}
     with pytest.raises(UserError, match="no derived equilibrium"):
         equilibrium_rotation(1e-3, 0.1, optimizer="muon")
+
+
+def test_amos_trains_through_the_registry_and_refuses_a_weight_decay():
+    from weightdecay.optim import Amos
+
+    task = weightdecay.tasks.get_task("ridge")
+    result = task.run(TrainConfig(lr=1e-2, weight_decay=0.0, optimizer="amos", epochs=1, schedule="constant",
+                                  optimizer_options={"scalar_v": True}))
+    assert isinstance(build_optimizer(torch.nn.Linear(3, 1), TrainConfig(lr=1e-2, weight_decay=0.0,
+                                                                         optimizer="amos")), Amos)
+    assert math.isfinite(result.metrics["val_loss"])
+    with pytest.raises(UserError, match="amos has its own weight decay: weight_decay must be 0"):
+        task.run(TrainConfig(lr=1e-2, weight_decay=0.1, optimizer="amos", epochs=1, schedule="constant"))

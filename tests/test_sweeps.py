@@ -358,7 +358,7 @@ GOOD = """
     (GOOD.replace("lr = [0.01]", 'lr = { min = "abc", num = 1 }'), "grid.lr.min: 'abc'; a one-point grid needs min"),
     (GOOD + '\n    betas = ["a", 0.5]\n', "arms[0].betas: ['a', 0.5]; give two numbers in [0, 1)"),
     # An option the arm's optimizer would silently drop (finding 7).
-    (GOOD + "\n    momentum = 0.5\n", "arms[0].momentum: adamw does not use momentum (only sgdw, muon, rmsprop, sgd do)"),
+    (GOOD + "\n    momentum = 0.5\n", "arms[0].momentum: adamw does not use momentum (only sgdw, muon, rmsprop, sgd, amos do)"),
     (GOOD.replace('decay = "torch"', 'decay = "torch"\n    optimizer = "sgdw"\n    betas = [0.9, 0.99]'),
      "arms[0].betas: sgdw does not use betas (only adamw, nadam, radam, adamax do)"),
 ])

@@ -120,6 +120,8 @@ class OptimizerInfo:
         companion: the optimizer for the parameters it may not update.
         rotation: which equilibrium-rotation formula of :mod:`weightdecay.rules` applies (None: none derived).
         description: one line for listings.
+        own_decay: its decay is its own (Amos), none of the table's modes: ``weight_decay`` must be 0 and
+            ``decay`` left at its default.
     """
 
     name: str
@@ -130,10 +132,12 @@ class OptimizerInfo:
     companion: str | None = None
     rotation: str | None = None
     description: str = ""
+    own_decay: bool = False
     decay_modes: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         modes = tuple(n for n, m in DECAY_MODES.items() if self.second_moment or not m.adam_only)
+        modes = () if self.own_decay else modes
         object.__setattr__(self, "decay_modes", modes)
 
     @property
@@ -145,6 +149,8 @@ class OptimizerInfo:
 
     def check_decay(self, decay: str) -> DecayMode:
         """The decay mode, or a UserError saying why this optimizer cannot run it (``stable`` needs Adam's v̂)."""
+        if self.own_decay and decay != "torch":
+            raise UserError(f"{self.name} has its own weight decay, not decay={decay!r}; leave decay at its default")
         return get_mode(decay, adam=self.second_moment, optimizer=self.name)
 
     def check_hyperparameters(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +173,13 @@ class OptimizerInfo:
         """
         self.check_decay(decay)
         options = {**self.defaults, **self.check_hyperparameters(hyperparameters)}
+        if self.own_decay:
+            if weight_decay != 0:
+                raise UserError(f"{self.name} has its own weight decay: weight_decay must be 0, got {weight_decay!r}")
+            groups = list(params)
+            if groups and isinstance(groups[0], dict):  # the table's keys mean nothing to it
+                groups = [{k: v for k, v in g.items() if k not in ("weight_decay", "decay")} for g in groups]
+            return self.factory(groups, lr=lr, **options)
         if self.updates == "all":
             return self.factory(params, lr=lr, weight_decay=weight_decay, decay=decay, **options)
         from weightdecay.optim.combined import CombinedOptimizer
@@ -224,6 +237,7 @@ def build_optimizer(name: str, params: Iterable[Any], *, lr: float, weight_decay
 
 def _rows() -> None:
     from weightdecay.optim import wrap
+    from weightdecay.optim.amos import Amos
     from weightdecay.optim.adamw import AdamW
     from weightdecay.optim.sgdw import SGDW
 
@@ -266,6 +280,12 @@ def _rows() -> None:
             description="torch.optim.Adagrad; decoupled modes are one foreach shrink"),
         OptimizerInfo("sgd", wrap.SGD, (momentum, dampening, nesterov, _CAUTIOUS), rotation="sgd",
                       description="torch.optim.SGD; decay='l2' is its own coupled weight_decay"),
+        OptimizerInfo("amos", Amos, (
+            Hyperparameter("beta", 0.999, fraction, "β of the second moment"),
+            Hyperparameter("zeta", 0.25, nonnegative, "ζ, how fast the decay factors fall"),
+            Hyperparameter("momentum", 0.0, fraction, "μ of the moving average of updates"),
+            Hyperparameter("scalar_v", False, boolean, "one second-moment scalar per tensor")),
+            own_decay=True, description="Amos (Tian & Parikh 2022): its own decay toward each tensor's scale"),
     ]
     for row in rows:
         register_optimizer(row)
