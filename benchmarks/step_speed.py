@@ -9,6 +9,10 @@ the median of the round-by-round ratios. torch's foreach AdamW is listed for sca
 Usage:
     python benchmarks/step_speed.py                      # 1e6, 1e7, 5e7 params; fused and foreach
     python benchmarks/step_speed.py --sizes 1e5,1e6 --steps 20 --paths fused,foreach,single
+    python benchmarks/step_speed.py --wrapped --cautious    # also with_decay classes vs their bases, cautious vs plain
+
+``--wrapped`` times each weightdecay.with_decay class (every lr-based mode) against the torch.optim class it wraps,
+on the same path; ``--cautious`` times ``cautious=True`` against the same optimizer with it off.
 """
 
 from __future__ import annotations
@@ -89,12 +93,56 @@ def candidates(paths: list[str]) -> list[tuple[str, str, str, Callable, Callable
     return rows
 
 
+def wrapped_candidates(paths: list[str]) -> list[tuple[str, str, str, Callable, Callable, str]]:
+    """with_decay classes against their torch.optim bases, each on the paths the base has."""
+    bases = [(torch.optim.NAdam, dict(decoupled_weight_decay=True), ("foreach", "single")),
+             (torch.optim.RAdam, dict(decoupled_weight_decay=True), ("foreach", "single")),
+             (torch.optim.Adam, dict(decoupled_weight_decay=True), ("fused", "foreach", "single")),
+             (torch.optim.Adafactor, {}, ("foreach", "single")),
+             (torch.optim.Muon, {}, ("default",)),
+             (torch.optim.RMSprop, {}, ("foreach", "single"))]
+    rows = []
+    for base, own, base_paths in bases:
+        wrapped = weightdecay.with_decay(base)
+        for path in [p for p in (*paths, "default") if p in base_paths]:
+            kw = PATH_KWARGS.get(path, {})
+            modes = ("torch", "paper", "constant", "corrected") if base is not torch.optim.RMSprop else ("torch",)
+            for mode in modes:
+                rows.append((f"wd.{base.__name__}", mode, path,
+                             lambda ps, w=wrapped, m=mode, kw=kw: w(ps, lr=LR, weight_decay=WEIGHT_DECAY, decay=m,
+                                                                    **kw),
+                             lambda ps, b=base, kw=kw, own=own: b(ps, lr=LR, weight_decay=WEIGHT_DECAY, **own, **kw),
+                             f"torch.optim.{base.__name__}({path})"))
+    return rows
+
+
+def cautious_candidates(paths: list[str]) -> list[tuple[str, str, str, Callable, Callable, str]]:
+    """cautious=True against the same optimizer and mode with it off."""
+    rows = []
+    for path in paths:
+        kw = PATH_KWARGS[path]
+        for name, make in (("AdamW", lambda ps, c, kw: weightdecay.AdamW(ps, lr=LR, weight_decay=WEIGHT_DECAY,
+                                                                         cautious=c, **kw)),
+                           ("SGDW", lambda ps, c, kw: weightdecay.SGDW(ps, lr=LR, momentum=MOMENTUM,
+                                                                       weight_decay=WEIGHT_DECAY, cautious=c, **kw))):
+            rows.append((f"{name} cautious", "torch", path, lambda ps, mk=make, kw=kw: mk(ps, True, kw),
+                         lambda ps, mk=make, kw=kw: mk(ps, False, kw), f"{name}({path}), cautious=False"))
+    for path in ("foreach",):
+        rows.append(("wd.NAdam cautious", "torch", path,
+                     lambda ps: weightdecay.NAdam(ps, lr=LR, weight_decay=WEIGHT_DECAY, cautious=True, foreach=True),
+                     lambda ps: weightdecay.NAdam(ps, lr=LR, weight_decay=WEIGHT_DECAY, foreach=True),
+                     "wd.NAdam(foreach), cautious=False"))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1e6,1e7,5e7", help="comma-separated parameter counts (default %(default)s)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per optimizer (median; default 20)")
     parser.add_argument("--paths", default="fused,foreach", help="any of fused,foreach,single (default %(default)s)")
     parser.add_argument("--tensors", type=int, default=N_TENSORS, help="tensors the parameters are split over")
+    parser.add_argument("--wrapped", action="store_true", help="also: with_decay classes against their bases")
+    parser.add_argument("--cautious", action="store_true", help="also: cautious=True against cautious=False")
     args = parser.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     paths = [p.strip() for p in args.paths.split(",")]
@@ -109,10 +157,18 @@ def main(argv: list[str] | None = None) -> int:
         n = sum(p.numel() for p in params)
         print(f"\n{n:.2e} float32 parameters in {len(params)} tensors")
         print(f"{'optimizer':<18} {'mode':<10} {'path':<8} {'ms/step':>9} {'baseline ms':>12} {'ratio':>7}  baseline")
-        for name, mode, path, build, build_base in candidates(paths):
-            candidate, baseline = build(params), build_base(params)
+        rows = [(*row, "torch.optim.SGD(fused)" if row[0] == "SGDW" else "torch.optim.AdamW(fused)")
+                for row in candidates(paths)]
+        rows += wrapped_candidates(paths) if args.wrapped else []
+        rows += cautious_candidates(paths) if args.cautious else []
+        for name, mode, path, build, build_base, base_name in rows:
+            # Muon updates only matrices: it and its base get the 2-D tensors
+            ps = [p for p in params if p.ndim == 2] if name.endswith("Muon") else params
+            if not ps:
+                print(f"{name:<18} {mode:<10} {path:<8} (no 2-D tensors at this size)")
+                continue
+            candidate, baseline = build(ps), build_base(ps)
             t, t_base, ratio = paired_median_times(candidate, baseline, args.steps)
-            base_name = "torch.optim.SGD(fused)" if name == "SGDW" else "torch.optim.AdamW(fused)"
             print(f"{name:<18} {mode:<10} {path:<8} {t * 1e3:9.2f} {t_base * 1e3:12.2f} {ratio:7.2f}  {base_name}",
                   flush=True)
             del candidate, baseline  # free the optimizer state before the next row

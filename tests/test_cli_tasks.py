@@ -77,8 +77,8 @@ def test_train_text_output_and_diverged_json(capsys):
     (["train", "ridge", "--lr", "-1"], "Invalid learning rate"),
     (["train", "ridge", "--schedule", "zigzag"], "Unknown schedule"),
     # review finding 7: AdamW has no momentum; it was dropped silently
-    (["train", "ridge", "--momentum", "0.5"], "--momentum applies to --optimizer sgdw only"),
-    (["train", "ridge", "--optimizer", "adamw", "--momentum", "0.9"], "--momentum applies to --optimizer sgdw only"),
+    (["train", "ridge", "--momentum", "0.5"], "--momentum applies to --optimizer sgdw, muon, rmsprop, sgd, amos only, not adamw"),
+    (["train", "ridge", "--optimizer", "adamw", "--momentum", "0.9"], "--momentum applies to --optimizer sgdw, muon, rmsprop, sgd, amos only, not adamw"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(argv, message, capsys):
     assert main(argv) == 2

@@ -242,7 +242,7 @@ def test_paper_setting_converted_for_pytorch_trains_like_torch_optim_adamw():
 def test_frameworks_map_onto_table_modes():
     expected = {"pytorch": "torch", "optax": "torch", "keras3": "torch", "tf-addons": "constant",
                 "composer": "paper", "timm": "torch", "timm-corrected": "corrected", "bert": "torch",
-                "keras-adamw": "paper"}
+                "keras-adamw": "paper", "fastai": "torch", "torch-muon": "torch", "moonlight": "torch"}
     assert {n: CONVENTIONS[n].mode for n in FRAMEWORK_NAMES} == expected
 
 

@@ -343,7 +343,7 @@ GOOD = """
     (GOOD.replace("lr = [0.01]", "lr = []"), "grid.lr: empty grid"),
     (GOOD.replace("lr = [0.01]", "lr = { min = 1e-3, max = 1e-1, num = 0 }"), "grid.lr.num: 0; empty grid"),
     (GOOD.replace("weight_decay = [0.1]", "weight_decay = [-0.1]"), "grid.weight_decay: [-0.1]; grid values must be > 0"),
-    (GOOD.replace('decay = "torch"', 'decay = "stable"\n    optimizer = "sgdw"'), "arms[0].decay: Invalid decay mode for SGDW"),
+    (GOOD.replace('decay = "torch"', 'decay = "stable"\n    optimizer = "sgdw"'), "arms[0].decay: Invalid decay mode for sgdw"),
     ('schedule = "cosin"\n' + GOOD, "schedule: 'cosin' is not a learning-rate schedule"),
     ("[extra]\nwidth = 3\n" + GOOD.replace('task = "ridge"', ""), "task: missing"),
     (GOOD + '\n    [extra]\n    nope = 1\n', "extra: Unknown option(s) 'nope'"),
@@ -358,9 +358,9 @@ GOOD = """
     (GOOD.replace("lr = [0.01]", 'lr = { min = "abc", num = 1 }'), "grid.lr.min: 'abc'; a one-point grid needs min"),
     (GOOD + '\n    betas = ["a", 0.5]\n', "arms[0].betas: ['a', 0.5]; give two numbers in [0, 1)"),
     # An option the arm's optimizer would silently drop (finding 7).
-    (GOOD + "\n    momentum = 0.5\n", "arms[0].momentum: adamw does not use momentum (only sgdw does)"),
+    (GOOD + "\n    momentum = 0.5\n", "arms[0].momentum: adamw does not use momentum (only sgdw, muon, rmsprop, sgd, amos do)"),
     (GOOD.replace('decay = "torch"', 'decay = "torch"\n    optimizer = "sgdw"\n    betas = [0.9, 0.99]'),
-     "arms[0].betas: sgdw does not use betas (only adamw does)"),
+     "arms[0].betas: sgdw does not use betas (only adamw, nadam, radam, adamax do)"),
 ])
 def test_config_errors_exit_2_naming_the_key(tmp_path, capsys, body, message):
     cfg = write_config(tmp_path / "bad.toml", body)
@@ -399,4 +399,4 @@ def test_sweeps_use_the_tasks_optimizer_list():
     from weightdecay.sweeps import config as sweep_config
     from weightdecay.tasks import training
 
-    assert sweep_config.OPTIMIZERS is training.OPTIMIZERS
+    assert sweep_config.OPTIMIZERS is training.OPTIMIZERS  # the registry itself, name → row

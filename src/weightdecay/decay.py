@@ -68,14 +68,19 @@ DECAY_MODES: dict[str, DecayMode] = {
 MODE_NAMES: tuple[str, ...] = tuple(DECAY_MODES)
 
 
-def get_mode(name: str, *, adam: bool = True) -> DecayMode:
-    """Look up a decay mode by name, with an error that lists the valid choices."""
+def get_mode(name: str, *, adam: bool = True, optimizer: str = "SGDW") -> DecayMode:
+    """Look up a decay mode by name, with an error that lists the valid choices.
+
+    ``adam`` says whether the optimizer has Adam's second moment (``stable`` needs it; the optimizer registry's
+    ``second_moment``); ``optimizer`` names it in the error.
+    """
     mode = DECAY_MODES.get(name) if isinstance(name, str) else None
     if mode is None:
         raise UserError(f"Invalid decay mode: {name!r}; choose one of {', '.join(MODE_NAMES)}")
     if mode.adam_only and not adam:
         valid = ", ".join(n for n, m in DECAY_MODES.items() if not m.adam_only)
-        raise UserError(f"Invalid decay mode for SGDW: {name!r} needs Adam's second moment; choose one of {valid}")
+        raise UserError(f"Invalid decay mode for {optimizer}: {name!r} needs Adam's second moment; "
+                        f"choose one of {valid}")
     return mode
 
 

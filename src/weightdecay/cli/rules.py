@@ -16,6 +16,7 @@ from dataclasses import asdict
 from typing import Any
 
 from weightdecay.errors import UserError
+from weightdecay.rules.equilibrium import rotation_kind
 from weightdecay.rules import CONVENTION_NAMES, OPTIMIZERS, Conversion, advise, convert, convert_all, get_convention
 
 
@@ -125,9 +126,10 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _advise(args: argparse.Namespace) -> int:
     # β1 is Adam's and momentum SGD's: refuse the one that does not apply rather than ignore it.
-    if args.optimizer == "adamw" and args.momentum is not None:
+    adam = rotation_kind(args.optimizer) == "adam"
+    if adam and args.momentum is not None:
         raise UserError("--momentum is for --optimizer sgd or sgdw; AdamW's rotation uses --beta1")
-    if args.optimizer != "adamw" and args.beta1 is not None:
+    if not adam and args.beta1 is not None:
         raise UserError(f"--beta1 is for --optimizer adamw; {args.optimizer}'s rotation uses --momentum")
     args.beta1 = 0.9 if args.beta1 is None else args.beta1
     args.momentum = 0.9 if args.momentum is None else args.momentum
@@ -137,7 +139,7 @@ def _advise(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(a.to_dict()))
         return 0
-    detail = f"β1={args.beta1}" if a.optimizer == "adamw" else f"momentum={args.momentum}"
+    detail = f"β1={args.beta1}" if adam else f"momentum={args.momentum}"
     print(f"{a.optimizer} ({detail}), weight_decay={_g(a.weight_decay)} ({a.convention}), lr={_g(a.lr)}, "
           f"peak_lr={_g(a.peak_lr)}, batch {a.batch_size}, {a.dataset_size} examples, {_g(a.epochs)} epochs "
           f"(≈{a.total_steps:.0f} steps)")

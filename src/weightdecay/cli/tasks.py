@@ -25,7 +25,7 @@ from weightdecay.decay import MODE_NAMES
 from weightdecay.errors import UserError
 from weightdecay.schedules import SCHEDULE_HELP
 from weightdecay.tasks import TrainConfig, get_task, list_tasks
-from weightdecay.tasks.training import OPTIMIZERS
+from weightdecay.optim.registry import OPTIMIZERS, get_optimizer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train one task once and print its metrics",
         description="Train TASK once with one optimizer configuration; progress on stderr, metrics on stdout.")
     train.add_argument("task", metavar="TASK", help="a task name (see `weightdecay tasks`)")
-    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
+    train.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adamw",
+                       help="an optimizer of the registry (default adamw)")
     train.add_argument("--decay", choices=MODE_NAMES, default="torch",
                        help="the weight-decay convention (default torch, PyTorch's AdamW)")
     train.add_argument("--lr", type=float, help="peak learning rate (default: the task's suggestion)")
@@ -53,7 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, help="epochs (default: the task's)")
     train.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--momentum", type=float, help="SGDW momentum (default 0.9); --optimizer sgdw only")
+    train.add_argument("--momentum", type=float, help="momentum, for the optimizers that take one (default: the "
+                                                      "optimizer's, 0.9 for sgdw)")
+    train.add_argument("--cautious", action="store_true",
+                       help="cautious weight decay: decay only where the update and the weight agree in sign")
     train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="a task option, VALUE read as JSON when it parses (train_subset=2000, "
                             "batch_norm=false, channels=[16,32]); repeatable")
@@ -180,13 +184,16 @@ def train_handler(args: argparse.Namespace) -> int:
     if lr is None or weight_decay is None:
         raise UserError(f"Task {task.name!r} suggests no defaults: pass --lr and --weight-decay")
     # An option the chosen optimizer does not read would be dropped silently: refuse it instead.
-    if args.momentum is not None and args.optimizer != "sgdw":
-        raise UserError(f"--momentum applies to --optimizer sgdw only, not {args.optimizer}; drop it or pass "
-                        "--optimizer sgdw")
-    momentum = {} if args.momentum is None else {"momentum": args.momentum}
+    info = get_optimizer(args.optimizer)
+    if args.momentum is not None and not info.takes("momentum"):
+        users = [o.name for o in OPTIMIZERS.values() if o.takes("momentum")]
+        raise UserError(f"--momentum applies to --optimizer {', '.join(users)} only, not {args.optimizer}; drop "
+                        f"it or pass --optimizer {users[0]}")
+    options = {"cautious": True} if args.cautious else {}
     config = TrainConfig(lr=lr, weight_decay=weight_decay, optimizer=args.optimizer, decay=args.decay,
                          schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                         diagnostics=args.diagnostics, extra=parse_options(args.option), **momentum)
+                         diagnostics=args.diagnostics, extra=parse_options(args.option), momentum=args.momentum,
+                         optimizer_options=options)
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:

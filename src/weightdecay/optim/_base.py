@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from weightdecay.decay import get_mode
+from weightdecay.decay import get_mode, shrink
 from weightdecay.errors import UserError
 
 
@@ -45,7 +45,13 @@ class DecayOptimizer(torch.optim.Optimizer):
     def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
         check_nonnegative("lr", group["lr"], "learning rate")
         check_nonnegative("weight_decay", group["weight_decay"], "weight_decay value")
-        mode = get_mode(group["decay"], adam=self._adam)
+        mode = get_mode(group["decay"], adam=self._adam, optimizer=type(self).__name__)
+        cautious = group.setdefault("cautious", False)
+        if not isinstance(cautious, bool):
+            raise UserError(f"Invalid cautious: {cautious!r} (must be True or False)")
+        if cautious and not mode.decoupled:
+            raise UserError("Invalid cautious=True with decay='l2': cautious weight decay masks a decoupled shrink; "
+                            "choose a decoupled decay mode or cautious=False")
         if explicit_peak is not None:
             peak = _number(explicit_peak)
             if not (peak > 0.0) or math.isinf(peak):
@@ -67,6 +73,7 @@ class DecayOptimizer(torch.optim.Optimizer):
             for key, value in self._group_defaults.items():
                 group.setdefault(key, value)
             group.setdefault("decay", "torch")
+            group.setdefault("cautious", False)
             group.setdefault("peak_lr", _number(group.get("initial_lr", group["lr"])))
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -85,5 +92,9 @@ class DecayOptimizer(torch.optim.Optimizer):
             state_dict = {**state_dict, "param_groups": filled}
         super().load_state_dict(state_dict)
         for group in self.param_groups:
-            get_mode(group["decay"], adam=self._adam)
+            get_mode(group["decay"], adam=self._adam, optimizer=type(self).__name__)
+
+    def _group_shrink(self, group: dict[str, Any], mean_v_hat: float | None = None) -> float:
+        """``s_t`` of the group this step: the one place a subclass asks for it (checks on s_t belong here)."""
+        return shrink(group["decay"], group["weight_decay"], _number(group["lr"]), group["peak_lr"], mean_v_hat)
 

@@ -13,6 +13,7 @@ from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient,
 from weightdecay.errors import UserError
 from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
 from weightdecay.optim._distributed import global_sum_and_count, local_shard
+from weightdecay.optim.cautious import cautious_decay_, cautious_decay_after_step_
 
 __all__ = ["AdamW"]
 
@@ -45,6 +46,7 @@ class AdamW(DecayOptimizer):
         peak_lr: reference learning rate for ``paper`` and ``corrected``; defaults to each group's ``lr`` at
             construction.
         bias_correction: False gives BERT's AdamWeightDecay arithmetic (no bias correction of m and v).
+        cautious: decay only where ``u_t`` and ``p`` agree in sign (:mod:`weightdecay.optim.cautious`).
 
     Example:
         >>> import torch, weightdecay
@@ -60,7 +62,8 @@ class AdamW(DecayOptimizer):
 
     _adam = True
     _group_defaults = {"amsgrad": False, "maximize": False, "foreach": None, "fused": None,
-                       "capturable": False, "differentiable": False, "bias_correction": True}
+                       "capturable": False, "differentiable": False, "bias_correction": True,
+                       "cautious": False}
 
     def __init__(
         self,
@@ -77,10 +80,12 @@ class AdamW(DecayOptimizer):
         decay: str = "torch",
         peak_lr: float | None = None,
         bias_correction: bool = True,
+        cautious: bool = False,
     ) -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach, fused=fused, capturable=False,
-                        differentiable=False, decay=decay, peak_lr=peak_lr, bias_correction=bias_correction)
+                        differentiable=False, decay=decay, peak_lr=peak_lr, bias_correction=bias_correction,
+                        cautious=cautious)
         # No `_step_supports_amp_scaling`: a GradScaler unscales the gradients and skips inf steps before
         # calling step(), so the decoupled shrink (a separate pass in some modes) never runs on a skipped step.
         super().__init__(params, defaults)
@@ -189,6 +194,11 @@ class AdamW(DecayOptimizer):
 
         # Fast paths: torch's own kernels, told the decay through a per-step coefficient c_t with s_t = lr_t·c_t.
         coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"], mean_v_hat)
+        cautious = None
+        if group["cautious"] and DECAY_MODES[mode].decoupled:
+            # The kernels step with no decay; the masked shrink follows at the weights before the step.
+            cautious = ([p.clone() for p in t["params"]], shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
+            coefficient = 0.0
         if coefficient is None:  # lr_t = 0 with a shrink (constant, or stable): no c_t exists; shrink here.
             torch._foreach_mul_(t["params"], 1.0 - shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
             coefficient = 0.0
@@ -209,6 +219,8 @@ class AdamW(DecayOptimizer):
             weight_decay=coefficient if DECAY_MODES[mode].decoupled else coupled_weight_decay(mode, wd),
             eps=group["eps"], maximize=group["maximize"],
         )
+        if cautious is not None:
+            cautious_decay_after_step_(t["params"], *cautious)
 
 
 def _single_tensor_adamw(t: dict[str, list], group: dict[str, Any], *, lr: float, shrink_t: float) -> None:
@@ -222,7 +234,7 @@ def _single_tensor_adamw(t: dict[str, list], group: dict[str, Any], *, lr: float
         step_t += 1
         if coupled != 0:
             grad = grad.add(param, alpha=coupled)  # l2: the penalty enters the moments
-        if shrink_t != 0:
+        if shrink_t != 0 and not group["cautious"]:
             param.mul_(1 - shrink_t)  # decoupled: p ← p·(1 - s_t), before the gradient step
         if torch.is_complex(param):
             grad, exp_avg, exp_avg_sq = (torch.view_as_real(x) for x in (grad, exp_avg, exp_avg_sq))
@@ -244,4 +256,6 @@ def _single_tensor_adamw(t: dict[str, list], group: dict[str, Any], *, lr: float
         else:
             second = exp_avg_sq
         denom = (second.sqrt() / bias_correction2_sqrt).add_(eps)
+        if shrink_t != 0 and group["cautious"]:  # the mask needs u_t, at the same p_t as the step
+            cautious_decay_([param], [exp_avg / denom], [param], shrink_t)
         param.addcdiv_(exp_avg, denom, value=-(lr / bias_correction1))

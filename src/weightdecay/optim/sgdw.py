@@ -13,6 +13,7 @@ from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient,
 from weightdecay.errors import UserError
 from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
 from weightdecay.optim._distributed import check_fused_kernel
+from weightdecay.optim.cautious import cautious_decay_, cautious_decay_after_step_
 
 __all__ = ["SGDW"]
 
@@ -40,6 +41,7 @@ class SGDW(DecayOptimizer):
         foreach, fused: the implementation; both None picks torch's default for the device.
         decay: one of ``torch``, ``paper``, ``constant``, ``corrected``, ``l2`` (``stable`` needs Adam).
         peak_lr: reference learning rate for ``paper`` and ``corrected``; defaults to each group's ``lr``.
+        cautious: decay only where ``d`` and ``p`` agree in sign (:mod:`weightdecay.optim.cautious`).
 
     Example:
         >>> import torch, weightdecay
@@ -54,7 +56,7 @@ class SGDW(DecayOptimizer):
 
     _adam = False
     _group_defaults = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "maximize": False,
-                       "foreach": None, "fused": None, "differentiable": False}
+                       "foreach": None, "fused": None, "differentiable": False, "cautious": False}
 
     def __init__(
         self,
@@ -70,10 +72,11 @@ class SGDW(DecayOptimizer):
         fused: bool | None = None,
         decay: str = "torch",
         peak_lr: float | None = None,
+        cautious: bool = False,
     ) -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach, fused=fused,
-                        differentiable=False, decay=decay, peak_lr=peak_lr)
+                        differentiable=False, decay=decay, peak_lr=peak_lr, cautious=cautious)
         # No `_step_supports_amp_scaling`: see AdamW.
         super().__init__(params, defaults)
 
@@ -127,11 +130,13 @@ class SGDW(DecayOptimizer):
             return
         kernel_wd = coupled_weight_decay(mode, wd)
         coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"])
-        if DECAY_MODES[mode].decoupled and group["momentum"] == 0 and coefficient is not None:
+        # Cautious: the kernels step with no decay; the masked shrink follows at the weights before the step.
+        cautious = [p.clone() for p in params] if group["cautious"] and s != 0 else None
+        if cautious is None and DECAY_MODES[mode].decoupled and group["momentum"] == 0 and coefficient is not None:
             # Without momentum, p·(1 - lr·c) - lr·g = p - lr·(g + c·p): the kernel's coupled decay is exact
             # (Loshchilov & Hutter, Prop. 1), and saves a pass over the weights.
             kernel_wd = coefficient
-        elif s != 0:
+        elif cautious is None and s != 0:
             # SGD's kernels know only coupled decay; with momentum the decoupled shrink is one more pass over the
             # weights, before the step (the momentum never sees p, so the order of the two is immaterial).
             torch._foreach_mul_(params, 1.0 - s)
@@ -141,6 +146,8 @@ class SGDW(DecayOptimizer):
             weight_decay=kernel_wd, momentum=group["momentum"], lr=group["lr"],
             dampening=group["dampening"], nesterov=group["nesterov"], maximize=group["maximize"],
         )
+        if cautious is not None:
+            cautious_decay_after_step_(params, cautious, s)
 
 
 def _single_tensor_sgdw(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | None],
@@ -160,6 +167,8 @@ def _single_tensor_sgdw(params: list[Tensor], grads: list[Tensor], buffers: list
             else:
                 buf.mul_(momentum).add_(grad, alpha=1 - dampening)
             grad = grad.add(buf, alpha=momentum) if nesterov else buf
-        if shrink_t != 0:
+        if shrink_t != 0 and group["cautious"]:
+            cautious_decay_([param], [grad], [param], shrink_t)  # the mask needs d, at the same p_t as the step
+        elif shrink_t != 0:
             param.mul_(1 - shrink_t)  # decoupled: p ← p·(1 - s_t) - lr_t·d
         param.add_(grad, alpha=-lr)

@@ -11,21 +11,31 @@ import math
 
 from weightdecay.errors import UserError
 from weightdecay.checks import fraction, positive
+from weightdecay.optim.registry import OPTIMIZERS as _REGISTRY
 from weightdecay.rules.conventions import convert, get_convention
 
-__all__ = ["OPTIMIZERS", "equilibrium_rotation", "equilibrium_norm", "adamc_target_ratio"]
+__all__ = ["OPTIMIZERS", "rotation_kind", "equilibrium_rotation", "equilibrium_norm", "adamc_target_ratio"]
 
-# "sgd" is torch.optim.SGD with weight_decay (coupled L2 through the momentum, Kosson's setting); "sgdw" the
-# decoupled SGDW of this package, whose decay bypasses the momentum buffer.
-OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd", "sgdw")
+# The registry's rows with a derived formula (their ``rotation``): "adam" (AdamW), "sgd" (torch.optim.SGD's
+# weight_decay, coupled L2 through the momentum, Kosson's setting), "sgdw" (decoupled: the decay bypasses the
+# momentum buffer).
+OPTIMIZERS: tuple[str, ...] = tuple(name for name, info in _REGISTRY.items() if info.rotation)
+
+
+def rotation_kind(optimizer: str) -> str:
+    """Which formula applies to a registered optimizer: ``adam``, ``sgd`` or ``sgdw``."""
+    info = _REGISTRY.get(optimizer) if isinstance(optimizer, str) else None
+    if info is None or info.rotation is None:
+        names = [n for n, i in _REGISTRY.items() if i.rotation]
+        raise UserError(f"Unknown optimizer: {optimizer!r}; choose one of {', '.join(names)} (the others have no "
+                        "derived equilibrium)")
+    return info.rotation
 
 
 def _shrink(lr: float, weight_decay: float, optimizer: str, convention: str, peak_lr: float | None,
             **sizes: float | None) -> float:
     """The per-step decay ``lr·λ`` (``torch`` units) of the setting, the quantity every formula here uses."""
-    if optimizer not in OPTIMIZERS:
-        raise UserError(f"Unknown optimizer: {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    if optimizer == "sgd" and get_convention(convention).mode == "l2":
+    if rotation_kind(optimizer) == "sgd" and get_convention(convention).mode == "l2":
         # torch.optim.SGD's own λ is an L2 coefficient: it decays by lr·λ per step (through the momentum buffer)
         return positive("lr", lr) * positive("weight_decay", weight_decay)
     # Any other convention (for "sgd" too) is read in its own units: the rotation follows s = lr·λ_torch.
@@ -56,11 +66,11 @@ def equilibrium_rotation(lr: float, weight_decay: float, *, optimizer: str = "ad
     0.003244
     """
     s = _shrink(lr, weight_decay, optimizer, convention, peak_lr, **sizes)
-    if optimizer == "adamw":
+    if rotation_kind(optimizer) == "adam":
         beta1 = fraction("beta1", beta1)
         return math.sqrt(2 * s * (1 - beta1) / (1 + beta1))
     mu = fraction("momentum", momentum)
-    if optimizer == "sgd":
+    if rotation_kind(optimizer) == "sgd":
         return math.sqrt(2 * s / (1 + mu))
     return math.sqrt(2 * s * (1 - mu) / (1 + mu))
 
@@ -88,14 +98,14 @@ def equilibrium_norm(lr: float, weight_decay: float, *, optimizer: str = "adamw"
     """
     s = _shrink(lr, weight_decay, optimizer, convention, peak_lr, **sizes)
     lr = positive("lr", lr)
-    if optimizer == "adamw":
+    if rotation_kind(optimizer) == "adam":
         if numel is None:
             raise UserError("AdamW's equilibrium norm needs numel, the weight's number of elements")
         return lr * math.sqrt(positive("numel", numel) / (2 * s))
     if grad_sq_norm is None:
         raise UserError("SGD's equilibrium norm needs grad_sq_norm, E‖g‖² of the weight at unit norm")
     mu = fraction("momentum", momentum)
-    carried = (1 - mu) if optimizer == "sgd" else (1 - mu) ** 2
+    carried = (1 - mu) if rotation_kind(optimizer) == "sgd" else (1 - mu) ** 2
     return (lr * lr * positive("grad_sq_norm", grad_sq_norm) / (2 * s * carried)) ** 0.25
 
 

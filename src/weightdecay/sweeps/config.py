@@ -36,7 +36,7 @@ from typing import Any
 
 from weightdecay.decay import get_mode
 from weightdecay.errors import ConfigError, UserError
-from weightdecay.tasks.training import OPTIMIZERS
+from weightdecay.optim.registry import OPTIMIZERS, get_optimizer
 
 __all__ = ["Arm", "SearchSpace", "SweepConfig", "load_config", "parse_config", "log_grid"]
 
@@ -61,6 +61,7 @@ class Arm:
     momentum: float = 0.9
     betas: tuple[float, float] = (0.9, 0.999)
     extra: dict[str, Any] = field(default_factory=dict)
+    optimizer_options: dict[str, Any] = field(default_factory=dict)  # its other registry hyperparameters
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,8 @@ class SweepConfig:
         d.pop("basin_tolerance")
         d.pop("monitor_every")  # watching a run does not change it
         d["arm"] = asdict(arm)
+        if not arm.optimizer_options:  # an arm without them keeps the fingerprint it had before they existed
+            d["arm"].pop("optimizer_options")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @staticmethod
@@ -249,13 +252,14 @@ def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "
         where = f"arms[{i}]."
         if not isinstance(a, dict):
             raise ConfigError(f"arms[{i}]: expected a table with optimizer and decay")
-        _check_keys(a, _ARM_KEYS, where)
+        _check_keys(a, _ARM_KEYS | {h.name for o in OPTIMIZERS.values() for h in o.hyperparameters}, where)
         optimizer = _typed(a, "optimizer", str, "adamw", where)
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"{where}optimizer: {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        info = get_optimizer(optimizer)
         decay = _typed(a, "decay", str, "torch", where)
         try:
-            get_mode(decay, adam=optimizer == "adamw")
+            info.check_decay(decay)
         except UserError as exc:
             raise ConfigError(f"{where}decay: {exc}") from None
         if "weight_decay" in a:
@@ -267,19 +271,26 @@ def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "
         else:
             wd = ()
         # An option the arm's optimizer does not use would be dropped silently: refuse it instead.
-        for key, user in (("betas", "adamw"), ("momentum", "sgdw")):
-            if key in a and optimizer != user:
-                raise ConfigError(f"{where}{key}: {optimizer} does not use {key} (only {user} does); remove it "
-                                  f"or set optimizer = \"{user}\"")
-        betas = tuple(_typed(a, "betas", list, [0.9, 0.999], where))
+        for key in sorted(set(a) - _ARM_KEYS) + [k for k in ("betas", "momentum") if k in a]:
+            if not info.takes(key):
+                users = [o.name for o in OPTIMIZERS.values() if o.takes(key)]
+                raise ConfigError(f"{where}{key}: {optimizer} does not use {key} (only {', '.join(users)} "
+                                  f"{'does' if len(users) == 1 else 'do'}); remove it or set optimizer = "
+                                  f"\"{users[0]}\"")
+        try:
+            optimizer_options = info.check_hyperparameters({k: a[k] for k in set(a) - _ARM_KEYS})
+        except UserError as exc:
+            raise ConfigError(f"{where}{exc}") from None
+        betas = tuple(_typed(a, "betas", list, list(info.defaults.get("betas", (0.9, 0.999))), where))
         if len(betas) != 2 or not all(_is_number(b) and 0 <= b < 1 for b in betas):
             raise ConfigError(f"{where}betas: {list(betas)!r}; give two numbers in [0, 1)")
-        momentum = _typed(a, "momentum", (int, float), 0.9, where)
+        momentum = _typed(a, "momentum", (int, float), info.defaults.get("momentum", 0.9), where)
         if not 0 <= momentum < 1:
             raise ConfigError(f"{where}momentum: {momentum!r}; give a number in [0, 1)")
         arm_name = _typed(a, "name", str, f"{optimizer} {decay}", where)
         arms.append(Arm(name=arm_name, optimizer=optimizer, decay=decay, weight_decay=wd, momentum=float(momentum),
-                        betas=(float(betas[0]), float(betas[1])), extra=_typed(a, "extra", dict, {}, where)))
+                        betas=(float(betas[0]), float(betas[1])), extra=_typed(a, "extra", dict, {}, where),
+                        optimizer_options=optimizer_options))
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ConfigError(f"arms: names {names} repeat; give each arm a distinct name")
@@ -341,7 +352,7 @@ def _dry_resolve(task: Any, arms: list[Arm], lr: tuple[float, ...], **fields: An
         config = TrainConfig(lr=lr[0] if lr else 1e-3, weight_decay=arm.weight_decay[0] if arm.weight_decay else 0.0,
                              optimizer=arm.optimizer, decay=arm.decay, schedule=fields["schedule"],
                              epochs=fields["epochs"], batch_size=fields["batch_size"], momentum=arm.momentum,
-                             betas=arm.betas, extra=extra)
+                             betas=arm.betas, extra=extra, optimizer_options=arm.optimizer_options)
         try:
             resolve(config)
         except UserError as exc:

@@ -51,6 +51,7 @@ def train_once(config: SweepConfig, arm: Arm, lr: float, weight_decay: float, se
     train_config = TrainConfig(lr=lr, weight_decay=weight_decay, optimizer=arm.optimizer, decay=arm.decay,
                                schedule=config.schedule, epochs=config.epochs, batch_size=config.batch_size,
                                seed=seed, momentum=arm.momentum, betas=arm.betas,
+                               optimizer_options=arm.optimizer_options,
                                extra={**config.extra, **arm.extra})
     start = time.perf_counter()
     monitors = []

@@ -20,16 +20,17 @@ class TrainConfig:
 
     lr: float
     weight_decay: float
-    optimizer: str = "adamw"  # "adamw" | "sgdw"
+    optimizer: str = "adamw"  # a name from weightdecay.optim.registry.OPTIMIZERS
     decay: str = "torch"  # a name from weightdecay.decay.DECAY_MODES
     schedule: str = "cosine"  # "constant" | "cosine" | "warmup-cosine" | "step" | ... (see the task's docs)
     epochs: int | None = None
     batch_size: int | None = None
     seed: int = 0
-    momentum: float = 0.9  # SGDW only
-    betas: tuple[float, float] = (0.9, 0.999)  # AdamW only
+    momentum: float | None = None  # for optimizers that take one; None: the registry's default (sgdw 0.9)
+    betas: tuple[float, float] | None = None  # likewise (adamw (0.9, 0.999))
     diagnostics: bool = False  # add a monitors.LayerDiagnostics: per-epoch layer norms, rotations, gradient norms
     extra: dict[str, Any] = field(default_factory=dict)  # task-specific options
+    optimizer_options: dict[str, Any] = field(default_factory=dict)  # the optimizer's other hyperparameters
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

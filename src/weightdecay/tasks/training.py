@@ -4,7 +4,7 @@ One run reads top to bottom in :func:`fit`:
 
 1. seed torch's generator (inside ``fork_rng``, so the caller's random state is left alone) and build the model;
 2. split its parameters with :func:`weightdecay.param_groups` (biases, norm and embedding parameters exempt) and
-   build :class:`weightdecay.AdamW` or :class:`weightdecay.SGDW` with the run's decay convention;
+   build the run's optimizer from :mod:`weightdecay.optim.registry` with the run's decay convention;
 3. build the learning-rate schedule by name, stepped once per batch;
 4. per epoch: the batches (tensors in memory, indexed by a seeded permutation), one optimizer step each; a loss
    that turns NaN/inf stops the run at once and marks it diverged (never raised);
@@ -23,15 +23,15 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
-from weightdecay.decay import get_mode
 from weightdecay.errors import UserError
 from weightdecay.monitors import LayerDiagnostics
+from weightdecay.optim.registry import OPTIMIZERS, betas, fraction, get_optimizer  # OPTIMIZERS: name → row
 from weightdecay.tasks.base import ProgressFn, Task, TrainConfig, TrainResult
 
-__all__ = ["OPTIMIZERS", "Option", "BuiltinTask", "int_option", "float_option", "validate_config", "build_optimizer", "build_schedule", "fit",
+__all__ = ["OPTIMIZERS", "Option", "BuiltinTask", "int_option", "float_option", "validate_config",
+           "optimizer_hyperparameters", "resolved_hyperparameters", "build_optimizer", "build_schedule", "fit",
            "shuffled_batches", "batches_per_epoch", "evaluate_in_chunks"]
 
-OPTIMIZERS = ("adamw", "sgdw")
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -89,6 +89,7 @@ class BuiltinTask(Task):
                               batch_size=config.batch_size if config.batch_size is not None
                               else self.default_batch_size)
         validate_config(config)
+        config = resolved_hyperparameters(config)
         options = {key: config.extra.get(key, option.default) for key, option in known.items()}
         if not isinstance(options["schedule_options"], dict):
             raise UserError(f"Option schedule_options must be a mapping (e.g. {{\"floor\": 0.1}}), got "
@@ -122,9 +123,8 @@ def float_option(opts: dict[str, Any], key: str, minimum: float = 0.0) -> float:
 
 def validate_config(config: TrainConfig) -> None:
     """Refuse a configuration that cannot run, naming the bad field and the fix (epochs/batch size resolved)."""
-    if config.optimizer not in OPTIMIZERS:
-        raise UserError(f"Unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    get_mode(config.decay, adam=config.optimizer == "adamw")
+    optimizer_hyperparameters(config)
+    get_optimizer(config.optimizer).check_decay(config.decay)
     from weightdecay.schedules import SCHEDULE_NAMES
 
     if config.schedule not in SCHEDULE_NAMES:
@@ -138,18 +138,42 @@ def validate_config(config: TrainConfig) -> None:
         value = getattr(config, field)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UserError(f"Invalid {field} {value!r}: must be an integer >= 1")
-    if not 0 <= config.momentum < 1:
-        raise UserError(f"Invalid momentum {config.momentum!r}: must be in [0, 1)")
+
+
+def optimizer_hyperparameters(config: TrainConfig) -> dict[str, Any]:
+    """The hyperparameters ``config`` gives its optimizer, checked by the registry.
+
+    ``momentum`` and ``betas`` reach the optimizers that take them (None: the registry's default); every other
+    hyperparameter comes from ``config.optimizer_options``, where a key the optimizer does not take is refused.
+    """
+    info = get_optimizer(config.optimizer)
+    shared = {k: getattr(config, k) for k in ("momentum", "betas") if getattr(config, k) is not None}
+    if "momentum" in shared:  # checked even where unused: a bad value is a bad config
+        fraction("momentum", shared["momentum"])
+    if "betas" in shared:
+        betas("betas", shared["betas"])
+    given = {k: v for k, v in shared.items() if info.takes(k)}
+    for key in config.optimizer_options:
+        if key in ("momentum", "betas"):
+            raise UserError(f"optimizer_options: {key!r} is a TrainConfig field; set config.{key} instead")
+    return info.check_hyperparameters({**given, **config.optimizer_options})
+
+
+def resolved_hyperparameters(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``momentum`` and ``betas`` set to the registry's defaults where its optimizer takes them."""
+    info = get_optimizer(config.optimizer)
+    return config.with_(**{k: info.defaults[k] for k in ("momentum", "betas")
+                           if getattr(config, k) is None and info.takes(k)})
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig, **param_group_options: Any) -> torch.optim.Optimizer:
-    """:class:`weightdecay.AdamW` or :class:`weightdecay.SGDW` over ``param_groups(model, λ)``, decay mode
-    ``config.decay``; biases, norm and embedding parameters are exempt from decay.
+    """The registry's ``config.optimizer`` over ``param_groups(model, λ)``, decay mode ``config.decay``; biases,
+    norm and embedding parameters are exempt from decay (Muon takes the 2-D weights, AdamW the rest).
 
     Args:
         model: the module to train.
         config: the run's configuration (``optimizer``, ``lr``, ``weight_decay``, ``decay``, ``betas``,
-            ``momentum``).
+            ``momentum``, ``optimizer_options``).
         param_group_options: passed to :func:`weightdecay.param_groups` (``no_decay_names=…``).
 
     >>> import torch, weightdecay
@@ -157,17 +181,12 @@ def build_optimizer(model: nn.Module, config: TrainConfig, **param_group_options
     >>> type(opt).__name__, opt.param_groups[0]["decay"], opt.param_groups[1]["weight_decay"]
     ('AdamW', 'paper', 0.0)
     """
-    from weightdecay import AdamW, SGDW, param_groups
+    from weightdecay import param_groups
 
     groups = [g for g in param_groups(model, config.weight_decay, decay=config.decay, **param_group_options)
               if g["params"]]
-    if config.optimizer == "adamw":
-        return AdamW(groups, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay,
-                     decay=config.decay)
-    if config.optimizer == "sgdw":
-        return SGDW(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                    decay=config.decay)
-    raise UserError(f"Unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return get_optimizer(config.optimizer).build(groups, lr=config.lr, weight_decay=config.weight_decay,
+                                                 decay=config.decay, **optimizer_hyperparameters(config))
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, *, total_steps: int,

@@ -1,0 +1,67 @@
+"""One table of optimizer cases that the generic optimizer tests iterate (torch's ``OptimizerInfo`` is the model).
+
+Each row: the registry name, the class under test, the torch.optim class it wraps, the kwargs that make that
+base's own decay equal the ``torch`` convention (or its coupled L2), the paths it runs on, the decay modes it
+supports, and the parameter shapes it accepts. A new optimizer is one row here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+import weightdecay
+from weightdecay.optim import wrap
+
+DECOUPLED = ("torch", "paper", "constant", "corrected")
+
+
+@dataclass(frozen=True)
+class OptimizerCase:
+    name: str  # the registry's name
+    cls: type  # the class under test
+    base: type  # the torch.optim class with the same update
+    kwargs: dict  # hyperparameters for both (no lr, weight_decay, decay)
+    torch_kwargs: dict = field(default_factory=dict)  # what makes the base decay as decay="torch"
+    l2_kwargs: dict | None = None  # what makes the base's decay coupled L2 (None: the base has no L2)
+    paths: tuple[str, ...] = ("single", "foreach")
+    modes: tuple[str, ...] = (*DECOUPLED, "l2")
+    shapes: tuple[tuple[int, ...], ...] = ((4, 3), (5,))
+    shrinks_by_lr: bool = True  # the base's kernels shrink by lr·wd (else: coupled only)
+
+    @property
+    def desc(self) -> str:
+        return self.name
+
+
+PATH_KWARGS = {"single": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True),
+               "default": {}}
+
+CASES: list[OptimizerCase] = [
+    OptimizerCase("adam", wrap.Adam, torch.optim.Adam, dict(betas=(0.8, 0.95)),
+                  torch_kwargs=dict(decoupled_weight_decay=True), l2_kwargs={},
+                  paths=("single", "foreach", "fused"), modes=(*DECOUPLED, "stable", "l2")),
+    OptimizerCase("nadam", weightdecay.NAdam, torch.optim.NAdam, dict(betas=(0.8, 0.95)),
+                  torch_kwargs=dict(decoupled_weight_decay=True), l2_kwargs={}, modes=(*DECOUPLED, "stable", "l2")),
+    OptimizerCase("radam", weightdecay.RAdam, torch.optim.RAdam, dict(betas=(0.8, 0.95)),
+                  torch_kwargs=dict(decoupled_weight_decay=True), l2_kwargs={}, modes=(*DECOUPLED, "stable", "l2")),
+    OptimizerCase("muon", weightdecay.Muon, torch.optim.Muon, dict(momentum=0.9), paths=("default",),
+                  shapes=((4, 3), (3, 5))),
+    OptimizerCase("muon-match-rms", weightdecay.Muon, torch.optim.Muon,
+                  dict(momentum=0.9, adjust_lr_fn="match_rms_adamw", nesterov=False), paths=("default",),
+                  shapes=((4, 3), (3, 5))),
+    OptimizerCase("adafactor", weightdecay.Adafactor, torch.optim.Adafactor, dict(beta2_decay=-0.8),
+                  shapes=((4, 3), (5,), (2, 3, 2))),
+    OptimizerCase("adamax", wrap.Adamax, torch.optim.Adamax, {}, l2_kwargs={}, shrinks_by_lr=False),
+    OptimizerCase("rmsprop", wrap.RMSprop, torch.optim.RMSprop, dict(momentum=0.5, centered=True), l2_kwargs={},
+                  shrinks_by_lr=False),
+    OptimizerCase("adagrad", wrap.Adagrad, torch.optim.Adagrad, dict(lr_decay=0.01), l2_kwargs={},
+                  shrinks_by_lr=False),
+    OptimizerCase("sgd", wrap.SGD, torch.optim.SGD, dict(momentum=0.9, nesterov=True), l2_kwargs={},
+                  shrinks_by_lr=False),
+]
+
+
+def case_paths() -> list[tuple[OptimizerCase, str]]:
+    return [(c, p) for c in CASES for p in c.paths]
