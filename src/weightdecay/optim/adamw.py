@@ -11,6 +11,7 @@ from torch.optim.optimizer import _default_to_fused_or_foreach, _get_scalar_dtyp
 
 from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
 from weightdecay.errors import UserError
+from weightdecay.optim import _kernels
 from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
 
 __all__ = ["AdamW"]
@@ -142,6 +143,11 @@ class AdamW(DecayOptimizer):
         total, numel = 0.0, 0
         for group, t in groups:
             if not t["params"]:
+                continue
+            fast = _kernels.v_hat_sum(t, group, grad_scale=getattr(self, "grad_scale", None)) if group["fused"] else None
+            if fast is not None:  # one pass over g and v on the CPU; else torch's reductions below
+                total += fast
+                numel += sum(p.numel() for p in t["params"])
                 continue
             grads = t["grads"]
             coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
