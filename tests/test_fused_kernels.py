@@ -45,7 +45,8 @@ class KernelAdamW(weightdecay.AdamW):
         lr = float(group["lr"])
         s = shrink(group["decay"], group["weight_decay"], lr, group["peak_lr"], mean_v_hat)
         assert _kernels.adamw_step(t, group, lr=lr, shrink_t=s, cautious=self.cautious,
-                                   grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None))
+                                   grad_scale=getattr(self, "grad_scale", None),
+                                   found_inf=getattr(self, "found_inf", None))
 
 
 class KernelSGDW(weightdecay.SGDW):
@@ -55,7 +56,8 @@ class KernelSGDW(weightdecay.SGDW):
         lr = float(group["lr"])
         s = shrink(group["decay"], group["weight_decay"], lr, group["peak_lr"])
         assert _kernels.sgdw_step(params, grads, buffers, group, lr=lr, shrink_t=s, cautious=self.cautious,
-                                  grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None))
+                                  grad_scale=getattr(self, "grad_scale", None),
+                                  found_inf=getattr(self, "found_inf", None))
 
 
 class CautiousReferenceAdamW(ReferenceAdamW):
@@ -267,7 +269,8 @@ def _stepped(build, numel=200_000):
 
 
 FAST_PATHS = {
-    "SGDW-momentum": lambda ps: weightdecay.SGDW(ps, lr=0.1, momentum=0.9, weight_decay=0.01, decay="paper", fused=True),
+    "SGDW-momentum": lambda ps: weightdecay.SGDW(ps, lr=0.1, momentum=0.9, weight_decay=0.01, decay="paper",
+                                                 fused=True),
     "AdamW-stable": lambda ps: weightdecay.AdamW(ps, lr=0.1, weight_decay=0.01, decay="stable", fused=True),
     "AdamW-stable-l2-amsgrad": lambda ps: weightdecay.AdamW(
         [{"params": ps[:2]}, {"params": ps[2:], "decay": "l2"}], lr=0.1, decay="stable", amsgrad=True, fused=True),

@@ -201,7 +201,10 @@ def _laid_out_as(c: Tensor, p: Tensor, plain: bool | None = None) -> bool:
 
 
 def _suffix(params: Sequence[Tensor], *companions: Sequence[Tensor]) -> str | None:
-    """``f32``/``f64`` when every tensor is a dense CPU tensor of one float dtype, laid out as its parameter (one float dtype per group: a group that mixes them takes torch's path)."""
+    """``f32``/``f64`` when every tensor is a dense CPU tensor of one float dtype, laid out as its parameter.
+
+    One dtype per group: a group that mixes float32 and float64 takes torch's path.
+    """
     if not params:
         return None
     dtype = params[0].dtype

@@ -144,7 +144,8 @@ class AdamW(DecayOptimizer):
         for group, t in groups:
             if not t["params"]:
                 continue
-            fast = _kernels.v_hat_sum(t, group, grad_scale=getattr(self, "grad_scale", None)) if group["fused"] else None
+            scale = getattr(self, "grad_scale", None)
+            fast = _kernels.v_hat_sum(t, group, grad_scale=scale) if group["fused"] else None
             if fast is not None:  # one pass over g and v on the CPU; else torch's reductions below
                 total += fast
                 numel += sum(p.numel() for p in t["params"])

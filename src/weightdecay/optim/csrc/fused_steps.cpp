@@ -7,8 +7,8 @@
 // elements, shared among the threads by OpenMP. The arithmetic is the readable single-tensor path's, element by
 // element, in the tensor's own precision (float or double), with the scalars rounded to it as torch does.
 //
-// AMP: `grad_scale` (1 without AMP) divides each gradient, exactly, as torch's fused kernels do; a found_inf step is skipped by
-// the Python caller before any kernel runs, so a skipped step changes nothing.
+// AMP: `grad_scale` (1 without AMP: exact) divides each gradient, as torch's fused kernels do; a found_inf step is
+// skipped by the Python caller before any kernel runs, so a skipped step changes nothing.
 
 #include <algorithm>
 #include <cmath>
@@ -202,49 +202,54 @@ double v_hat_sum(int64_t n_tensors, void** grads, void** exp_avg_sqs, void** par
 
 }  // namespace
 
-#define ADAM_ARGS                                                                                                  \
-    int64_t n, void **p, void **g, void **m, void **v, void **vmax, float **steps, const int64_t *numel, double lr, \
-        double beta1, double beta2, double eps, double shrink, double coupled, int amsgrad, int maximize,          \
-        int bias_correction, double grad_scale, int cautious, int threads
-#define ADAM_PASS n, p, g, m, v, vmax, steps, numel, lr, beta1, beta2, eps, shrink, coupled, maximize, bias_correction, \
-                  grad_scale, threads
-#define SGD_ARGS                                                                                                  \
-    int64_t n, void **p, void **g, void **b, const uint8_t *first, const int64_t *numel, double lr, double momentum, \
-        double dampening, int nesterov, double shrink, double coupled, int maximize, double grad_scale,          \
-        int cautious, int threads
-#define SGD_PASS n, p, g, b, first, numel, lr, momentum, dampening, shrink, coupled, maximize, grad_scale, threads
-
+// The C entry points: one per dtype, choosing the loop's compile-time variant from the flags.
 template <class T>
-void adam_dispatch(ADAM_ARGS) {
-    if (amsgrad) {
-        cautious ? adam_step<T, true, true>(ADAM_PASS) : adam_step<T, true, false>(ADAM_PASS);
-    } else {
-        cautious ? adam_step<T, false, true>(ADAM_PASS) : adam_step<T, false, false>(ADAM_PASS);
-    }
+void adam_entry(int64_t n, void** p, void** g, void** m, void** v, void** vmax, float** steps, const int64_t* numel,
+                double lr, double beta1, double beta2, double eps, double shrink, double coupled, int amsgrad,
+                int maximize, int bias_correction, double grad_scale, int cautious, int threads) {
+    auto step = amsgrad ? (cautious ? adam_step<T, true, true> : adam_step<T, true, false>)
+                        : (cautious ? adam_step<T, false, true> : adam_step<T, false, false>);
+    step(n, p, g, m, v, vmax, steps, numel, lr, beta1, beta2, eps, shrink, coupled, maximize, bias_correction,
+         grad_scale, threads);
 }
 
 template <class T>
-void sgd_dispatch(SGD_ARGS) {
-    if (momentum == 0) {
-        cautious ? sgd_step<T, false, false, true>(SGD_PASS) : sgd_step<T, false, false, false>(SGD_PASS);
-    } else if (nesterov) {
-        cautious ? sgd_step<T, true, true, true>(SGD_PASS) : sgd_step<T, true, true, false>(SGD_PASS);
-    } else {
-        cautious ? sgd_step<T, true, false, true>(SGD_PASS) : sgd_step<T, true, false, false>(SGD_PASS);
-    }
+void sgd_entry(int64_t n, void** p, void** g, void** b, const uint8_t* first, const int64_t* numel, double lr,
+               double momentum, double dampening, int nesterov, double shrink, double coupled, int maximize,
+               double grad_scale, int cautious, int threads) {
+    auto step = momentum == 0 ? (cautious ? sgd_step<T, false, false, true> : sgd_step<T, false, false, false>)
+                : nesterov    ? (cautious ? sgd_step<T, true, true, true> : sgd_step<T, true, true, false>)
+                              : (cautious ? sgd_step<T, true, false, true> : sgd_step<T, true, false, false>);
+    step(n, p, g, b, first, numel, lr, momentum, dampening, shrink, coupled, maximize, grad_scale, threads);
 }
 
 extern "C" {
-void wd_adam_step_f32(ADAM_ARGS) { adam_dispatch<float>(n, p, g, m, v, vmax, steps, numel, lr, beta1, beta2, eps,
-                                                        shrink, coupled, amsgrad, maximize, bias_correction,
-                                                        grad_scale, cautious, threads); }
-void wd_adam_step_f64(ADAM_ARGS) { adam_dispatch<double>(n, p, g, m, v, vmax, steps, numel, lr, beta1, beta2, eps,
-                                                         shrink, coupled, amsgrad, maximize, bias_correction,
-                                                         grad_scale, cautious, threads); }
-void wd_sgd_step_f32(SGD_ARGS) { sgd_dispatch<float>(n, p, g, b, first, numel, lr, momentum, dampening, nesterov,
-                                                     shrink, coupled, maximize, grad_scale, cautious, threads); }
-void wd_sgd_step_f64(SGD_ARGS) { sgd_dispatch<double>(n, p, g, b, first, numel, lr, momentum, dampening, nesterov,
-                                                      shrink, coupled, maximize, grad_scale, cautious, threads); }
+void wd_adam_step_f32(int64_t n, void** p, void** g, void** m, void** v, void** vmax, float** steps,
+                      const int64_t* numel, double lr, double beta1, double beta2, double eps, double shrink,
+                      double coupled, int amsgrad, int maximize, int bias_correction, double grad_scale, int cautious,
+                      int threads) {
+    adam_entry<float>(n, p, g, m, v, vmax, steps, numel, lr, beta1, beta2, eps, shrink, coupled, amsgrad, maximize,
+                      bias_correction, grad_scale, cautious, threads);
+}
+void wd_adam_step_f64(int64_t n, void** p, void** g, void** m, void** v, void** vmax, float** steps,
+                      const int64_t* numel, double lr, double beta1, double beta2, double eps, double shrink,
+                      double coupled, int amsgrad, int maximize, int bias_correction, double grad_scale, int cautious,
+                      int threads) {
+    adam_entry<double>(n, p, g, m, v, vmax, steps, numel, lr, beta1, beta2, eps, shrink, coupled, amsgrad, maximize,
+                       bias_correction, grad_scale, cautious, threads);
+}
+void wd_sgd_step_f32(int64_t n, void** p, void** g, void** b, const uint8_t* first, const int64_t* numel, double lr,
+                     double momentum, double dampening, int nesterov, double shrink, double coupled, int maximize,
+                     double grad_scale, int cautious, int threads) {
+    sgd_entry<float>(n, p, g, b, first, numel, lr, momentum, dampening, nesterov, shrink, coupled, maximize,
+                     grad_scale, cautious, threads);
+}
+void wd_sgd_step_f64(int64_t n, void** p, void** g, void** b, const uint8_t* first, const int64_t* numel, double lr,
+                     double momentum, double dampening, int nesterov, double shrink, double coupled, int maximize,
+                     double grad_scale, int cautious, int threads) {
+    sgd_entry<double>(n, p, g, b, first, numel, lr, momentum, dampening, nesterov, shrink, coupled, maximize,
+                      grad_scale, cautious, threads);
+}
 double wd_v_hat_sum_f32(int64_t n, void** g, void** v, void** p, float** steps, const int64_t* numel, double beta2,
                         double coupled, int maximize, int bias_correction, double grad_scale, int threads) {
     return v_hat_sum<float>(n, g, v, p, steps, numel, beta2, coupled, maximize, bias_correction, grad_scale, threads);
