@@ -188,6 +188,35 @@ def test_cautious_sgdw_kernel_matches_formula(mode, flags, dtype):
     _run(opt, ref, dtype)
 
 
+@pytest.mark.parametrize("which", ["SGDW-nesterov", "AdamW-stable", "AdamW-cautious-amsgrad"])
+def test_threads_share_chunks_of_large_tensors(which, monkeypatch):
+    # Tensors of several 2^15-element chunks, split between two threads: the same trajectory as the references.
+    monkeypatch.setattr(_kernels.torch, "get_num_threads", lambda: 2)
+    shapes = [(300, 400), (5,), (70_000,)]
+    params = random_tensors(shapes, seed=3)
+    specs = [{"params": params[:2], "weight_decay": 0.4}, {"params": params[2:], "weight_decay": 0.1}]
+    if which == "SGDW-nesterov":
+        kw = dict(lr=0.05, momentum=0.9, nesterov=True, decay="paper")
+        ref, opt = ReferenceSGDW(specs, **kw), weightdecay.SGDW(specs, **kw, fused=True)
+    elif which == "AdamW-stable":
+        kw = dict(lr=0.05, decay="stable")
+        ref, opt = ReferenceAdamW(specs, **kw), weightdecay.AdamW(specs, **kw, fused=True)
+    else:
+        kw = dict(lr=0.05, decay="torch", amsgrad=True)
+        ref, opt = CautiousReferenceAdamW(specs, **kw), KernelAdamW(specs, **kw, fused=True)
+        opt.cautious = True
+    for t in range(3):
+        grads = [random_tensors([p.shape for p in g["params"]], seed=40 + 7 * t + i) for i, g in enumerate(specs)]
+        for group, group_grads in zip(opt.param_groups, grads):
+            for p, g in zip(group["params"], group_grads):
+                p.grad = g.clone()
+        opt.step()
+        ref.step(grads)
+    for group, ref_params in zip(opt.param_groups, ref.params):
+        for p, q in zip(group["params"], ref_params):
+            torch.testing.assert_close(p, q.float(), **TOL[torch.float32])
+
+
 def test_cautious_mask_is_live():
     # Guard on the fixture: in these cases the mask is 0 for a good share of the elements, so a kernel that
     # ignored `cautious` (or applied it everywhere) would fail the tests above.

@@ -9,14 +9,15 @@ torch's fused CPU kernels take every AdamW mode but ``stable`` in one pass. Thre
 - cautious decay, ``p ← p - s_t·1[u_t⊙p ≥ 0]⊙p - lr_t·u_t`` with ``u_t`` the direction the optimizer subtracts,
   both at the same ``p_t``: :func:`adamw_step` and :func:`sgdw_step` with ``cautious=True``.
 
-``csrc/fused_steps.cpp`` holds the three loops in plain C++ with no torch headers, so it builds in a second or two.
-It is built once per machine with the system C++ compiler (``$CXX``, else ``c++``/``g++``/``clang++``), logged in
-one line with the time it took, cached as ``$WEIGHTDECAY_CACHE/kernels/fused_steps-KEY.so`` (default
-``~/.cache/weightdecay``; KEY hashes the source, the flags, the compiler and the CPU, since it is built for this
-CPU) and called through ctypes. Each function returns False (None for :func:`v_hat_sum`) where it cannot take
-the step, and the optimizer then takes torch's path: a tensor not on the CPU, not float32/float64, not dense, a
-sparse gradient, a ``step`` that is not a float32 scalar, or no library (no compiler, a failed build: one warning
-per process, never an error). ``WEIGHTDECAY_CPU_KERNELS=0`` turns them off.
+``csrc/fused_steps.cpp`` holds the loops in plain C++ with no torch headers, so it builds in a few seconds. It is
+built once per machine with the system C++ compiler (``$CXX``, else ``c++``/``g++``/``clang++``), logged in one
+line with the time it took, cached as ``$WEIGHTDECAY_CACHE/kernels/fused_steps-KEY.so`` (default
+``~/.cache/weightdecay``; KEY hashes the source, the flags, the compiler and the CPU, for it is built for this CPU)
+and called through ctypes. Each function returns False (None for :func:`v_hat_sum`) where it cannot take the step,
+and the optimizer then takes torch's path: a tensor subclass (DTensor, a fake tensor while tracing), a tensor not
+on the CPU, not float32/float64 or not dense, a sparse gradient, a ``step`` that is not a float32 scalar, or no
+library (no compiler, a failed build: one warning per process, never an error). ``WEIGHTDECAY_CPU_KERNELS=0``
+turns them off.
 
 AMP: ``grad_scale`` divides every gradient (as torch's fused kernels do) and a ``found_inf`` step changes nothing:
 no parameter, moment or step count moves.
@@ -58,14 +59,18 @@ __all__ = ["available", "adamw_step", "sgdw_step", "v_hat_sum"]
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("csrc") / "fused_steps.cpp"
-# -march=native: built for the machine it runs on (the cache key names the CPU). -fno-math-errno lets sqrt be one
-# instruction, so the loops vectorize; nothing here reads errno. No -ffast-math: the arithmetic stays IEEE.
-FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC", "-std=c++17")
+# -march=native: built for the machine it runs on (the cache key names the CPU). -fno-math-errno (sqrt is one
+# instruction) and -fno-trapping-math (the cautious mask is a select) let the loops vectorize; nothing here reads
+# errno or the FP exception flags. No -ffast-math: every operation stays IEEE, in the order written.
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC",
+         "-std=c++17")
 ENABLE_ENV = "WEIGHTDECAY_CPU_KERNELS"
 CACHE_ENV = "WEIGHTDECAY_CACHE"  # the data layer's cache, which this layer may not import
 BUILD_TIMEOUT_S = 300
 
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+# Tensors with their own storage: a subclass (DTensor, FakeTensor under tracing) may have none to point at.
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 _P = ctypes.c_void_p
 _PP = ctypes.POINTER(ctypes.c_void_p)
 _I64P = ctypes.POINTER(ctypes.c_int64)
@@ -194,7 +199,7 @@ def _dense(t: Tensor) -> bool:
 
 def _laid_out_as(c: Tensor, p: Tensor, plain: bool | None = None) -> bool:
     """Whether ``c`` can be walked element by element beside ``p``: same dtype, on the CPU, dense, same strides."""
-    if c.dtype is not p.dtype or not c.is_cpu or c.is_sparse:
+    if type(c) not in _PLAIN or c.dtype is not p.dtype or not c.is_cpu or c.is_sparse:
         return False
     plain = p.is_contiguous() if plain is None else plain
     return c.is_contiguous() if plain else c.stride() == p.stride()
@@ -212,7 +217,7 @@ def _suffix(params: Sequence[Tensor], *companions: Sequence[Tensor]) -> str | No
     if suffix is None:
         return None
     for i, p in enumerate(params):
-        if p.dtype is not dtype or not p.is_cpu:
+        if type(p) not in _PLAIN or p.dtype is not dtype or not p.is_cpu:
             return None
         plain = p.is_contiguous()
         if not plain and not _dense(p):

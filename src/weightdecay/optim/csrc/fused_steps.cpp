@@ -7,7 +7,7 @@
 // elements, shared among the threads by OpenMP. The arithmetic is the readable single-tensor path's, element by
 // element, in the tensor's own precision (float or double), with the scalars rounded to it as torch does.
 //
-// AMP: `grad_scale` (1 without AMP: exact) divides each gradient, as torch's fused kernels do; a found_inf step is
+// AMP: each gradient is divided by `grad_scale` (1 without AMP), as torch's fused kernels do; a found_inf step is
 // skipped by the Python caller before any kernel runs, so a skipped step changes nothing.
 
 #include <algorithm>
@@ -42,10 +42,11 @@ inline T agrees(T u, T p) {
     return u * p >= 0 ? T(1) : T(0);
 }
 
-// g / grad_scale (1 without AMP: exact), -g if maximize, + λ·p for l2. Selects, not branches: it vectorizes.
+// g / grad_scale, -g if maximize, + λ·p for l2, with `unscale` = ±1/grad_scale: exactly g / grad_scale for AMP's
+// scales, which are powers of two (and 1 without AMP). A select, not a branch: the loop vectorizes.
 template <class T>
-inline T effective_grad(T g, T p, T grad_scale, T sign, T coupled) {
-    g = sign * (g / grad_scale);
+inline T effective_grad(T g, T p, T unscale, T coupled) {
+    g = unscale * g;
     return coupled != 0 ? g + coupled * p : g;
 }
 
@@ -54,12 +55,12 @@ inline T effective_grad(T g, T p, T grad_scale, T sign, T coupled) {
 template <class T, bool AMSGRAD, bool CAUTIOUS>
 inline void adam_elements(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
                           T* __restrict vmax, int64_t begin, int64_t end, T alpha, T bc2_sqrt, T one_minus_b1, T b2,
-                          T one_minus_b2, T eps, T shrink, T coupled, T grad_scale, T sign) {
+                          T one_minus_b2, T eps, T shrink, T coupled, T unscale) {
     const T keep = T(1) - shrink;
 #pragma omp simd
     for (int64_t j = begin; j < end; ++j) {
         const T param = p[j];
-        const T grad = effective_grad(g[j], param, grad_scale, sign, coupled);
+        const T grad = effective_grad(g[j], param, unscale, coupled);
         const T m_j = m[j] + one_minus_b1 * (grad - m[j]);  // lerp(m, g, 1-β1)
         const T v_j = b2 * v[j] + one_minus_b2 * grad * grad;
         m[j] = m_j;
@@ -97,18 +98,18 @@ void adam_step(int64_t n_tensors, void** params, void** grads, void** exp_avgs, 
             static_cast<T*>(params[i]), static_cast<const T*>(grads[i]), static_cast<T*>(exp_avgs[i]),
             static_cast<T*>(exp_avg_sqs[i]), AMSGRAD ? static_cast<T*>(max_exp_avg_sqs[i]) : nullptr, begin, end,
             step_size[i], bc2_sqrt[i], T(1 - beta1), T(beta2), T(1 - beta2), T(eps), T(shrink), T(coupled),
-            T(grad_scale), maximize ? T(-1) : T(1));
+            T((maximize ? -1.0 : 1.0) / grad_scale));
     });
 }
 
 template <class T, bool MOMENTUM, bool NESTEROV, bool CAUTIOUS>
 inline void sgd_elements(T* __restrict p, const T* __restrict g, T* __restrict b, bool first, int64_t begin,
-                         int64_t end, T lr, T mu, T one_minus_dampening, T shrink, T coupled, T grad_scale, T sign) {
+                         int64_t end, T lr, T mu, T one_minus_dampening, T shrink, T coupled, T unscale) {
     const T keep = T(1) - shrink;
 #pragma omp simd
     for (int64_t j = begin; j < end; ++j) {
         const T param = p[j];
-        const T grad = effective_grad(g[j], param, grad_scale, sign, coupled);
+        const T grad = effective_grad(g[j], param, unscale, coupled);
         T direction = grad;
         if (MOMENTUM) {
             const T old = b[j];  // read even at the first step (then unused): a select, not a branch
@@ -132,14 +133,14 @@ void sgd_step(int64_t n_tensors, void** params, void** grads, void** buffers, co
         sgd_elements<T, MOMENTUM, NESTEROV, CAUTIOUS>(
             static_cast<T*>(params[i]), static_cast<const T*>(grads[i]),
             MOMENTUM ? static_cast<T*>(buffers[i]) : nullptr, MOMENTUM && first_step[i], begin, end, T(lr),
-            T(momentum), T(1 - dampening), T(shrink), T(coupled), T(grad_scale), maximize ? T(-1) : T(1));
+            T(momentum), T(1 - dampening), T(shrink), T(coupled), T((maximize ? -1.0 : 1.0) / grad_scale));
     });
 }
 
 // Σ_j of β2·v_j + (1-β2)·g_j² over [begin, end): sixteen lanes of T over blocks of 512, each block added in double.
 template <class T>
 inline double v_sum_elements(const T* __restrict g, const T* __restrict v, const T* __restrict p, int64_t begin,
-                             int64_t end, T b2, T one_minus_b2, T coupled, T grad_scale, T sign) {
+                             int64_t end, T b2, T one_minus_b2, T coupled, T unscale) {
     double sum = 0;
     for (int64_t block = begin; block < end; block += 512) {
         const int64_t block_end = std::min(block + 512, end);
@@ -147,12 +148,12 @@ inline double v_sum_elements(const T* __restrict g, const T* __restrict v, const
         int64_t j = block;
         for (; j + 16 <= block_end; j += 16) {
             for (int l = 0; l < 16; ++l) {
-                const T grad = effective_grad(g[j + l], p ? p[j + l] : T(0), grad_scale, sign, coupled);
+                const T grad = effective_grad(g[j + l], p ? p[j + l] : T(0), unscale, coupled);
                 lanes[l] += b2 * v[j + l] + one_minus_b2 * grad * grad;
             }
         }
         for (; j < block_end; ++j) {
-            const T grad = effective_grad(g[j], p ? p[j] : T(0), grad_scale, sign, coupled);
+            const T grad = effective_grad(g[j], p ? p[j] : T(0), unscale, coupled);
             lanes[0] += b2 * v[j] + one_minus_b2 * grad * grad;
         }
         double block_sum = 0;
@@ -191,7 +192,7 @@ double v_hat_sum(int64_t n_tensors, void** grads, void** exp_avg_sqs, void** par
             total += inv_bc2[i] * v_sum_elements(
                 static_cast<const T*>(grads[i]), static_cast<const T*>(exp_avg_sqs[i]),
                 coupled != 0 ? static_cast<const T*>(params[i]) : nullptr, begin, std::min(begin + CHUNK, numel[i]),
-                T(beta2), T(1 - beta2), T(coupled), T(grad_scale), maximize ? T(-1) : T(1));
+                T(beta2), T(1 - beta2), T(coupled), T((maximize ? -1.0 : 1.0) / grad_scale));
         }
         partial[static_cast<size_t>(thread) * 8] = total;
     }
