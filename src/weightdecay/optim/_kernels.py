@@ -197,35 +197,62 @@ def _dense(t: Tensor) -> bool:
         t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d))
 
 
-def _laid_out_as(c: Tensor, p: Tensor, plain: bool | None = None) -> bool:
-    """Whether ``c`` can be walked element by element beside ``p``: same dtype, on the CPU, dense, same strides."""
-    if type(c) not in _PLAIN or c.dtype is not p.dtype or not c.is_cpu or c.is_sparse:
-        return False
-    plain = p.is_contiguous() if plain is None else plain
-    return c.is_contiguous() if plain else c.stride() == p.stride()
+def _addresses(params: Sequence[Tensor], grads: Sequence[Tensor], *states: Sequence[Tensor | None],
+               steps: Sequence[Tensor] | None = None) -> tuple[str, list[Any], Any] | None:
+    """The kernel's dtype suffix, the address arrays of params, grads and each state list (then steps), and the
+    element counts; None unless every tensor is a dense CPU tensor of the params' one float dtype laid out as its
+    parameter (a state may be None: a momentum buffer not made yet, address 0), and every step a float32 CPU scalar.
 
-
-def _suffix(params: Sequence[Tensor], *companions: Sequence[Tensor]) -> str | None:
-    """``f32``/``f64`` when every tensor is a dense CPU tensor of one float dtype, laid out as its parameter.
-
-    One dtype per group: a group that mixes float32 and float64 takes torch's path.
+    One pass, with as few calls into torch per tensor as are safe, since this runs every step: a gradient has its
+    parameter's dtype, device and shape (``Tensor.grad`` refuses any other), so only its layout is checked. A group
+    that mixes float32 and float64 takes torch's path, as does one with a tensor subclass or a sparse gradient.
     """
-    if not params:
-        return None
-    dtype = params[0].dtype
-    suffix = _SUFFIX.get(dtype)
+    suffix = _SUFFIX.get(params[0].dtype) if params else None
     if suffix is None:
         return None
+    dtype = params[0].dtype
+    p_addr: list[int] = []
+    g_addr: list[int] = []
+    s_addr: list[list[int]] = [[] for _ in states]
+    step_addr: list[int] = []
+    numels = []
     for i, p in enumerate(params):
         if type(p) not in _PLAIN or p.dtype is not dtype or not p.is_cpu:
             return None
-        plain = p.is_contiguous()
-        if not plain and not _dense(p):
-            return None
-        for tensors in companions:
-            if not _laid_out_as(tensors[i], p, plain):
+        g = grads[i]
+        if p.is_contiguous():
+            if not g.is_contiguous():
                 return None
-    return suffix
+            for tensors, out in zip(states, s_addr):
+                c = tensors[i]
+                if c is None:
+                    out.append(0)
+                elif c.is_contiguous() and c.dtype is dtype and c.is_cpu:
+                    out.append(c.data_ptr())
+                else:
+                    return None
+        else:  # channels_last and the like: dense, walked in memory order, if every companion has p's strides
+            if not _dense(p) or not _laid_out_as(g, p):
+                return None
+            for tensors, out in zip(states, s_addr):
+                c = tensors[i]
+                if c is not None and not (_laid_out_as(c, p) and c.dtype is dtype and c.is_cpu):
+                    return None
+                out.append(0 if c is None else c.data_ptr())
+        if steps is not None:
+            step = steps[i]
+            if step.dtype is not torch.float32 or not step.is_cpu:
+                return None
+            step_addr.append(step.data_ptr())
+        p_addr.append(p.data_ptr())
+        g_addr.append(g.data_ptr())
+        numels.append(p.numel())
+    lists = [p_addr, g_addr, *s_addr] + ([step_addr] if steps is not None else [])
+    return suffix, [(ctypes.c_void_p * len(a))(*a) for a in lists], (ctypes.c_int64 * len(numels))(*numels)
+
+
+def _laid_out_as(c: Tensor, p: Tensor) -> bool:
+    return c.layout is torch.strided and c.stride() == p.stride()
 
 
 def _grad_divisor(grad_scale: Tensor | None, found_inf: Tensor | None) -> float | None:
@@ -233,18 +260,6 @@ def _grad_divisor(grad_scale: Tensor | None, found_inf: Tensor | None) -> float 
     if found_inf is not None and float(found_inf) != 0:
         return None
     return float(grad_scale) if grad_scale is not None else 1.0
-
-
-def _pointers(tensors: Sequence[Tensor]) -> Any:
-    return (ctypes.c_void_p * len(tensors))(*[t.data_ptr() for t in tensors])
-
-
-def _numels(tensors: Sequence[Tensor]) -> Any:
-    return (ctypes.c_int64 * len(tensors))(*[t.numel() for t in tensors])
-
-
-def _float_steps(steps: Sequence[Tensor]) -> bool:
-    return all(s.dtype is torch.float32 and s.is_cpu and s.numel() == 1 for s in steps)
 
 
 def _written(params: Sequence[Tensor]) -> None:
@@ -277,44 +292,45 @@ def adamw_step(t: dict[str, list], group: dict[str, Any], *, lr: float, shrink_t
     params = t["params"]
     amsgrad = bool(group["amsgrad"])
     states = (t["grads"], t["exp_avgs"], t["exp_avg_sqs"]) + ((t["max_exp_avg_sqs"],) if amsgrad else ())
-    suffix = _suffix(params, *states)
-    lib = _library() if suffix else None
-    if lib is None or not _float_steps(t["steps"]):
+    found = _addresses(params, *states, steps=t["steps"])
+    lib = _library() if found else None
+    if lib is None:
         return False
     divisor = _grad_divisor(grad_scale, found_inf)
     if divisor is None:
         return True
+    suffix, (p, g, m, v, *rest), numel = found
+    vmax, steps = rest if amsgrad else (None, rest[0])
     beta1, beta2 = (float(b) for b in group["betas"])
-    steps = (ctypes.c_void_p * len(params))(*[s.data_ptr() for s in t["steps"]])
     getattr(lib, f"wd_adam_step_{suffix}")(
-        len(params), _pointers(params), _pointers(t["grads"]), _pointers(t["exp_avgs"]), _pointers(t["exp_avg_sqs"]),
-        _pointers(t["max_exp_avg_sqs"]) if amsgrad else None, steps, _numels(params), lr, beta1, beta2,
-        float(group["eps"]), shrink_t, coupled_weight_decay(group["decay"], group["weight_decay"]), int(amsgrad),
-        int(bool(group["maximize"])), int(bool(group["bias_correction"])), divisor, int(cautious),
-        torch.get_num_threads())
+        len(params), p, g, m, v, vmax, steps, numel, lr, beta1, beta2, float(group["eps"]), shrink_t,
+        coupled_weight_decay(group["decay"], group["weight_decay"]), int(amsgrad), int(bool(group["maximize"])),
+        int(bool(group["bias_correction"])), divisor, int(cautious), torch.get_num_threads())
     _written(params)
     return True
 
 
-def v_hat_sum(t: dict[str, list], group: dict[str, Any], *, grad_scale: Tensor | None = None) -> float | None:
-    r"""``Σ v̂_t`` over every element of the group, as this step's moment update will make it, before the update.
+def v_hat_sum(t: dict[str, list], group: dict[str, Any], *,
+              grad_scale: Tensor | None = None) -> tuple[float, int] | None:
+    r"""``(Σ v̂_t, count)`` over every element of the group, as this step's moment update will make v, before it.
 
     ``v̂_t = (β2·v + (1-β2)·g²) / (1-β2^(step+1))`` (no division without bias correction), ``g`` as the step
     will see it (divided by ``grad_scale``, negated with maximize, plus ``λ·p`` for ``l2``): one read of g and v
     (and p for ``l2``), accumulated in double. Returns None where the kernels cannot take the group (see the
-    module docstring); the caller then sums with torch.
+    module docstring); the caller then sums with torch. The pair is what a distributed mean reduces.
     """
     params = t["params"]
-    coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
-    suffix = _suffix(params, t["grads"], t["exp_avg_sqs"])
-    lib = _library() if suffix else None
-    if lib is None or not _float_steps(t["steps"]):
+    found = _addresses(params, t["grads"], t["exp_avg_sqs"], steps=t["steps"])
+    lib = _library() if found else None
+    if lib is None:
         return None
-    steps = (ctypes.c_void_p * len(params))(*[s.data_ptr() for s in t["steps"]])
-    return getattr(lib, f"wd_v_hat_sum_{suffix}")(
-        len(params), _pointers(t["grads"]), _pointers(t["exp_avg_sqs"]), _pointers(params), steps, _numels(params),
-        float(group["betas"][1]), coupled, int(bool(group["maximize"])), int(bool(group["bias_correction"])),
-        float(grad_scale) if grad_scale is not None else 1.0, torch.get_num_threads())
+    suffix, (p, g, v, steps), numel = found
+    total = getattr(lib, f"wd_v_hat_sum_{suffix}")(
+        len(params), g, v, p, steps, numel, float(group["betas"][1]),
+        coupled_weight_decay(group["decay"], group["weight_decay"]), int(bool(group["maximize"])),
+        int(bool(group["bias_correction"])), float(grad_scale) if grad_scale is not None else 1.0,
+        torch.get_num_threads())
+    return total, sum(numel)
 
 
 def sgdw_step(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | None], group: dict[str, Any], *,
@@ -340,24 +356,24 @@ def sgdw_step(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | 
         True if the step was taken (or skipped for found_inf); False if nothing was done.
     """
     momentum = float(group["momentum"])
-    suffix = _suffix(params, grads)
-    if suffix is None or (momentum != 0 and not all(b is None or _laid_out_as(b, p) for b, p in zip(buffers, params))):
-        return False
-    lib = _library()
+    found = _addresses(params, grads, *([buffers] if momentum != 0 else []))
+    lib = _library() if found else None
     if lib is None:
         return False
     divisor = _grad_divisor(grad_scale, found_inf)
     if divisor is None:
         return True
+    suffix, pointers, numel = found
     first = (ctypes.c_uint8 * len(params))()
     if momentum != 0:
-        for i, (p, b) in enumerate(zip(params, buffers)):
-            if b is None:  # the first step sets b = g; the kernel writes it, so no zeros are needed
-                buffers[i] = torch.empty_like(p, memory_format=torch.preserve_format)
+        for i, b in enumerate(buffers):
+            if b is None:  # b = g at its first step: the kernel writes every element, so no zeros are needed
+                buffers[i] = torch.empty_like(params[i], memory_format=torch.preserve_format)
+                pointers[2][i] = buffers[i].data_ptr()
                 first[i] = 1
     getattr(lib, f"wd_sgd_step_{suffix}")(
-        len(params), _pointers(params), _pointers(grads), _pointers(buffers) if momentum != 0 else None, first,
-        _numels(params), lr, momentum, float(group["dampening"]), int(bool(group["nesterov"])), shrink_t,
+        len(params), pointers[0], pointers[1], pointers[2] if momentum != 0 else None, first, numel, lr, momentum,
+        float(group["dampening"]), int(bool(group["nesterov"])), shrink_t,
         coupled_weight_decay(group["decay"], group["weight_decay"]), int(bool(group["maximize"])), divisor,
         int(cautious), torch.get_num_threads())
     _written(params)

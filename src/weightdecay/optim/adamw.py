@@ -147,8 +147,7 @@ class AdamW(DecayOptimizer):
             scale = getattr(self, "grad_scale", None)
             fast = _kernels.v_hat_sum(t, group, grad_scale=scale) if group["fused"] else None
             if fast is not None:  # one pass over g and v on the CPU; else torch's reductions below
-                total += fast
-                numel += sum(p.numel() for p in t["params"])
+                total, numel = total + fast[0], numel + fast[1]
                 continue
             grads = t["grads"]
             coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
