@@ -151,8 +151,9 @@ class AdamW(DecayOptimizer):
                 continue
             grads = t["grads"]
             coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
-            if coupled != 0:
-                grads = torch._foreach_add(grads, t["params"], alpha=coupled)
+            if coupled != 0:  # the moments see (-g if maximize) + λ·p, torch.optim.Adam's order; so must the mean
+                grads = torch._foreach_add(torch._foreach_neg(grads) if group["maximize"] else grads, t["params"],
+                                           alpha=coupled)
             beta2 = _number(group["betas"][1])
             v_sum = torch.stack([v.sum() for v in t["exp_avg_sqs"]]).to(torch.float64)
             g_sq = torch.stack(torch._foreach_norm(grads, 2)).to(torch.float64).square()
