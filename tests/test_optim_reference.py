@@ -51,6 +51,8 @@ def _adam_cases() -> list[OptimizerInput]:
     cases += [
         OptimizerInput({}, ("paper", "corrected", "constant"), "mixed-paper-corrected-constant"),
         OptimizerInput({"amsgrad": True}, ("stable", "l2", "torch"), "mixed-stable-l2-torch"),
+        # stable's mean v̂ must see the l2 group's gradient as its moments do: -g + λ·p under maximize.
+        OptimizerInput({"maximize": True}, ("stable", "l2", "torch"), "mixed-stable-l2-maximize"),
     ]
     return cases
 

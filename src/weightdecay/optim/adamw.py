@@ -11,6 +11,7 @@ from torch.optim.optimizer import _default_to_fused_or_foreach, _get_scalar_dtyp
 
 from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
 from weightdecay.errors import UserError
+from weightdecay.optim import _kernels
 from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
 from weightdecay.optim._distributed import global_sum_and_count, local_shard
 from weightdecay.optim.cautious import cautious_decay_, cautious_decay_after_step_
@@ -146,14 +147,21 @@ class AdamW(DecayOptimizer):
         then take the step in one pass; one host sync per step, none per tensor.
         """
         params, sums = [], []
+        fast_total, fast_numel = 0.0, 0
         for group, t in groups:
             if not t["params"]:
+                continue
+            scale = getattr(self, "grad_scale", None)
+            fast = _kernels.v_hat_sum(t, group, grad_scale=scale) if group["fused"] else None
+            if fast is not None:  # one pass over g and v on the CPU (plain tensors only: nothing to reduce)
+                fast_total, fast_numel = fast_total + fast[0], fast_numel + fast[1]
                 continue
             # Sums over this rank's shards (all of each tensor outside FSDP2); global_sum_and_count adds the rest.
             grads = [local_shard(g) for g in t["grads"]]
             coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
-            if coupled != 0:
-                grads = torch._foreach_add(grads, [local_shard(p) for p in t["params"]], alpha=coupled)
+            if coupled != 0:  # the moments see (-g if maximize) + λ·p, torch.optim.Adam's order; so must the mean
+                grads = torch._foreach_add(torch._foreach_neg(grads) if group["maximize"] else grads,
+                                           [local_shard(p) for p in t["params"]], alpha=coupled)
             beta2 = _number(group["betas"][1])
             v_sum = torch.stack([local_shard(v).sum() for v in t["exp_avg_sqs"]]).to(torch.float64)
             g_sq = torch.stack(torch._foreach_norm(grads, 2)).to(torch.float64).square()
@@ -164,6 +172,7 @@ class AdamW(DecayOptimizer):
             params += t["params"]
             sums.append(new_sum)
         total, numel = global_sum_and_count(params, torch.cat(sums) if sums else [])
+        total, numel = total + fast_total, numel + fast_numel
         return total / numel if numel else 0.0
 
     # --- the step -----------------------------------------------------------------------------------------

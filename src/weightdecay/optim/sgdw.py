@@ -11,6 +11,7 @@ from torch.optim.sgd import sgd as _torch_sgd
 
 from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
 from weightdecay.errors import UserError
+from weightdecay.optim import _kernels
 from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
 from weightdecay.optim._distributed import check_fused_kernel
 from weightdecay.optim.cautious import cautious_decay_, cautious_decay_after_step_
@@ -128,6 +129,10 @@ class SGDW(DecayOptimizer):
         if not fused and not foreach:
             _single_tensor_sgdw(params, grads, buffers, group, lr=lr, shrink_t=s)
             return
+        if fused and s != 0 and group["momentum"] != 0 and _kernels.sgdw_step(
+                params, grads, buffers, group, lr=lr, shrink_t=s, grad_scale=getattr(self, "grad_scale", None),
+                found_inf=getattr(self, "found_inf", None)):
+            return  # the decoupled shrink inside the momentum step's one pass (CPU; else torch's kernel below)
         kernel_wd = coupled_weight_decay(mode, wd)
         coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"])
         # Cautious: the kernels step with no decay; the masked shrink follows at the weights before the step.

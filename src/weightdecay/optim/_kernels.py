@@ -1,0 +1,380 @@
+"""One pass over memory for the CPU steps that torch's fused kernels cannot take.
+
+torch's fused CPU kernels take every AdamW mode but ``stable`` in one pass. Three steps need more than they offer
+(docs/math.md, 'Decay conventions'):
+
+- SGDW with momentum and a decoupled shrink, ``p ← p·(1 - s_t) - lr_t·d``: torch's SGD knows only coupled decay;
+- AdamW ``stable``, whose ``s_t = lr_t·λ/sqrt(mean v̂_t)`` needs the mean of this step's v̂ before any shrink:
+  :func:`v_hat_sum` reads g and v once (36 bytes moved per float32 parameter instead of the fused kernel's 28);
+- cautious decay, ``p ← p - s_t·1[u_t⊙p ≥ 0]⊙p - lr_t·u_t`` with ``u_t`` the direction the optimizer subtracts,
+  both at the same ``p_t``: :func:`adamw_step` and :func:`sgdw_step` with ``cautious=True``.
+
+``csrc/fused_steps.cpp`` holds the loops in plain C++ with no torch headers, so it builds in a few seconds. It is
+built once per machine with the system C++ compiler (``$CXX``, else ``c++``/``g++``/``clang++``), logged in one
+line with the time it took, cached as ``$WEIGHTDECAY_CACHE/kernels/fused_steps-KEY.so`` (default
+``~/.cache/weightdecay``; KEY hashes the source, the flags, the compiler and the CPU, for it is built for this CPU)
+and called through ctypes. Each function returns False (None for :func:`v_hat_sum`) where it cannot take the step,
+and the optimizer then takes torch's path: a tensor subclass (DTensor, a fake tensor while tracing), a tensor not
+on the CPU, not float32/float64 or not dense, a sparse gradient, a ``step`` that is not a float32 scalar, or no
+library (no compiler, a failed build: one warning per process, never an error). ``WEIGHTDECAY_CPU_KERNELS=0``
+turns them off.
+
+AMP: ``grad_scale`` divides every gradient (as torch's fused kernels do) and a ``found_inf`` step changes nothing:
+no parameter, moment or step count moves.
+
+Example:
+    >>> import torch
+    >>> from weightdecay.optim import _kernels
+    >>> p = torch.ones(3); p.grad = torch.ones(3)
+    >>> group = dict(momentum=0.9, dampening=0.0, nesterov=False, maximize=False, decay="torch", weight_decay=0.1)
+    >>> buffers = [None]
+    >>> _kernels.sgdw_step([p], [p.grad], buffers, group, lr=0.5, shrink_t=0.05)  # False without a compiler
+    True
+    >>> round(p[0].item(), 6)  # 1·(1 - 0.05) - 0.5·1: b = g at the first step
+    0.45
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+from weightdecay.decay import coupled_weight_decay
+
+__all__ = ["available", "adamw_step", "sgdw_step", "v_hat_sum"]
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("csrc") / "fused_steps.cpp"
+# -march=native: built for the machine it runs on (the cache key names the CPU). -fno-math-errno (sqrt is one
+# instruction) and -fno-trapping-math (the cautious mask is a select) let the loops vectorize; nothing here reads
+# errno or the FP exception flags. No -ffast-math: every operation stays IEEE, in the order written.
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC",
+         "-std=c++17")
+ENABLE_ENV = "WEIGHTDECAY_CPU_KERNELS"
+CACHE_ENV = "WEIGHTDECAY_CACHE"  # the data layer's cache, which this layer may not import
+BUILD_TIMEOUT_S = 300
+
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+# Tensors with their own storage: a subclass (DTensor, FakeTensor under tracing) may have none to point at.
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+_PP = ctypes.POINTER(ctypes.c_void_p)
+_I64P = ctypes.POINTER(ctypes.c_int64)
+_D, _I = ctypes.c_double, ctypes.c_int
+_SIGNATURES = {
+    # n, p, g, m, v, vmax, steps, numel, lr, β1, β2, eps, shrink, coupled, amsgrad, maximize, bias_correction,
+    # grad_scale, cautious, threads
+    "wd_adam_step": (None, [ctypes.c_int64, _PP, _PP, _PP, _PP, _PP, _PP, _I64P, _D, _D, _D, _D, _D, _D, _I, _I, _I,
+                            _D, _I, _I]),
+    # n, p, g, buffers, first, numel, lr, momentum, dampening, nesterov, shrink, coupled, maximize, grad_scale,
+    # cautious, threads
+    "wd_sgd_step": (None, [ctypes.c_int64, _PP, _PP, _PP, ctypes.POINTER(ctypes.c_uint8), _I64P, _D, _D, _D, _I, _D,
+                           _D, _I, _D, _I, _I]),
+    # n, g, v, p, steps, numel, β2, coupled, maximize, bias_correction, grad_scale, threads
+    "wd_v_hat_sum": (_D, [ctypes.c_int64, _PP, _PP, _PP, _PP, _I64P, _D, _D, _I, _I, _D, _I]),
+}
+
+
+# --- building and loading the library -------------------------------------------------------------------------
+
+def kernel_dir() -> Path:
+    """Where the built library is cached: ``$WEIGHTDECAY_CACHE/kernels``, default ``~/.cache/weightdecay/kernels``."""
+    configured = os.environ.get(CACHE_ENV)
+    return (Path(configured).expanduser() if configured else Path.home() / ".cache" / "weightdecay") / "kernels"
+
+
+def _compiler() -> str | None:
+    configured = os.environ.get("CXX")
+    if configured:
+        return shutil.which(configured) or (configured if Path(configured).is_file() else None)
+    for name in ("c++", "g++", "clang++"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _cpu_signature() -> str:
+    """The CPU's model and instruction-set flags: what -march=native builds for."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        wanted = [ln for ln in lines if ln.startswith(("model name", "flags", "Features", "CPU part"))]
+        return "\n".join(dict.fromkeys(wanted))
+    except OSError:
+        return platform.processor()
+
+
+def _library_key(source: bytes, compiler: str) -> str:
+    digest = hashlib.sha256(source)
+    for part in (*FLAGS, os.path.realpath(compiler), sys.platform, platform.machine(), _cpu_signature()):
+        digest.update(b"\0" + part.encode())
+    return digest.hexdigest()[:16]
+
+
+def _build(compiler: str, target: Path) -> None:
+    """Compile SOURCE into ``target`` through a temporary file and ``os.replace``: parallel workers never load a
+    half-written library, and the last of two simultaneous builds simply wins."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp], check=True, capture_output=True, text=True,
+                       timeout=BUILD_TIMEOUT_S)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        for suffix in _SUFFIX.values():
+            fn = getattr(lib, f"{name}_{suffix}")
+            fn.restype, fn.argtypes = restype, argtypes
+    return lib
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, subprocess.CalledProcessError):
+        lines = [ln for ln in (exc.stderr or "").splitlines() if ln.strip()]
+        return f"the compiler failed: {lines[0] if lines else exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    """The loaded library, built first if this machine has none cached; None (after one warning) if it cannot be."""
+    if os.environ.get(ENABLE_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    fallback = ("fused=True keeps torch's kernels, with extra passes over memory for SGDW with momentum and AdamW "
+                "stable (the results are the same)")
+    compiler = _compiler()
+    if compiler is None:
+        log.warning("weightdecay: no C++ compiler found (set CXX) to build its fused CPU kernels; %s", fallback)
+        return None
+    try:
+        source = SOURCE.read_bytes()
+        path = kernel_dir() / f"fused_steps-{_library_key(source, compiler)}.so"
+        if not path.is_file():
+            start = time.perf_counter()
+            try:
+                _build(compiler, path)
+            except OSError as exc:  # an unwritable cache: build into a temporary folder, for this process only
+                if isinstance(exc, FileNotFoundError) and not Path(compiler).exists():
+                    raise
+                path = Path(tempfile.mkdtemp(prefix="weightdecay-kernels-")) / path.name
+                _build(compiler, path)
+            log.warning("weightdecay: built its fused CPU kernels in %.1f s with %s, once for this machine "
+                        "(cached as %s)", time.perf_counter() - start, Path(compiler).name, path)
+        return _declare(ctypes.CDLL(str(path)))
+    except (OSError, subprocess.SubprocessError, AttributeError) as exc:
+        log.warning("weightdecay: could not build its fused CPU kernels (%s); %s", _why(exc), fallback)
+        return None
+
+
+def available() -> bool:
+    """Whether the kernels are built and loaded (building them on the first call)."""
+    return _library() is not None
+
+
+# --- the calls --------------------------------------------------------------------------------------------------
+
+def _dense(t: Tensor) -> bool:
+    return t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)) or (
+        t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d))
+
+
+def _addresses(params: Sequence[Tensor], grads: Sequence[Tensor], *states: Sequence[Tensor | None],
+               steps: Sequence[Tensor] | None = None) -> tuple[str, list[Any], Any] | None:
+    """The kernel's dtype suffix, the address arrays of params, grads and each state list (then steps), and the
+    element counts; None unless every tensor is a dense CPU tensor of the params' one float dtype laid out as its
+    parameter (a state may be None: a momentum buffer not made yet, address 0), and every step a float32 CPU scalar.
+
+    One pass, with as few calls into torch per tensor as are safe, since this runs every step: a gradient has its
+    parameter's dtype, device and shape (``Tensor.grad`` refuses any other), so only its layout is checked. A group
+    that mixes float32 and float64 takes torch's path, as does one with a tensor subclass or a sparse gradient.
+    """
+    suffix = _SUFFIX.get(params[0].dtype) if params else None
+    if suffix is None:
+        return None
+    dtype = params[0].dtype
+    p_addr: list[int] = []
+    g_addr: list[int] = []
+    s_addr: list[list[int]] = [[] for _ in states]
+    step_addr: list[int] = []
+    numels = []
+    for i, p in enumerate(params):
+        if type(p) not in _PLAIN or p.dtype is not dtype or not p.is_cpu:
+            return None
+        g = grads[i]
+        if p.is_contiguous():
+            if not g.is_contiguous():
+                return None
+            for tensors, out in zip(states, s_addr):
+                c = tensors[i]
+                if c is None:
+                    out.append(0)
+                elif c.is_contiguous() and c.dtype is dtype and c.is_cpu:
+                    out.append(c.data_ptr())
+                else:
+                    return None
+        else:  # channels_last and the like: dense, walked in memory order, if every companion has p's strides
+            if not _dense(p) or not _laid_out_as(g, p):
+                return None
+            for tensors, out in zip(states, s_addr):
+                c = tensors[i]
+                if c is not None and not (_laid_out_as(c, p) and c.dtype is dtype and c.is_cpu):
+                    return None
+                out.append(0 if c is None else c.data_ptr())
+        if steps is not None:
+            step = steps[i]
+            if step.dtype is not torch.float32 or not step.is_cpu:
+                return None
+            step_addr.append(step.data_ptr())
+        p_addr.append(p.data_ptr())
+        g_addr.append(g.data_ptr())
+        numels.append(p.numel())
+    lists = [p_addr, g_addr, *s_addr] + ([step_addr] if steps is not None else [])
+    return suffix, [(ctypes.c_void_p * len(a))(*a) for a in lists], (ctypes.c_int64 * len(numels))(*numels)
+
+
+def _laid_out_as(c: Tensor, p: Tensor) -> bool:
+    return c.layout is torch.strided and c.stride() == p.stride()
+
+
+def _grad_divisor(grad_scale: Tensor | None, found_inf: Tensor | None) -> float | None:
+    """What divides every gradient (1.0 without AMP); None when found_inf says this step is to be skipped."""
+    if found_inf is not None and float(found_inf) != 0:
+        return None
+    return float(grad_scale) if grad_scale is not None else 1.0
+
+
+def _written(params: Sequence[Tensor]) -> None:
+    # Written through raw pointers, so autograd's version counters are bumped by hand: a graph that saved a
+    # parameter before the step then fails loudly at backward, as after torch's own in-place step.
+    torch.autograd.graph.increment_version(params)
+
+
+def adamw_step(t: dict[str, list], group: dict[str, Any], *, lr: float, shrink_t: float, cautious: bool = False,
+               grad_scale: Tensor | None = None, found_inf: Tensor | None = None) -> bool:
+    r"""One AdamW step of a group in one pass over memory (every tensor read once and written once).
+
+    ``p ← p·(1 - s_t) - lr_t·u_t``, or with ``cautious`` ``p ← p - s_t·1[u_t⊙p ≥ 0]⊙p - lr_t·u_t``, where
+    ``u_t = m̂_t/(sqrt(v̂_t) + ε)`` (v̂ from the running maximum with amsgrad) and the moments take ``g/grad_scale``,
+    negated with maximize, plus ``λ·p`` for ``l2``. Each ``step`` count advances by one.
+
+    Args:
+        t: the group's tensors as ``AdamW._init_group`` collects them (params, grads, exp_avgs, exp_avg_sqs,
+            max_exp_avg_sqs, steps).
+        group: the parameter group (betas, eps, amsgrad, maximize, bias_correction, decay, weight_decay).
+        lr: ``lr_t``.
+        shrink_t: ``s_t`` (from :func:`weightdecay.decay.shrink`; 0 for ``l2``).
+        cautious: apply the shrink only where ``u_t`` and ``p`` agree in sign.
+        grad_scale, found_inf: AMP's, as a GradScaler hands them to a fused optimizer.
+
+    Returns:
+        True if the step was taken (or skipped for found_inf); False if nothing was done and the caller must take
+        the step another way.
+    """
+    params = t["params"]
+    amsgrad = bool(group["amsgrad"])
+    states = (t["grads"], t["exp_avgs"], t["exp_avg_sqs"]) + ((t["max_exp_avg_sqs"],) if amsgrad else ())
+    found = _addresses(params, *states, steps=t["steps"])
+    lib = _library() if found else None
+    if lib is None:
+        return False
+    divisor = _grad_divisor(grad_scale, found_inf)
+    if divisor is None:
+        return True
+    suffix, (p, g, m, v, *rest), numel = found
+    vmax, steps = rest if amsgrad else (None, rest[0])
+    beta1, beta2 = (float(b) for b in group["betas"])
+    getattr(lib, f"wd_adam_step_{suffix}")(
+        len(params), p, g, m, v, vmax, steps, numel, lr, beta1, beta2, float(group["eps"]), shrink_t,
+        coupled_weight_decay(group["decay"], group["weight_decay"]), int(amsgrad), int(bool(group["maximize"])),
+        int(bool(group["bias_correction"])), divisor, int(cautious), torch.get_num_threads())
+    _written(params)
+    return True
+
+
+def v_hat_sum(t: dict[str, list], group: dict[str, Any], *,
+              grad_scale: Tensor | None = None) -> tuple[float, int] | None:
+    r"""``(Σ v̂_t, count)`` over every element of the group, as this step's moment update will make v, before it.
+
+    ``v̂_t = (β2·v + (1-β2)·g²) / (1-β2^(step+1))`` (no division without bias correction), ``g`` as the step
+    will see it (divided by ``grad_scale``, negated with maximize, plus ``λ·p`` for ``l2``): one read of g and v
+    (and p for ``l2``), accumulated in double. Returns None where the kernels cannot take the group (see the
+    module docstring); the caller then sums with torch. The pair is what a distributed mean reduces.
+    """
+    params = t["params"]
+    found = _addresses(params, t["grads"], t["exp_avg_sqs"], steps=t["steps"])
+    lib = _library() if found else None
+    if lib is None:
+        return None
+    suffix, (p, g, v, steps), numel = found
+    total = getattr(lib, f"wd_v_hat_sum_{suffix}")(
+        len(params), g, v, p, steps, numel, float(group["betas"][1]),
+        coupled_weight_decay(group["decay"], group["weight_decay"]), int(bool(group["maximize"])),
+        int(bool(group["bias_correction"])), float(grad_scale) if grad_scale is not None else 1.0,
+        torch.get_num_threads())
+    return total, sum(numel)
+
+
+def sgdw_step(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | None], group: dict[str, Any], *,
+              lr: float, shrink_t: float, cautious: bool = False, grad_scale: Tensor | None = None,
+              found_inf: Tensor | None = None) -> bool:
+    r"""One SGDW step of a group in one pass over memory (p, g and the momentum buffer read once, p and b written).
+
+    ``b ← μ·b + (1-dampening)·g`` (``b = g`` at the first step), ``d = g + μ·b`` if nesterov else ``b`` (``d = g``
+    without momentum), then ``p ← p·(1 - s_t) - lr_t·d``, or with ``cautious`` ``p ← p - s_t·1[d⊙p ≥ 0]⊙p - lr_t·d``;
+    ``g`` is divided by ``grad_scale``, negated with maximize, plus ``λ·p`` for ``l2``.
+
+    Args:
+        params, grads: the group's parameters that have a gradient, and their gradients.
+        buffers: their momentum buffers (None where not yet made: filled in here, as torch.optim.SGD does);
+            ignored without momentum.
+        group: the parameter group (momentum, dampening, nesterov, maximize, decay, weight_decay).
+        lr: ``lr_t``.
+        shrink_t: ``s_t`` (from :func:`weightdecay.decay.shrink`; 0 for ``l2``).
+        cautious: apply the shrink only where ``d`` and ``p`` agree in sign.
+        grad_scale, found_inf: AMP's, as a GradScaler hands them to a fused optimizer.
+
+    Returns:
+        True if the step was taken (or skipped for found_inf); False if nothing was done.
+    """
+    momentum = float(group["momentum"])
+    found = _addresses(params, grads, *([buffers] if momentum != 0 else []))
+    lib = _library() if found else None
+    if lib is None:
+        return False
+    divisor = _grad_divisor(grad_scale, found_inf)
+    if divisor is None:
+        return True
+    suffix, pointers, numel = found
+    first = (ctypes.c_uint8 * len(params))()
+    if momentum != 0:
+        for i, b in enumerate(buffers):
+            if b is None:  # b = g at its first step: the kernel writes every element, so no zeros are needed
+                buffers[i] = torch.empty_like(params[i], memory_format=torch.preserve_format)
+                pointers[2][i] = buffers[i].data_ptr()
+                first[i] = 1
+    getattr(lib, f"wd_sgd_step_{suffix}")(
+        len(params), pointers[0], pointers[1], pointers[2] if momentum != 0 else None, first, numel, lr, momentum,
+        float(group["dampening"]), int(bool(group["nesterov"])), shrink_t,
+        coupled_weight_decay(group["decay"], group["weight_decay"]), int(bool(group["maximize"])), divisor,
+        int(cautious), torch.get_num_threads())
+    _written(params)
+    return True
