@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
 
-from weightdecay.decay import get_mode
+from weightdecay.decay import check_shrink, get_mode, shrink
 from weightdecay.errors import UserError
 
 
@@ -22,11 +23,61 @@ def check_nonnegative(name: str, value: Any, label: str | None = None) -> None:
         raise UserError(f"Invalid {label or name}: {v} (must be a finite number >= 0)")
 
 
+def resolve_peak_lr(group: dict[str, Any]) -> float:
+    """The ``peak_lr`` a step of this group divides by, written back into the group (so the state dict holds it).
+
+    An explicit ``peak_lr=`` always wins. Otherwise a peak that a scheduler declares in the group wins:
+    ``OneCycleLR`` writes ``max_lr`` into every group (torch 2.13's ``CyclicLR`` keeps its ``max_lrs`` to itself,
+    so pass ``peak_lr=`` with it). Otherwise it is the lr the group was built with.
+
+    Any optimizer whose groups carry ``peak_lr`` and ``peak_lr_explicit`` can call it once per group per step.
+
+    >>> group = {"lr": 1e-3, "peak_lr": 1e-3, "peak_lr_explicit": False, "max_lr": 1e-2}
+    >>> resolve_peak_lr(group), group["peak_lr"]
+    (0.01, 0.01)
+    """
+    if not group.get("peak_lr_explicit", True) and group.get("max_lr") is not None:
+        group["peak_lr"] = _number(group["max_lr"])
+    return group["peak_lr"]
+
+
+def check_step_decay(optimizer: torch.optim.Optimizer, mean_v_hat: float | None = None) -> None:
+    """What every decoupled optimizer does first in ``step()``, before it touches a tensor, for each group:
+
+    1. resolve ``peak_lr`` (:func:`resolve_peak_lr`);
+    2. warn, once per group, when ``lr_t > peak_lr`` in a mode that divides by ``peak_lr`` (``paper``,
+       ``corrected``): the shrink is then larger than the λ the user set means;
+    3. refuse a shrink ``s_t >= 1`` (:func:`weightdecay.decay.check_shrink`), which would zero or flip the weights.
+
+    Args:
+        optimizer: any optimizer whose groups carry ``lr``, ``weight_decay``, ``decay`` and ``peak_lr``.
+        mean_v_hat: for ``stable``: mean(v̂_t) after this step's moment update, over every element updated.
+    """
+    warned = optimizer.__dict__.setdefault("_weightdecay_peak_warned", set())
+    for index, group in enumerate(optimizer.param_groups):
+        mode = get_mode(group["decay"])
+        peak, lr = resolve_peak_lr(group), _number(group["lr"])
+        if mode.uses_peak_lr and lr > peak and index not in warned:
+            warned.add(index)
+            warnings.warn(
+                f"param_groups[{index}]: lr_t = {lr:g} is above peak_lr = {peak:g}, and decay={mode.name!r} divides "
+                f"by peak_lr, so this group decays {lr / peak:.3g}x harder than its λ means at the peak. Pass the "
+                "schedule's real peak as peak_lr= (or set param_groups[i]['peak_lr']).",
+                UserWarning, stacklevel=3,
+            )
+        if mode.decoupled and (mode.name != "stable" or mean_v_hat is not None):
+            wd = _number(group["weight_decay"])
+            check_shrink(mode.name, shrink(mode.name, wd, lr, peak, mean_v_hat), wd, lr, peak,
+                         where=f"param_groups[{index}]: ")
+
+
 class DecayOptimizer(torch.optim.Optimizer):
     """Base class: validates each group and fills ``decay`` and ``peak_lr`` (see ``SPEC.md`` section 1).
 
     ``peak_lr`` defaults to the group's ``lr`` when the group is added, before any scheduler scales it, so
-    warm-up schedulers leave it alone. It lives in the group, so it is saved in the state dict and restored.
+    warm-up schedulers leave it alone; a scheduler that declares its peak in the group (OneCycleLR's ``max_lr``)
+    overrides that default, an explicit ``peak_lr=`` overrides both (:func:`resolve_peak_lr`). It lives in the
+    group, with ``peak_lr_explicit``, so it is saved in the state dict and restored.
     """
 
     _adam = True  # whether the Adam-only mode "stable" is allowed
@@ -50,9 +101,9 @@ class DecayOptimizer(torch.optim.Optimizer):
             peak = _number(explicit_peak)
             if not (peak > 0.0) or math.isinf(peak):
                 raise UserError(f"Invalid peak_lr: {peak} (must be a finite number > 0)")
-            group["peak_lr"] = peak
+            group["peak_lr"], group["peak_lr_explicit"] = peak, True
         else:
-            group["peak_lr"] = _number(group["lr"])
+            group["peak_lr"], group["peak_lr_explicit"] = _number(group["lr"]), False
             if mode.uses_peak_lr and group["peak_lr"] <= 0:
                 raise UserError(
                     f"Invalid peak_lr: {group['peak_lr']} (decay={mode.name!r} divides by peak_lr, which defaults "
@@ -68,6 +119,7 @@ class DecayOptimizer(torch.optim.Optimizer):
                 group.setdefault(key, value)
             group.setdefault("decay", "torch")
             group.setdefault("peak_lr", _number(group.get("initial_lr", group["lr"])))
+            group.setdefault("peak_lr_explicit", False)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state dict, from this class or from the matching torch.optim class.

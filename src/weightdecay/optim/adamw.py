@@ -11,7 +11,7 @@ from torch.optim.optimizer import _default_to_fused_or_foreach, _get_scalar_dtyp
 
 from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
 from weightdecay.errors import UserError
-from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
+from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative, check_step_decay
 
 __all__ = ["AdamW"]
 
@@ -169,6 +169,7 @@ class AdamW(DecayOptimizer):
                 loss = closure()
         groups = [(g, self._init_group(g)) for g in self.param_groups]
         mean_v_hat = self._mean_v_hat(groups) if any(g["decay"] == "stable" for g, _ in groups) else None
+        check_step_decay(self, mean_v_hat)
         for group, t in groups:
             if t["params"]:
                 self._step_group(group, t, mean_v_hat)

@@ -11,7 +11,7 @@ from torch.optim.sgd import sgd as _torch_sgd
 
 from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
 from weightdecay.errors import UserError
-from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
+from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative, check_step_decay
 
 __all__ = ["SGDW"]
 
@@ -92,6 +92,7 @@ class SGDW(DecayOptimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        check_step_decay(self)
         for group in self.param_groups:
             params, grads, buffers = [], [], []
             for p in group["params"]:
