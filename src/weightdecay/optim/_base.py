@@ -3,21 +3,62 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import Any
 
 import torch
 
 from weightdecay.decay import check_shrink, get_mode, shrink
-from weightdecay.errors import UserError
+from weightdecay.errors import UserError, UserTypeError
 
 
 def _number(value: Any) -> float:
     return float(value.item()) if torch.is_tensor(value) else float(value)
 
 
-def check_nonnegative(name: str, value: Any, label: str | None = None) -> None:
+def check_number(name: str, value: Any, *, tensor_ok: bool = False) -> None:
+    """A real number (not a bool, not a string), or, where torch.optim takes one (``lr``, ``betas``), a 1-element
+    Tensor; anything else is refused at construction, naming the argument, instead of failing inside a step."""
+    if torch.is_tensor(value):
+        if not tensor_ok:
+            raise UserTypeError(f"Invalid {name}: a Tensor; {name} must be a float (torch.optim takes Tensors only "
+                                "for lr and betas)")
+        if value.numel() != 1:
+            raise UserError(f"Tensor {name} must be 1-element (got shape {tuple(value.shape)})")
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        kinds = "a float or a 1-element Tensor" if tensor_ok else "a float"
+        raise UserTypeError(f"Invalid {name}: {value!r} is a {type(value).__name__}; {name} must be {kinds}")
+
+
+def check_flag(name: str, value: Any, *, none_ok: bool = False) -> None:
+    """``amsgrad``, ``foreach``… must be True or False (or None where torch.optim picks a default)."""
+    if not (isinstance(value, bool) or (none_ok and value is None)):
+        allowed = "True, False or None" if none_ok else "True or False"
+        raise UserTypeError(f"Invalid {name}: {value!r} is a {type(value).__name__}; {name} must be {allowed}")
+
+
+def refuse_unsupported_modes(group: dict[str, Any]) -> None:
+    """torch.optim's ``capturable`` and ``differentiable``: False (their default) is accepted, True is refused."""
+    check_flag("capturable", group.get("capturable", False))
+    check_flag("differentiable", group.get("differentiable", False))
+    if group.get("capturable"):
+        raise UserError(
+            "capturable=True is not supported: a capturable step (for CUDA-graph capture) must not sync with the "
+            "host, and this step reads lr_t and s_t on the host to pick the decay coefficient and to refuse "
+            "s_t >= 1. Use capturable=False; to compile the step, use torch.compile with lr as a Tensor (README)"
+        )
+    if group.get("differentiable"):
+        raise UserError(
+            "differentiable=True is not supported: the step shrinks the weights in place and runs torch's "
+            "fused/foreach kernels, which autograd cannot differentiate through. Use differentiable=False"
+        )
+
+
+def check_nonnegative(name: str, value: Any, label: str | None = None, *, tensor_ok: bool = False) -> None:
     """``Invalid learning rate: -1.0 (must be >= 0)``, in torch.optim's words."""
+    check_number(name, value, tensor_ok=tensor_ok)
     v = _number(value)
     if not (v >= 0.0) or math.isinf(v):
         raise UserError(f"Invalid {label or name}: {v} (must be a finite number >= 0)")
@@ -94,10 +135,15 @@ class DecayOptimizer(torch.optim.Optimizer):
             raise
 
     def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
-        check_nonnegative("lr", group["lr"], "learning rate")
+        check_nonnegative("lr", group["lr"], "learning rate", tensor_ok=True)
         check_nonnegative("weight_decay", group["weight_decay"], "weight_decay value")
+        check_flag("maximize", group["maximize"])
+        check_flag("foreach", group["foreach"], none_ok=True)
+        check_flag("fused", group["fused"], none_ok=True)
+        refuse_unsupported_modes(group)
         mode = get_mode(group["decay"], adam=self._adam)
         if explicit_peak is not None:
+            check_number("peak_lr", explicit_peak)
             peak = _number(explicit_peak)
             if not (peak > 0.0) or math.isinf(peak):
                 raise UserError(f"Invalid peak_lr: {peak} (must be a finite number > 0)")

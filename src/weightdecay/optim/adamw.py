@@ -7,11 +7,12 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor
 from torch.optim.adam import adam as _torch_adam
-from torch.optim.optimizer import _default_to_fused_or_foreach, _get_scalar_dtype
+from torch.optim.optimizer import _default_to_fused_or_foreach, _device_dtype_check_for_fused, _get_scalar_dtype
 
 from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
 from weightdecay.errors import UserError
-from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative, check_step_decay
+from weightdecay.optim._base import (DecayOptimizer, _number, check_flag, check_nonnegative, check_number,
+                                     check_step_decay)
 
 __all__ = ["AdamW"]
 
@@ -76,10 +77,12 @@ class AdamW(DecayOptimizer):
         decay: str = "torch",
         peak_lr: float | None = None,
         bias_correction: bool = True,
+        capturable: bool = False,
+        differentiable: bool = False,
     ) -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        maximize=maximize, foreach=foreach, fused=fused, capturable=False,
-                        differentiable=False, decay=decay, peak_lr=peak_lr, bias_correction=bias_correction)
+                        maximize=maximize, foreach=foreach, fused=fused, capturable=capturable,
+                        differentiable=differentiable, decay=decay, peak_lr=peak_lr, bias_correction=bias_correction)
         # No `_step_supports_amp_scaling`: a GradScaler unscales the gradients and skips inf steps before
         # calling step(), so the decoupled shrink (a separate pass in some modes) never runs on a skipped step.
         super().__init__(params, defaults)
@@ -89,10 +92,23 @@ class AdamW(DecayOptimizer):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise UserError(f"Invalid betas: {betas!r} (must be a pair (beta1, beta2), each in [0, 1))")
         for i, beta in enumerate(betas):
+            check_number(f"betas[{i}]", beta, tensor_ok=True)
             b = _number(beta)
             if not 0.0 <= b < 1.0:
                 raise UserError(f"Invalid beta parameter at index {i}: {b} (must be in [0, 1))")
+        if torch.is_tensor(betas[0]) != torch.is_tensor(betas[1]):
+            raise UserError(f"Invalid betas: {betas!r}; betas must be either both floats or both Tensors")
+        # torch's foreach Adam takes Tensor lr/betas only when capturable: refuse them now, as torch.optim does,
+        # rather than inside the first step.
+        if group["foreach"] and torch.is_tensor(group["lr"]):
+            raise UserError("lr as a Tensor is not supported for capturable=False and foreach=True; give lr as a "
+                            "float, or leave foreach unset (a Tensor lr then runs the single-tensor or fused path)")
+        if group["foreach"] and torch.is_tensor(betas[0]):
+            raise UserError("betas as Tensors are not supported for capturable=False and foreach=True; give "
+                            "floats, or leave foreach unset")
         check_nonnegative("eps", group["eps"], "epsilon value")
+        check_flag("amsgrad", group["amsgrad"])
+        check_flag("bias_correction", group["bias_correction"])
         super()._check_group(group, explicit_peak)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -117,6 +133,8 @@ class AdamW(DecayOptimizer):
                 raise RuntimeError("AdamW does not support sparse gradients, please consider SparseAdam instead")
             state = self.state[p]
             if len(state) == 0:
+                if group["fused"]:
+                    _device_dtype_check_for_fused(p)  # torch's own message for meta or integer parameters
                 # As torch.optim: `step` on the parameter's device for fused, on the CPU otherwise.
                 state["step"] = (torch.zeros((), dtype=_get_scalar_dtype(is_fused=group["fused"]), device=p.device)
                                  if group["fused"] else torch.tensor(0.0, dtype=_get_scalar_dtype()))
@@ -181,6 +199,8 @@ class AdamW(DecayOptimizer):
         fused, foreach = group["fused"], group["foreach"]
         if fused is None and foreach is None:
             fused, foreach = _default_to_fused_or_foreach(t["params"], differentiable=False, use_fused=False)
+            # As torch.optim.adam: foreach takes Tensor lr/betas only when capturable, so those run the loop.
+            foreach = foreach and not torch.is_tensor(group["lr"]) and not torch.is_tensor(group["betas"][0])
         if not fused and not foreach:
             _single_tensor_adamw(t, group, lr=lr, shrink_t=shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
             return

@@ -6,12 +6,13 @@ from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor
-from torch.optim.optimizer import _default_to_fused_or_foreach
+from torch.optim.optimizer import _default_to_fused_or_foreach, _device_dtype_check_for_fused
 from torch.optim.sgd import sgd as _torch_sgd
 
 from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
 from weightdecay.errors import UserError
-from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative, check_step_decay
+from weightdecay.optim._base import (DecayOptimizer, _number, check_flag, check_nonnegative, check_number,
+                                     check_step_decay)
 
 __all__ = ["SGDW"]
 
@@ -69,15 +70,18 @@ class SGDW(DecayOptimizer):
         fused: bool | None = None,
         decay: str = "torch",
         peak_lr: float | None = None,
+        differentiable: bool = False,
     ) -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach, fused=fused,
-                        differentiable=False, decay=decay, peak_lr=peak_lr)
+                        differentiable=differentiable, decay=decay, peak_lr=peak_lr)
         # No `_step_supports_amp_scaling`: see AdamW.
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
         check_nonnegative("momentum", group["momentum"], "momentum value")
+        check_number("dampening", group["dampening"])
+        check_flag("nesterov", group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise UserError(
                 f"Nesterov momentum requires a momentum and zero dampening (got momentum={group['momentum']}, "
@@ -98,12 +102,16 @@ class SGDW(DecayOptimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
+                if group["fused"] and getattr(self, "_need_device_dtype_check_for_fused", True):
+                    _device_dtype_check_for_fused(p)  # torch's own message for meta or integer parameters
                 params.append(p)
                 grads.append(p.grad)
                 if group["momentum"] != 0:
                     buffers.append(self.state[p].get("momentum_buffer"))
             if not params:
                 continue
+            if group["fused"]:
+                self._need_device_dtype_check_for_fused = False  # as torch.optim.SGD: once, at the first step
             self._step_group(group, params, grads, buffers)
             if group["momentum"] != 0:
                 for p, buf in zip(params, buffers):
