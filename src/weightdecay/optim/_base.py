@@ -82,7 +82,7 @@ def resolve_peak_lr(group: dict[str, Any]) -> float:
     return group["peak_lr"]
 
 
-def check_step_decay(optimizer: torch.optim.Optimizer, mean_v_hat: float | None = None) -> None:
+def check_step_decay(optimizer: torch.optim.Optimizer, mean_v_hat: float | torch.Tensor | None = None) -> None:
     """What every decoupled optimizer does first in ``step()``, before it touches a tensor, for each group:
 
     1. resolve ``peak_lr`` (:func:`resolve_peak_lr`);
@@ -93,7 +93,13 @@ def check_step_decay(optimizer: torch.optim.Optimizer, mean_v_hat: float | None 
     Args:
         optimizer: any optimizer whose groups carry ``lr``, ``weight_decay``, ``decay`` and ``peak_lr``.
         mean_v_hat: for ``stable``: mean(v̂_t) after this step's moment update, over every element updated.
+
+    Under torch.compile it runs outside the graph (one graph break), since it reads lr_t and s_t on the host.
     """
+    if torch.compiler.is_compiling():
+        return _check_step_decay_outside_graph(optimizer, mean_v_hat)
+    if torch.is_tensor(mean_v_hat):
+        mean_v_hat = _number(mean_v_hat)
     warned = optimizer.__dict__.setdefault("_weightdecay_peak_warned", set())
     for index, group in enumerate(optimizer.param_groups):
         mode = get_mode(group["decay"])
@@ -110,6 +116,9 @@ def check_step_decay(optimizer: torch.optim.Optimizer, mean_v_hat: float | None 
             wd = _number(group["weight_decay"])
             check_shrink(mode.name, shrink(mode.name, wd, lr, peak, mean_v_hat), wd, lr, peak,
                          where=f"param_groups[{index}]: ")
+
+
+_check_step_decay_outside_graph = torch.compiler.disable(check_step_decay)
 
 
 class DecayOptimizer(torch.optim.Optimizer):

@@ -83,8 +83,6 @@ class AdamW(DecayOptimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach, fused=fused, capturable=capturable,
                         differentiable=differentiable, decay=decay, peak_lr=peak_lr, bias_correction=bias_correction)
-        # No `_step_supports_amp_scaling`: a GradScaler unscales the gradients and skips inf steps before
-        # calling step(), so the decoupled shrink (a separate pass in some modes) never runs on a skipped step.
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
@@ -123,14 +121,20 @@ class AdamW(DecayOptimizer):
 
     # --- collecting tensors -------------------------------------------------------------------------------
 
-    def _init_group(self, group: dict[str, Any]) -> dict[str, list]:
-        t: dict[str, list] = {k: [] for k in ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs",
-                                              "steps")}
+    def _init_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor],
+                    exp_avg_sqs: list[Tensor], max_exp_avg_sqs: list[Tensor], state_steps: list[Tensor]) -> bool:
+        """Fill the lists with this group's tensors (creating state on first sight); True if any is complex.
+
+        torch.optim.Adam's signature, on purpose: torch.compile recognises an optimizer's ``_init_group`` by it and
+        runs it once, eagerly, instead of tracing the state initialisation.
+        """
+        has_complex = False
         for p in group["params"]:
             if p.grad is None:
                 continue
             if p.grad.is_sparse:
                 raise RuntimeError("AdamW does not support sparse gradients, please consider SparseAdam instead")
+            has_complex |= torch.is_complex(p)
             state = self.state[p]
             if len(state) == 0:
                 if group["fused"]:
@@ -142,21 +146,22 @@ class AdamW(DecayOptimizer):
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 if group["amsgrad"]:
                     state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            t["params"].append(p)
-            t["grads"].append(p.grad)
-            t["exp_avgs"].append(state["exp_avg"])
-            t["exp_avg_sqs"].append(state["exp_avg_sq"])
+            params.append(p)
+            grads.append(p.grad)
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
             if group["amsgrad"]:
-                t["max_exp_avg_sqs"].append(state["max_exp_avg_sq"])
-            t["steps"].append(state["step"])
-        return t
+                max_exp_avg_sqs.append(state["max_exp_avg_sq"])
+            state_steps.append(state["step"])
+        return has_complex
 
-    def _mean_v_hat(self, groups: list[tuple[dict[str, Any], dict[str, list]]]) -> float:
+    def _mean_v_hat(self, groups: list[tuple[dict[str, Any], dict[str, list]]]) -> Tensor | float:
         """mean(v̂_t) over every element updated this step, all groups, as it will be after the moment update.
 
         Computed before the update from ``sum(v_t) = β2·sum(v_{t-1}) + (1-β2)·sum(g²)`` so the fused kernel can
-        then take the step in one pass; one host sync per step, none per tensor.
+        then take the step in one pass; one host sync per step (by the caller), none per tensor.
         """
+        grad_scale = getattr(self, "grad_scale", None)  # a GradScaler's gradients arrive scaled (fused path)
         total, numel = 0.0, 0
         for group, t in groups:
             if not t["params"]:
@@ -168,11 +173,13 @@ class AdamW(DecayOptimizer):
             beta2 = _number(group["betas"][1])
             v_sum = torch.stack([v.sum() for v in t["exp_avg_sqs"]]).to(torch.float64)
             g_sq = torch.stack(torch._foreach_norm(grads, 2)).to(torch.float64).square()
+            if grad_scale is not None:
+                g_sq = g_sq / grad_scale.to(torch.float64).square()
             new_sum = beta2 * v_sum + (1 - beta2) * g_sq
             if group["bias_correction"]:
                 steps = torch.stack(t["steps"]).to(device=v_sum.device, dtype=torch.float64) + 1
                 new_sum = new_sum / (1 - beta2 ** steps)
-            total += float(new_sum.sum())
+            total = total + new_sum.sum()
             numel += sum(p.numel() for p in t["params"])
         return total / numel if numel else 0.0
 
@@ -185,7 +192,13 @@ class AdamW(DecayOptimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        groups = [(g, self._init_group(g)) for g in self.param_groups]
+        groups = []
+        for group in self.param_groups:
+            t: dict[str, list] = {k: [] for k in ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs",
+                                                  "steps")}
+            self._init_group(group, t["params"], t["grads"], t["exp_avgs"], t["exp_avg_sqs"], t["max_exp_avg_sqs"],
+                             t["steps"])
+            groups.append((group, t))
         mean_v_hat = self._mean_v_hat(groups) if any(g["decay"] == "stable" for g, _ in groups) else None
         check_step_decay(self, mean_v_hat)
         for group, t in groups:
@@ -193,7 +206,17 @@ class AdamW(DecayOptimizer):
                 self._step_group(group, t, mean_v_hat)
         return loss
 
-    def _step_group(self, group: dict[str, Any], t: dict[str, list], mean_v_hat: float | None) -> None:
+    @property
+    def _step_supports_amp_scaling(self) -> bool:
+        """As torch.optim.AdamW(fused=True): a GradScaler hands the fused kernel ``grad_scale`` and ``found_inf``
+        (no separate unscale pass); with any group off the fused path it unscales first, as for other optimizers."""
+        return bool(self.param_groups) and all(g["fused"] for g in self.param_groups)
+
+    def _step_group(self, group: dict[str, Any], t: dict[str, list], mean_v_hat: Tensor | float | None) -> None:
+        if torch.compiler.is_compiling():
+            return self._step_group_traced(group, t, mean_v_hat)
+        if mean_v_hat is not None:
+            mean_v_hat = _number(mean_v_hat)
         lr = _number(group["lr"])
         mode, wd = group["decay"], group["weight_decay"]
         fused, foreach = group["fused"], group["foreach"]
@@ -208,25 +231,69 @@ class AdamW(DecayOptimizer):
         # Fast paths: torch's own kernels, told the decay through a per-step coefficient c_t with s_t = lr_t·c_t.
         coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"], mean_v_hat)
         if coefficient is None:  # lr_t = 0 with a shrink (constant, or stable): no c_t exists; shrink here.
-            torch._foreach_mul_(t["params"], 1.0 - shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
+            self._shrink_outside_kernel(t["params"], shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
             coefficient = 0.0
+        self._run_torch_adam(group, t, foreach=bool(foreach), fused=bool(fused), capturable=False,
+                             weight_decay=coefficient if DECAY_MODES[mode].decoupled else coupled_weight_decay(mode, wd))
+
+    def _step_group_traced(self, group: dict[str, Any], t: dict[str, list], mean_v_hat: Tensor | None) -> None:
+        """The step as torch.compile traces it: every path through torch's Adam, with no host read of lr_t.
+
+        A host read (``lr.item()``) would break the graph, and a float lr_t would be baked into the graph and
+        recompile it at every change; so s_t stays a tensor here (lr as a Tensor, torch's advice for compiled
+        optimizers) and the decoupled shrink is one more in-place multiply, which inductor fuses with the update.
+        ``check_step_decay`` has already run, outside the graph. torch keeps its fused kernel out of the graph
+        (``torch.compiler.disable``), so a fused group takes its eager step there, as torch.optim.AdamW does.
+        """
+        if group["fused"]:
+            return _fused_step_outside_graph(self, group, t, mean_v_hat)
+        mode, wd, peak, lr = group["decay"], group["weight_decay"], group["peak_lr"], group["lr"]
+        fused, foreach = group["fused"], group["foreach"]
+        if fused is None and foreach is None:
+            fused, foreach = _default_to_fused_or_foreach(t["params"], differentiable=False, use_fused=False)
+        decoupled = DECAY_MODES[mode].decoupled
+        if decoupled and wd != 0:
+            if mode == "stable":
+                mean_v_hat = torch.as_tensor(mean_v_hat, dtype=torch.float64)
+                s_t = lr * wd * torch.where(mean_v_hat > 0, mean_v_hat.clamp(min=1e-300).rsqrt(), 0.0)
+            else:
+                s_t = shrink(mode, wd, lr, peak)
+            self._shrink_outside_kernel(t["params"], s_t)
+        self._run_torch_adam(group, t, foreach=bool(foreach), fused=bool(fused), capturable=not fused,
+                             weight_decay=0.0 if decoupled else coupled_weight_decay(mode, wd))
+
+    def _shrink_outside_kernel(self, params: list[Tensor], shrink_t: float | Tensor) -> None:
+        """``p ← p·(1 - s_t)`` as a pass of its own, skipped on a step a GradScaler skips (found_inf = 1)."""
+        found_inf = getattr(self, "found_inf", None)
+        if found_inf is not None:  # no host sync: the factor is exactly 1 on a skipped step
+            shrink_t = shrink_t * (1 - found_inf)
+        torch._foreach_mul_(params, 1 - shrink_t)
+
+    def _run_torch_adam(self, group: dict[str, Any], t: dict[str, list], *, foreach: bool, fused: bool,
+                        capturable: bool, weight_decay: float) -> None:
+        """torch's functional Adam on this group, told the decay through ``weight_decay`` (s_t = lr_t·c_t)."""
         steps = t["steps"]
         if not group["bias_correction"]:
             # The kernels compute 1 - β^step; at step = inf that is exactly 1: no bias correction. The real
-            # counts are advanced here, the kernels advance their throwaway copies.
-            torch._foreach_add_(steps, 1)
+            # counts are advanced here (not on a step a GradScaler skips), the kernels advance throwaway copies.
+            found_inf = getattr(self, "found_inf", None)
+            torch._foreach_add_(steps, 1 if found_inf is None else 1 - found_inf)
             steps = [torch.full_like(s, float("inf")) for s in steps]
         beta1, beta2 = group["betas"]
         _torch_adam(
             t["params"], t["grads"], t["exp_avgs"], t["exp_avg_sqs"], t["max_exp_avg_sqs"], steps,
-            foreach=bool(foreach), fused=bool(fused), capturable=False, differentiable=False,
+            foreach=foreach, fused=fused, capturable=capturable, differentiable=False,
             grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None),
             has_complex=any(torch.is_complex(p) for p in t["params"]),
-            decoupled_weight_decay=DECAY_MODES[mode].decoupled,
+            decoupled_weight_decay=DECAY_MODES[group["decay"]].decoupled,
             amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=group["lr"],
-            weight_decay=coefficient if DECAY_MODES[mode].decoupled else coupled_weight_decay(mode, wd),
-            eps=group["eps"], maximize=group["maximize"],
+            weight_decay=weight_decay, eps=group["eps"], maximize=group["maximize"],
         )
+
+
+@torch.compiler.disable(reason="torch's fused Adam kernel is not traced; the fused group steps eagerly")
+def _fused_step_outside_graph(opt: AdamW, group: dict[str, Any], t: dict[str, list], mean_v_hat: Tensor | None) -> None:
+    opt._step_group(group, t, mean_v_hat)
 
 
 def _single_tensor_adamw(t: dict[str, list], group: dict[str, Any], *, lr: float, shrink_t: float) -> None:

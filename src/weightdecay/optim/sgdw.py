@@ -75,7 +75,6 @@ class SGDW(DecayOptimizer):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach, fused=fused,
                         differentiable=differentiable, decay=decay, peak_lr=peak_lr)
-        # No `_step_supports_amp_scaling`: see AdamW.
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
@@ -120,6 +119,8 @@ class SGDW(DecayOptimizer):
 
     def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor],
                     buffers: list[Tensor | None]) -> None:
+        if torch.compiler.is_compiling():
+            return self._step_group_traced(group, params, grads, buffers)
         lr = _number(group["lr"])
         mode, wd = group["decay"], group["weight_decay"]
         fused, foreach = group["fused"], group["foreach"]
@@ -140,13 +141,51 @@ class SGDW(DecayOptimizer):
         elif s != 0:
             # SGD's kernels know only coupled decay; with momentum the decoupled shrink is one more pass over the
             # weights, before the step (the momentum never sees p, so the order of the two is immaterial).
-            torch._foreach_mul_(params, 1.0 - s)
+            self._shrink_outside_kernel(params, s)
+        self._run_torch_sgd(group, params, grads, buffers, foreach=bool(foreach), fused=bool(fused),
+                            has_sparse=has_sparse, weight_decay=kernel_wd)
+
+    def _step_group_traced(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor],
+                           buffers: list[Tensor | None]) -> None:
+        """The step as torch.compile traces it: s_t stays a tensor (lr as a Tensor), no host read of lr_t.
+
+        A host read would break the graph and a float lr_t would recompile it at every change; the decoupled
+        shrink is its own in-place multiply, which inductor fuses with the update.
+        """
+        mode, wd = group["decay"], group["weight_decay"]
+        fused, foreach = group["fused"], group["foreach"]
+        has_sparse = any(g.is_sparse for g in grads)
+        if fused is None and foreach is None:
+            fused, foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
+            foreach = foreach and not has_sparse
+        if DECAY_MODES[mode].decoupled and wd != 0:
+            self._shrink_outside_kernel(params, shrink(mode, wd, group["lr"], group["peak_lr"]))
+        self._run_torch_sgd(group, params, grads, buffers, foreach=bool(foreach), fused=bool(fused),
+                            has_sparse=has_sparse, weight_decay=coupled_weight_decay(mode, wd))
+
+    def _shrink_outside_kernel(self, params: list[Tensor], shrink_t: float | Tensor) -> None:
+        """``p ← p·(1 - s_t)`` as a pass of its own, skipped on a step a GradScaler skips (found_inf = 1)."""
+        found_inf = getattr(self, "found_inf", None)
+        if found_inf is not None:  # no host sync: the factor is exactly 1 on a skipped step
+            shrink_t = shrink_t * (1 - found_inf)
+        torch._foreach_mul_(params, 1 - shrink_t)
+
+    def _run_torch_sgd(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor],
+                       buffers: list[Tensor | None], *, foreach: bool, fused: bool, has_sparse: bool,
+                       weight_decay: float) -> None:
+        """torch's functional SGD on this group (coupled ``weight_decay`` only), with a GradScaler's scale."""
         _torch_sgd(
-            params, grads, buffers, has_sparse_grad=has_sparse, foreach=bool(foreach), fused=bool(fused),
+            params, grads, buffers, has_sparse_grad=has_sparse, foreach=foreach, fused=fused,
             grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None),
-            weight_decay=kernel_wd, momentum=group["momentum"], lr=group["lr"],
+            weight_decay=weight_decay, momentum=group["momentum"], lr=group["lr"],
             dampening=group["dampening"], nesterov=group["nesterov"], maximize=group["maximize"],
         )
+
+    @property
+    def _step_supports_amp_scaling(self) -> bool:
+        """As torch.optim.SGD(fused=True): a GradScaler hands the fused kernel ``grad_scale`` and ``found_inf``;
+        with any group off the fused path it unscales first, as for other optimizers."""
+        return bool(self.param_groups) and all(g["fused"] for g in self.param_groups)
 
 
 def _single_tensor_sgdw(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | None],
