@@ -167,14 +167,14 @@ class AdamW(DecayOptimizer):
             if not t["params"]:
                 continue
             grads = t["grads"]
+            if grad_scale is not None:  # unscaled before l2's λ·p joins them, as the kernel will do
+                grads = torch._foreach_div(grads, grad_scale)
             coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
             if coupled != 0:
                 grads = torch._foreach_add(grads, t["params"], alpha=coupled)
             beta2 = _number(group["betas"][1])
             v_sum = torch.stack([v.sum() for v in t["exp_avg_sqs"]]).to(torch.float64)
             g_sq = torch.stack(torch._foreach_norm(grads, 2)).to(torch.float64).square()
-            if grad_scale is not None:
-                g_sq = g_sq / grad_scale.to(torch.float64).square()
             new_sum = beta2 * v_sum + (1 - beta2) * g_sq
             if group["bias_correction"]:
                 steps = torch.stack(t["steps"]).to(device=v_sum.device, dtype=torch.float64) + 1
