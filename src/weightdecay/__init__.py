@@ -5,7 +5,7 @@ PyTorch optimizers where the decay convention is an explicit choice (``decay="to
 """
 
 from weightdecay.decay import DECAY_MODES, MODE_NAMES, shrink
-from weightdecay.optim import AdamW, SGDW, param_groups
+from weightdecay.optim import Adam, AdamW, SGDW, param_groups
 
 __version__ = "0.1.0"
-__all__ = ["AdamW", "SGDW", "param_groups", "DECAY_MODES", "MODE_NAMES", "shrink", "__version__"]
+__all__ = ["Adam", "AdamW", "SGDW", "param_groups", "DECAY_MODES", "MODE_NAMES", "shrink", "__version__"]

@@ -176,14 +176,40 @@ class DecayOptimizer(torch.optim.Optimizer):
             group.setdefault("peak_lr", _number(group.get("initial_lr", group["lr"])))
             group.setdefault("peak_lr_explicit", False)
 
+    def _saved_decay(self, saved_group: dict[str, Any]) -> str:
+        """The mode whose meaning λ has in a saved group without a ``decay`` key (a torch.optim state dict)."""
+        return "torch"
+
+    def _warn_if_weight_decay_changes_meaning(self, groups: list[dict[str, Any]]) -> None:
+        """A torch.optim dict's λ continued under a mode where it means something else: say which decay= keeps it."""
+        changed = [(i, self._saved_decay(saved), current["decay"]) for i, (saved, current)
+                   in enumerate(zip(groups, self.param_groups))
+                   if "decay" not in saved and _number(saved.get("weight_decay", 0.0)) != 0
+                   and self._saved_decay(saved) != current["decay"]]
+        if changed:
+            where = ", ".join(f"param_groups[{i}] (saved as {was!r}, continues as {now!r})" for i, was, now in changed)
+            keep = sorted({was for _, was, _ in changed})
+            warnings.warn(
+                f"This state dict has no 'decay' key, so it comes from torch.optim, where weight_decay means "
+                f"decay={' / '.join(map(repr, keep))}; {type(self).__name__} continues it under another convention "
+                f"in {where}, which changes what the same λ does. To keep its meaning, build "
+                f"{type(self).__name__}(..., decay={keep[0]!r}) before loading (docs/math.md, 'Decay conventions').",
+                UserWarning, stacklevel=3,
+            )
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state dict, from this class or from the matching torch.optim class.
 
         Group keys the saved dict lacks (``decay``, ``peak_lr``, ``bias_correction`` from a torch.optim state dict)
-        keep this optimizer's current values, so a torch.optim.AdamW state dict continues under mode torch.
+        keep this optimizer's current values, so a torch.optim.AdamW state dict continues under mode torch. Where
+        the saved λ meant something else (torch.optim.SGD's or torch.optim.Adam's coupled L2 loaded into a
+        decoupled mode, torch.optim.AdamW's λ loaded into ``paper``), it warns and names the ``decay=`` that keeps
+        its meaning. The other way, torch.optim.AdamW ignores a ``decay`` key it finds: a ``paper`` state dict
+        loaded into it continues in torch's convention, with the same λ.
         """
         groups = state_dict["param_groups"]
         if len(groups) == len(self.param_groups):
+            self._warn_if_weight_decay_changes_meaning(groups)
             filled = []
             for saved, current in zip(groups, self.param_groups):
                 merged = {k: v for k, v in current.items() if k != "params"}

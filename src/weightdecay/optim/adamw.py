@@ -14,7 +14,7 @@ from weightdecay.errors import UserError
 from weightdecay.optim._base import (DecayOptimizer, _number, check_flag, check_nonnegative, check_number,
                                      check_step_decay)
 
-__all__ = ["AdamW"]
+__all__ = ["Adam", "AdamW"]
 
 
 class AdamW(DecayOptimizer):
@@ -108,6 +108,10 @@ class AdamW(DecayOptimizer):
         check_flag("amsgrad", group["amsgrad"])
         check_flag("bias_correction", group["bias_correction"])
         super()._check_group(group, explicit_peak)
+
+    def _saved_decay(self, saved_group: dict[str, Any]) -> str:
+        # torch.optim.Adam and AdamW share one class; Adam's dict says decoupled_weight_decay=False (coupled L2).
+        return "l2" if saved_group.get("decoupled_weight_decay") is False else "torch"
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
@@ -289,6 +293,34 @@ class AdamW(DecayOptimizer):
             amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=group["lr"],
             weight_decay=weight_decay, eps=group["eps"], maximize=group["maximize"],
         )
+
+
+class Adam(AdamW):
+    r"""torch.optim.Adam's twin: Adam with an L2 penalty, ``decay="l2"`` and ``weight_decay=0`` by default.
+
+    ``weightdecay.AdamW(params, decay="l2")`` keeps AdamW's ``weight_decay=1e-2``, so it is *not*
+    ``torch.optim.Adam(params)``; this class is, with torch.optim.Adam's defaults::
+
+        g ← g + λ·p          (coupled: the penalty's gradient enters the moments)
+        p ← p - lr_t·m̂_t / (sqrt(v̂_t) + ε)
+
+    Any other ``decay=`` may still be named. Args as :class:`AdamW`.
+
+    Example:
+        >>> import torch, weightdecay
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = weightdecay.Adam(model.parameters(), lr=1e-3)   # = torch.optim.Adam(model.parameters(), lr=1e-3)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+
+    References:
+        Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
+    """
+
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float | Tensor = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+                 amsgrad: bool = False, *, decay: str = "l2", **kwargs: Any) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, decay=decay, **kwargs)
 
 
 @torch.compiler.disable(reason="torch's fused Adam kernel is not traced; the fused group steps eagerly")

@@ -77,6 +77,9 @@ class SGDW(DecayOptimizer):
                         differentiable=differentiable, decay=decay, peak_lr=peak_lr)
         super().__init__(params, defaults)
 
+    def _saved_decay(self, saved_group: dict[str, Any]) -> str:
+        return "l2"  # torch.optim.SGD's weight_decay is coupled: g ← g + λ·p
+
     def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
         check_nonnegative("momentum", group["momentum"], "momentum value")
         check_number("dampening", group["dampening"])
