@@ -4,11 +4,14 @@ For each size (float32 parameters split over ~100 tensors of uneven shapes, all 
 (fused, foreach; single with --paths), every candidate is stepped in alternation with its torch baseline
 (torch.optim.AdamW(fused=True) for AdamW rows, torch.optim.SGD(fused=True) for SGDW rows): one step of each, round
 after round, so that load from other processes hits both alike. It prints the median time per step of each and
-the median of the round-by-round ratios. torch's foreach AdamW is listed for scale.
+the median of the round-by-round ratios. torch's foreach AdamW is listed for scale. With the fused path, the AMP
+step (``GradScaler.step(opt)`` then ``update()``, the scaler handing its scale to the fused kernel) of every AdamW
+mode is timed against torch.optim.AdamW(fused=True) stepped through the same scaler.
 
 Usage:
     python benchmarks/step_speed.py                      # 1e6, 1e7, 5e7 params; fused and foreach
     python benchmarks/step_speed.py --sizes 1e5,1e6 --steps 20 --paths fused,foreach,single
+    python benchmarks/step_speed.py --sizes 1e7 --paths fused                 # fused and AMP rows only
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def make_params(total: int, n_tensors: int = N_TENSORS, seed: int = 0) -> list[t
     return params
 
 
-def paired_median_times(candidate: torch.optim.Optimizer, baseline: torch.optim.Optimizer,
+def paired_median_times(candidate: torch.optim.Optimizer | ScaledStep, baseline: torch.optim.Optimizer | ScaledStep,
                         steps: int) -> tuple[float, float, float]:
     """Median seconds per step of each and the median of the per-round ratios, stepping them alternately.
 
@@ -65,6 +68,27 @@ def paired_median_times(candidate: torch.optim.Optimizer, baseline: torch.optim.
             base_times.append(pair[1])
     ratio = statistics.median(c / b for c, b in zip(cand_times, base_times))
     return statistics.median(cand_times), statistics.median(base_times), ratio
+
+
+class ScaledStep:
+    """``step()`` is an AMP step: ``scaler.step(opt)`` (the scaler hands grad_scale/found_inf to a fused kernel)
+    and ``scaler.update()``; candidate and baseline share one scaler, as in one training loop."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        self.optimizer, self.scaler = optimizer, scaler
+
+    def step(self) -> None:
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+
+def amp_scaler() -> torch.amp.GradScaler:
+    # Scale 1 and no growth: the fused kernel divides the fixed gradients by the scale in place at every step, and
+    # any other scale would drive them into subnormals, whose arithmetic is slow on CPUs; the work is the same.
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    scaler = torch.amp.GradScaler(device, init_scale=1.0, growth_interval=2**30)
+    scaler.scale(torch.ones((), device=device))  # creates the scale tensor step() reads
+    return scaler
 
 
 def candidates(paths: list[str]) -> list[tuple[str, str, str, Callable, Callable]]:
@@ -86,6 +110,12 @@ def candidates(paths: list[str]) -> list[tuple[str, str, str, Callable, Callable
         for mode in SGD_MODES:
             rows.append(("SGDW", mode, path, lambda ps, m=mode, kw=kw: weightdecay.SGDW(
                 ps, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, decay=m, **kw), sgd_base))
+    if "fused" in paths:
+        scaler = amp_scaler()
+        for mode in ADAM_MODES:
+            rows.append(("AdamW+GradScaler", mode, "fused", lambda ps, m=mode: ScaledStep(weightdecay.AdamW(
+                ps, lr=LR, weight_decay=WEIGHT_DECAY, decay=m, fused=True), scaler),
+                lambda ps: ScaledStep(adam_base(ps), scaler)))
     return rows
 
 
@@ -112,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, mode, path, build, build_base in candidates(paths):
             candidate, baseline = build(params), build_base(params)
             t, t_base, ratio = paired_median_times(candidate, baseline, args.steps)
-            base_name = "torch.optim.SGD(fused)" if name == "SGDW" else "torch.optim.AdamW(fused)"
+            base_name = {"SGDW": "torch.optim.SGD(fused)",
+                         "AdamW+GradScaler": "torch.optim.AdamW(fused)+GradScaler"}.get(name, "torch.optim.AdamW(fused)")
             print(f"{name:<18} {mode:<10} {path:<8} {t * 1e3:9.2f} {t_base * 1e3:12.2f} {ratio:7.2f}  {base_name}",
                   flush=True)
             del candidate, baseline  # free the optimizer state before the next row
