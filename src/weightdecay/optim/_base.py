@@ -133,6 +133,11 @@ class DecayOptimizer(torch.optim.Optimizer):
     _adam = True  # whether the Adam-only mode "stable" is allowed
     _group_defaults: dict[str, Any] = {}  # keys back-filled into state dicts of older versions / torch.optim
 
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        # As torch.optim: the hyperparameters are refused before the parameters are even looked at.
+        self._check_group(dict(defaults), defaults.get("peak_lr"))
+        super().__init__(params, defaults)
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         explicit_peak = param_group.get("peak_lr", self.defaults.get("peak_lr"))
         super().add_param_group(param_group)

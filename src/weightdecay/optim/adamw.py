@@ -102,8 +102,8 @@ class AdamW(DecayOptimizer):
             raise UserError("lr as a Tensor is not supported for capturable=False and foreach=True; give lr as a "
                             "float, or leave foreach unset (a Tensor lr then runs the single-tensor or fused path)")
         if group["foreach"] and torch.is_tensor(betas[0]):
-            raise UserError("betas as Tensors are not supported for capturable=False and foreach=True; give "
-                            "floats, or leave foreach unset")
+            raise UserError("betas[0] as a Tensor is not supported for capturable=False and foreach=True; give "
+                            "betas as floats, or leave foreach unset")
         check_nonnegative("eps", group["eps"], "epsilon value")
         check_flag("amsgrad", group["amsgrad"])
         check_flag("bias_correction", group["bias_correction"])
