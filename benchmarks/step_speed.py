@@ -70,6 +70,9 @@ def paired_median_times(candidate: torch.optim.Optimizer | ScaledStep, baseline:
     return statistics.median(cand_times), statistics.median(base_times), ratio
 
 
+BASELINE_NAMES = {"SGDW": "torch.optim.SGD(fused)", "AdamW+GradScaler": "torch.optim.AdamW(fused)+GradScaler"}
+
+
 class ScaledStep:
     """``step()`` is an AMP step: ``scaler.step(opt)`` (the scaler hands grad_scale/found_inf to a fused kernel)
     and ``scaler.update()``; candidate and baseline share one scaler, as in one training loop."""
@@ -142,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, mode, path, build, build_base in candidates(paths):
             candidate, baseline = build(params), build_base(params)
             t, t_base, ratio = paired_median_times(candidate, baseline, args.steps)
-            base_name = {"SGDW": "torch.optim.SGD(fused)",
-                         "AdamW+GradScaler": "torch.optim.AdamW(fused)+GradScaler"}.get(name, "torch.optim.AdamW(fused)")
+            base_name = BASELINE_NAMES.get(name, "torch.optim.AdamW(fused)")
             print(f"{name:<18} {mode:<10} {path:<8} {t * 1e3:9.2f} {t_base * 1e3:12.2f} {ratio:7.2f}  {base_name}",
                   flush=True)
             del candidate, baseline  # free the optimizer state before the next row
