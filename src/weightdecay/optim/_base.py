@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 import warnings
 from typing import Any
 
@@ -64,6 +65,14 @@ def check_nonnegative(name: str, value: Any, label: str | None = None, *, tensor
         raise UserError(f"Invalid {label or name}: {v} (must be a finite number >= 0)")
 
 
+def _user_stacklevel() -> int:
+    """``warnings.warn``'s stacklevel for the first frame outside weightdecay.optim and torch: the user's call."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(("weightdecay.optim", "torch")):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def resolve_peak_lr(group: dict[str, Any]) -> float:
     """The ``peak_lr`` a step of this group divides by, written back into the group (so the state dict holds it).
 
@@ -110,7 +119,7 @@ def check_step_decay(optimizer: torch.optim.Optimizer, mean_v_hat: float | torch
                 f"param_groups[{index}]: lr_t = {lr:g} is above peak_lr = {peak:g}, and decay={mode.name!r} divides "
                 f"by peak_lr, so this group decays {lr / peak:.3g}x harder than its λ means at the peak. Pass the "
                 "schedule's real peak as peak_lr= (or set param_groups[i]['peak_lr']).",
-                UserWarning, stacklevel=3,
+                UserWarning, stacklevel=_user_stacklevel(),
             )
         if mode.decoupled and (mode.name != "stable" or mean_v_hat is not None):
             wd = _number(group["weight_decay"])
@@ -199,7 +208,7 @@ class DecayOptimizer(torch.optim.Optimizer):
                 f"decay={' / '.join(map(repr, keep))}; {type(self).__name__} continues it under another convention "
                 f"in {where}, which changes what the same λ does. To keep its meaning, build "
                 f"{type(self).__name__}(..., decay={keep[0]!r}) before loading (docs/math.md, 'Decay conventions').",
-                UserWarning, stacklevel=3,
+                UserWarning, stacklevel=_user_stacklevel(),
             )
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
