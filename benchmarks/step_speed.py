@@ -7,6 +7,10 @@ after round, so that load from other processes hits both alike. It prints the me
 the median of the round-by-round ratios, and the peak memory allocated above the step's starting level during one
 more step (torch.profiler's memory events; torch's foreach AdamW, listed for scale, allocates a copy of the
 parameters). Cautious rows (``cautious``, fused path) are timed against the same optimizer and mode without it.
+With the fused path, the AMP step (``GradScaler.step(opt)`` then ``update()``, the scaler handing its scale to the
+fused kernel) of every AdamW mode is timed against torch.optim.AdamW(fused=True) stepped through the same scaler.
+``--wrapped`` times each weightdecay.with_decay class (every lr-based mode) against the torch.optim class it wraps,
+on the same path; ``--cautious`` adds cautious rows on the foreach path and for a wrapped class.
 
 On the CPU, fused SGDW with momentum and fused AdamW ``stable`` run weightdecay's one-pass kernels
 (weightdecay/optim/_kernels.py), built once per machine; ``WEIGHTDECAY_CPU_KERNELS=0`` times torch's path instead.
@@ -15,6 +19,7 @@ Usage:
     python benchmarks/step_speed.py                      # 1e6, 1e7, 5e7 params; fused and foreach
     python benchmarks/step_speed.py --sizes 1e5,1e6 --steps 20 --paths fused,foreach,single
     WEIGHTDECAY_CPU_KERNELS=0 python benchmarks/step_speed.py --paths fused   # without the one-pass kernels
+    python benchmarks/step_speed.py --wrapped --cautious    # also with_decay classes vs their bases, cautious vs plain
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import argparse
 import statistics
 from collections.abc import Callable
 
-import inspect
+import functools
 import logging
 import time
 
@@ -31,7 +36,6 @@ import torch
 import torch.profiler as tp
 
 import weightdecay
-from weightdecay.decay import shrink
 from weightdecay.optim import _kernels
 
 # Defaults, each with its reason.
@@ -92,29 +96,25 @@ def peak_extra_bytes(opt: torch.optim.Optimizer) -> int:
     return peak
 
 
-class _KernelCautiousAdamW(weightdecay.AdamW):
-    """Until the optimizers take a ``cautious`` flag: every group through the cautious kernel, as the flag will."""
+class ScaledStep:
+    """``step()`` is an AMP step: ``scaler.step(opt)`` (the scaler hands grad_scale/found_inf to a fused kernel)
+    and ``scaler.update()``; candidate and baseline share one scaler, as in one training loop."""
 
-    def _step_group(self, group, t, mean_v_hat):
-        lr = float(group["lr"])
-        s = shrink(group["decay"], group["weight_decay"], lr, group["peak_lr"], mean_v_hat)
-        if not _kernels.adamw_step(t, group, lr=lr, shrink_t=s, cautious=True):
-            raise RuntimeError("the cautious kernel declined these tensors")
+    def __init__(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        self.optimizer, self.scaler = optimizer, scaler
 
-
-class _KernelCautiousSGDW(weightdecay.SGDW):
-    def _step_group(self, group, params, grads, buffers):
-        lr = float(group["lr"])
-        s = shrink(group["decay"], group["weight_decay"], lr, group["peak_lr"])
-        if not _kernels.sgdw_step(params, grads, buffers, group, lr=lr, shrink_t=s, cautious=True):
-            raise RuntimeError("the cautious kernel declined these tensors")
+    def step(self) -> None:
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
 
 
-def cautious(cls: type, shim: type) -> Callable[..., torch.optim.Optimizer]:
-    """``cls(..., cautious=True)`` where the optimizer takes the flag, else the kernel shim."""
-    if "cautious" in inspect.signature(cls).parameters:
-        return lambda *args, **kwargs: cls(*args, cautious=True, **kwargs)
-    return shim
+def amp_scaler() -> torch.amp.GradScaler:
+    # Scale 1 and no growth: the fused kernel divides the fixed gradients by the scale in place at every step, and
+    # any other scale would drive them into subnormals, whose arithmetic is slow on CPUs; the work is the same.
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    scaler = torch.amp.GradScaler(device, init_scale=1.0, growth_interval=2**30)
+    scaler.scale(torch.ones((), device=device))  # creates the scale tensor step() reads
+    return scaler
 
 
 def candidates(paths: list[str]) -> list[tuple[str, str, str, Callable, Callable]]:
@@ -137,8 +137,8 @@ def candidates(paths: list[str]) -> list[tuple[str, str, str, Callable, Callable
             rows.append(("SGDW", mode, path, lambda ps, m=mode, kw=kw: weightdecay.SGDW(
                 ps, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, decay=m, **kw), sgd_base))
     if "fused" in paths and _kernels.available():
-        adam_c = cautious(weightdecay.AdamW, _KernelCautiousAdamW)
-        sgd_c = cautious(weightdecay.SGDW, _KernelCautiousSGDW)
+        adam_c = functools.partial(weightdecay.AdamW, cautious=True)
+        sgd_c = functools.partial(weightdecay.SGDW, cautious=True)
         for mode in ("torch", "stable"):
             rows.append(("AdamW cautious", mode, "fused",
                          lambda ps, m=mode: adam_c(ps, lr=LR, weight_decay=WEIGHT_DECAY, decay=m, fused=True),
@@ -147,12 +147,62 @@ def candidates(paths: list[str]) -> list[tuple[str, str, str, Callable, Callable
         sgd_kwargs = dict(lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, decay="torch", fused=True)
         rows.append(("SGDW cautious", "torch", "fused", lambda ps: sgd_c(ps, **sgd_kwargs),
                      lambda ps: weightdecay.SGDW(ps, **sgd_kwargs)))
+    if "fused" in paths:
+        scaler = amp_scaler()
+        for mode in ADAM_MODES:
+            rows.append(("AdamW+GradScaler", mode, "fused", lambda ps, m=mode: ScaledStep(weightdecay.AdamW(
+                ps, lr=LR, weight_decay=WEIGHT_DECAY, decay=m, fused=True), scaler),
+                lambda ps: ScaledStep(adam_base(ps), scaler)))
+    return [(*row, baseline_name(row[0], row[1])) for row in rows]
+
+
+def wrapped_candidates(paths: list[str]) -> list[tuple[str, str, str, Callable, Callable, str]]:
+    """with_decay classes against their torch.optim bases, each on the paths the base has."""
+    bases = [(torch.optim.NAdam, dict(decoupled_weight_decay=True), ("foreach", "single")),
+             (torch.optim.RAdam, dict(decoupled_weight_decay=True), ("foreach", "single")),
+             (torch.optim.Adam, dict(decoupled_weight_decay=True), ("fused", "foreach", "single")),
+             (torch.optim.Adafactor, {}, ("foreach", "single")),
+             (torch.optim.Muon, {}, ("default",)),
+             (torch.optim.RMSprop, {}, ("foreach", "single"))]
+    rows = []
+    for base, own, base_paths in bases:
+        wrapped = weightdecay.with_decay(base)
+        for path in [p for p in (*paths, "default") if p in base_paths]:
+            kw = PATH_KWARGS.get(path, {})
+            modes = ("torch", "paper", "constant", "corrected") if base is not torch.optim.RMSprop else ("torch",)
+            for mode in modes:
+                rows.append((f"wd.{base.__name__}", mode, path,
+                             lambda ps, w=wrapped, m=mode, kw=kw: w(ps, lr=LR, weight_decay=WEIGHT_DECAY, decay=m,
+                                                                    **kw),
+                             lambda ps, b=base, kw=kw, own=own: b(ps, lr=LR, weight_decay=WEIGHT_DECAY, **own, **kw),
+                             f"torch.optim.{base.__name__}({path})"))
+    return rows
+
+
+def cautious_candidates(paths: list[str]) -> list[tuple[str, str, str, Callable, Callable, str]]:
+    """cautious=True against the same optimizer and mode with it off."""
+    rows = []
+    for path in paths:
+        kw = PATH_KWARGS[path]
+        for name, make in (("AdamW", lambda ps, c, kw: weightdecay.AdamW(ps, lr=LR, weight_decay=WEIGHT_DECAY,
+                                                                         cautious=c, **kw)),
+                           ("SGDW", lambda ps, c, kw: weightdecay.SGDW(ps, lr=LR, momentum=MOMENTUM,
+                                                                       weight_decay=WEIGHT_DECAY, cautious=c, **kw))):
+            rows.append((f"{name} cautious", "torch", path, lambda ps, mk=make, kw=kw: mk(ps, True, kw),
+                         lambda ps, mk=make, kw=kw: mk(ps, False, kw), f"{name}({path}), cautious=False"))
+    for path in ("foreach",):
+        rows.append(("wd.NAdam cautious", "torch", path,
+                     lambda ps: weightdecay.NAdam(ps, lr=LR, weight_decay=WEIGHT_DECAY, cautious=True, foreach=True),
+                     lambda ps: weightdecay.NAdam(ps, lr=LR, weight_decay=WEIGHT_DECAY, foreach=True),
+                     "wd.NAdam(foreach), cautious=False"))
     return rows
 
 
 def baseline_name(name: str, mode: str) -> str:
     if name.endswith("cautious"):
         return f"weightdecay.{name.split()[0]}({mode}, fused)"
+    if name == "AdamW+GradScaler":
+        return "torch.optim.AdamW(fused)+GradScaler"
     return "torch.optim.SGD(fused)" if name == "SGDW" else "torch.optim.AdamW(fused)"
 
 
@@ -171,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per optimizer (median; default 20)")
     parser.add_argument("--paths", default="fused,foreach", help="any of fused,foreach,single (default %(default)s)")
     parser.add_argument("--tensors", type=int, default=N_TENSORS, help="tensors the parameters are split over")
+    parser.add_argument("--wrapped", action="store_true", help="also: with_decay classes against their bases")
+    parser.add_argument("--cautious", action="store_true", help="also: cautious rows on foreach and a wrapped class")
     args = parser.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     paths = [p.strip() for p in args.paths.split(",")]
@@ -185,14 +237,22 @@ def main(argv: list[str] | None = None) -> int:
         params = make_params(size, args.tensors)
         n = sum(p.numel() for p in params)
         print(f"\n{n:.2e} float32 parameters in {len(params)} tensors")
-        print(f"{'optimizer':<15} {'mode':<10} {'path':<8} {'ms/step':>9} {'baseline ms':>12} {'ratio':>7} "
+        print(f"{'optimizer':<18} {'mode':<10} {'path':<8} {'ms/step':>9} {'baseline ms':>12} {'ratio':>7} "
               f"{'peak MB':>8}  baseline")
-        for name, mode, path, build, build_base in candidates(paths):
-            candidate, baseline = build(params), build_base(params)
+        rows = candidates(paths)
+        rows += wrapped_candidates(paths) if args.wrapped else []
+        rows += cautious_candidates(paths) if args.cautious else []
+        for name, mode, path, build, build_base, base_name in rows:
+            # Muon updates only matrices: it and its base get the 2-D tensors
+            ps = [p for p in params if p.ndim == 2] if name.endswith("Muon") else params
+            if not ps:
+                print(f"{name:<18} {mode:<10} {path:<8} (no 2-D tensors at this size)")
+                continue
+            candidate, baseline = build(ps), build_base(ps)
             t, t_base, ratio = paired_median_times(candidate, baseline, args.steps)
             peak_mb = peak_extra_bytes(candidate) / 1e6
-            print(f"{name:<15} {mode:<10} {path:<8} {t * 1e3:9.2f} {t_base * 1e3:12.2f} {ratio:7.2f} {peak_mb:8.2f}  "
-                  f"{baseline_name(name, mode)}", flush=True)
+            print(f"{name:<18} {mode:<10} {path:<8} {t * 1e3:9.2f} {t_base * 1e3:12.2f} {ratio:7.2f} {peak_mb:8.2f}  "
+                  f"{base_name}", flush=True)
             del candidate, baseline  # free the optimizer state before the next row
     return 0
 

@@ -105,3 +105,48 @@ def test_every_listed_mode_is_accepted():
         weightdecay.AdamW([torch.zeros(1, requires_grad=True)], decay="nope")
     listed = re.findall(r"\b(" + "|".join(MODE_NAMES) + r")\b", str(info.value))
     assert set(listed) == set(MODE_NAMES)
+
+
+# Wrong types, refused at construction and naming the argument (torch.optim refuses the numeric ones at
+# construction too, with a bare comparison error; before, weightdecay built the optimizer and failed in a step).
+TYPE_ERRORS = [
+    (weightdecay.AdamW, {"weight_decay": "0.1"}, r"weight_decay.*'0\.1'.*str", True),
+    (weightdecay.AdamW, {"lr": "1e-3"}, r"lr.*'1e-3'.*str", True),
+    (weightdecay.AdamW, {"betas": (0.9, "x")}, r"betas\[1\].*'x'", True),
+    (weightdecay.AdamW, {"eps": "1e-8"}, r"eps.*'1e-08'|eps.*'1e-8'", True),
+    (weightdecay.AdamW, {"peak_lr": "1e-2"}, r"peak_lr.*'1e-2'", None),
+    (weightdecay.AdamW, {"weight_decay": torch.tensor(0.1)}, r"weight_decay.*Tensor", None),
+    (weightdecay.AdamW, {"amsgrad": "yes"}, r"amsgrad.*'yes'", None),
+    (weightdecay.AdamW, {"lr": True}, r"lr.*True.*bool", None),
+    (weightdecay.SGDW, {"lr": "0.1"}, r"lr.*'0\.1'", True),
+    (weightdecay.SGDW, {"momentum": "0.9"}, r"momentum.*'0\.9'", True),
+    (weightdecay.SGDW, {"weight_decay": [0.1]}, r"weight_decay.*list", True),
+    (weightdecay.SGDW, {"nesterov": 1}, r"nesterov.*1.*int", None),
+    (weightdecay.SGDW, {"foreach": "no"}, r"foreach.*'no'", None),
+]
+TORCH_TWIN = {weightdecay.AdamW: torch.optim.AdamW, weightdecay.SGDW: torch.optim.SGD}
+
+
+@pytest.mark.parametrize("cls, kwargs, error_regex, torch_refuses", TYPE_ERRORS,
+                         ids=[f"{c.__name__}-{next(iter(k))}" for c, k, _, _ in TYPE_ERRORS])
+def test_wrong_types_are_refused_at_construction(cls, kwargs, error_regex, torch_refuses):
+    p = torch.zeros(2, requires_grad=True)
+    with pytest.raises(TypeError, match=error_regex):
+        cls([p], **kwargs)
+    if torch_refuses:  # the peer refuses it at construction as well (with a less specific message)
+        with pytest.raises((TypeError, ValueError)):
+            TORCH_TWIN[cls]([torch.zeros(2, requires_grad=True)], **kwargs)
+
+
+@pytest.mark.parametrize("cls", [weightdecay.AdamW, weightdecay.SGDW])
+@pytest.mark.parametrize("device, dtype", [("meta", torch.float32), ("cpu", torch.int64)])
+def test_fused_runs_torchs_device_dtype_check(cls, device, dtype):
+    def first_step(opt_cls, p):
+        p.grad = torch.zeros_like(p)
+        opt_cls([p], fused=True).step()
+
+    with pytest.raises(RuntimeError) as torch_error:
+        first_step(TORCH_TWIN[cls], torch.zeros(3, device=device, dtype=dtype))
+    with pytest.raises(RuntimeError) as ours:
+        first_step(cls, torch.zeros(3, device=device, dtype=dtype))
+    assert str(ours.value) == str(torch_error.value)

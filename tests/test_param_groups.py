@@ -107,3 +107,11 @@ def test_groups_drive_an_optimizer(mode):
     for p in model.parameters():
         expected = before[id(p)] * (1 - shrink) if id(p) in decayed else before[id(p)]
         torch.testing.assert_close(p.detach(), expected, rtol=1e-6, atol=0)
+
+
+def test_decaying_every_parameter_is_torchs_model_parameters():
+    # exempt_biases_and_norms=False: one decayed group of model.parameters(), as torch.optim.AdamW(model.parameters())
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
+    decayed, exempt = weightdecay.param_groups(model, 0.1, exempt_biases_and_norms=False)
+    assert [id(p) for p in decayed["params"]] == [id(p) for p in model.parameters()] and exempt["params"] == []
+    assert decayed["weight_decay"] == 0.1

@@ -7,11 +7,11 @@ PyTorch optimizers where the decay convention is an explicit choice (``decay="to
 import importlib
 
 from weightdecay.decay import DECAY_MODES, MODE_NAMES, shrink
-from weightdecay.optim import (OPTIMIZERS, AdamW, Adafactor, Muon, NAdam, RAdam, SGDW, get_optimizer,
+from weightdecay.optim import (OPTIMIZERS, Adam, AdamW, Adafactor, Muon, NAdam, RAdam, SGDW, get_optimizer,
                                muon_param_groups, muon_with_adamw, param_groups, register_optimizer, with_decay)
 
 __version__ = "0.1.0"
-__all__ = ["AdamW", "SGDW", "param_groups", "DECAY_MODES", "MODE_NAMES", "shrink", "__version__",
+__all__ = ["Adam", "AdamW", "SGDW", "param_groups", "DECAY_MODES", "MODE_NAMES", "shrink", "__version__",
            "with_decay", "Muon", "NAdam", "RAdam", "Adafactor", "muon_param_groups", "muon_with_adamw",
            "OPTIMIZERS", "get_optimizer", "register_optimizer", "Monitor"]
 

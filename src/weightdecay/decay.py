@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from weightdecay.errors import UserError
 
-__all__ = ["DecayMode", "DECAY_MODES", "MODE_NAMES", "get_mode", "shrink", "lr_coefficient", "coupled_weight_decay"]
+__all__ = ["DecayMode", "DECAY_MODES", "MODE_NAMES", "get_mode", "shrink", "check_shrink", "lr_coefficient",
+           "coupled_weight_decay"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class DecayMode:
     uses_peak_lr: bool  # s_t divides by peak_lr, which must then be > 0
     used_by: str
     sentence: str
+    weight_decay_means: str = ""  # what λ is in this mode, for error messages
 
 
 DECAY_MODES: dict[str, DecayMode] = {
@@ -46,22 +48,28 @@ DECAY_MODES: dict[str, DecayMode] = {
     for m in (
         DecayMode("torch", "lr_t", True, False, False,
                   "torch.optim.AdamW, optax.adamw, Keras 3, BERT AdamWeightDecay, timm adamw",
-                  "Each step shrinks the weights by lr_t·λ: the decay moves with the learning rate."),
+                  "Each step shrinks the weights by lr_t·λ: the decay moves with the learning rate.",
+                  "λ is a rate per unit of learning rate: each step removes the fraction lr_t·λ of the weights"),
         DecayMode("paper", "lr_t / peak_lr", True, False, True,
                   "Loshchilov & Hutter AdamW/SGDW, Composer DecoupledAdamW/SGDW, optimi decouple_lr",
-                  "Each step shrinks the weights by η_t·λ: the decay follows the schedule, not the lr's size."),
+                  "Each step shrinks the weights by η_t·λ: the decay follows the schedule, not the lr's size.",
+                  "λ is the fraction of the weights removed per step at the schedule's peak (lr_t = peak_lr)"),
         DecayMode("constant", "1", True, False, False,
                   "TF Addons AdamW, pytorch_optimizer fixed_decay=True",
-                  "Each step shrinks the weights by λ, whatever the learning rate."),
+                  "Each step shrinks the weights by λ, whatever the learning rate.",
+                  "λ is the fraction of the weights removed at every step, whatever the learning rate"),
         DecayMode("corrected", "lr_t^2 / peak_lr", True, False, True,
                   "AdamC / SGDC (Defazio 2025), timm corrected_weight_decay",
-                  "Each step shrinks the weights by (lr_t²/peak_lr)·λ: AdamC's correction."),
+                  "Each step shrinks the weights by (lr_t²/peak_lr)·λ: AdamC's correction.",
+                  "λ is a rate per unit of learning rate at the peak, scaled down by η_t = lr_t/peak_lr below it"),
         DecayMode("stable", "lr_t / sqrt(mean(v_hat_t))", True, True, False,
                   "AdamS / Stable Weight Decay (Xie et al. 2023)",
-                  "Each step shrinks the weights by lr_t·λ/sqrt(mean v̂_t), over all parameters."),
+                  "Each step shrinks the weights by lr_t·λ/sqrt(mean v̂_t), over all parameters.",
+                  "λ is a rate per unit of learning rate, divided by the RMS size of Adam's second moment"),
         DecayMode("l2", "(coupled: g <- g + λ·p)", False, False, False,
                   "torch.optim.Adam(weight_decay=...), torch.optim.SGD(weight_decay=...)",
-                  "No shrink: λ·p is added to the gradient before the moments (an L2 penalty)."),
+                  "No shrink: λ·p is added to the gradient before the moments (an L2 penalty).",
+                  "λ is the coefficient of an L2 penalty (λ/2)·|p|² whose gradient λ·p enters the moments"),
     )
 }
 
@@ -114,6 +122,41 @@ def shrink(mode: str, weight_decay: float, lr: float, peak_lr: float, mean_v_hat
     if mode == "l2":
         return 0.0
     raise UserError(f"Invalid decay mode: {mode!r}; choose one of {', '.join(MODE_NAMES)}")
+
+
+def check_shrink(mode: str, shrink_t: float, weight_decay: float, lr: float, peak_lr: float,
+                 where: str = "") -> None:
+    """Refuse a step whose shrink ``s_t`` is 1 or more: ``p·(1 - s_t)`` would zero the weights or flip their sign.
+
+    Call it before the step touches any tensor. The message states ``s_t``, the mode's formula with this step's
+    numbers and what λ means in the mode, so the fix (a smaller λ, or the schedule's real ``peak_lr``) is plain.
+
+    Args:
+        mode: a name from :data:`DECAY_MODES`.
+        shrink_t: this step's ``s_t`` (from :func:`shrink`).
+        weight_decay, lr, peak_lr: the group's λ, ``lr_t`` and ``peak_lr``, quoted in the message.
+        where: names the parameter group, e.g. ``"param_groups[1]: "``.
+
+    >>> check_shrink("paper", shrink("paper", 0.1, lr=1e-3, peak_lr=1e-3), 0.1, lr=1e-3, peak_lr=1e-3)
+    >>> check_shrink("constant", 1.5, 1.5, lr=1e-3, peak_lr=1e-3)
+    Traceback (most recent call last):
+    ...
+    weightdecay.errors.UserError: decay='constant' would shrink the weights by s_t = 1.5 this step ...
+    """
+    if not shrink_t >= 1.0:
+        return
+    m = get_mode(mode)
+    formula = {"torch": "lr_t·λ", "paper": "(lr_t/peak_lr)·λ", "constant": "λ", "corrected": "(lr_t²/peak_lr)·λ",
+               "stable": "lr_t·λ/sqrt(mean v̂_t)"}.get(mode, "λ")
+    numbers = {"torch": f"{lr:g}·{weight_decay:g}", "paper": f"({lr:g}/{peak_lr:g})·{weight_decay:g}",
+               "constant": f"{weight_decay:g}", "corrected": f"({lr:g}²/{peak_lr:g})·{weight_decay:g}",
+               "stable": f"{lr:g}·{weight_decay:g}/sqrt(mean v̂_t)"}.get(mode, "")
+    fix = ("; if the schedule peaks above peak_lr, pass its real peak as peak_lr=" if m.uses_peak_lr else "")
+    raise UserError(
+        f"{where}decay={mode!r} would shrink the weights by s_t = {shrink_t:.4g} this step (s_t = {formula} = "
+        f"{numbers}), which zeroes the weights (s_t = 1) or flips their sign (s_t > 1). In mode {mode!r}, "
+        f"{m.weight_decay_means}; lower weight_decay so that s_t stays well below 1{fix}"
+    )
 
 
 def coupled_weight_decay(mode: str, weight_decay: float) -> float:

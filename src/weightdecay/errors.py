@@ -16,3 +16,7 @@ class ConfigError(UserError):
 
 class DataNotFoundError(UserError):
     """A dataset is not on this machine; the message says how to install it or point to it."""
+
+
+class UserTypeError(UserError, TypeError):
+    """An argument of the wrong type (a string where a number belongs): caught as TypeError or as ValueError."""

@@ -1,6 +1,6 @@
 """Optimizers whose weight-decay convention is a named choice; each asks :mod:`weightdecay.decay` for it."""
 
-from weightdecay.optim.adamw import AdamW
+from weightdecay.optim.adamw import Adam, AdamW
 from weightdecay.optim.amos import Amos
 from weightdecay.optim.cautious import cautious_decay_
 from weightdecay.optim.combined import CombinedOptimizer
@@ -10,6 +10,6 @@ from weightdecay.optim.registry import OPTIMIZERS, OptimizerInfo, get_optimizer,
 from weightdecay.optim.sgdw import SGDW
 from weightdecay.optim.wrap import Adafactor, Muon, NAdam, RAdam, with_decay
 
-__all__ = ["AdamW", "SGDW", "Amos", "param_groups", "with_decay", "Muon", "NAdam", "RAdam", "Adafactor",
+__all__ = ["Adam", "AdamW", "SGDW", "Amos", "param_groups", "with_decay", "Muon", "NAdam", "RAdam", "Adafactor",
            "muon_param_groups", "muon_with_adamw", "CombinedOptimizer", "cautious_decay_", "OPTIMIZERS",
            "OptimizerInfo", "get_optimizer", "register_optimizer"]

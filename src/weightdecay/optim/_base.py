@@ -3,34 +3,155 @@
 from __future__ import annotations
 
 import math
+import numbers
+import sys
+import warnings
 from typing import Any
 
 import torch
 
-from weightdecay.decay import get_mode, shrink
-from weightdecay.errors import UserError
+from weightdecay.decay import check_shrink, get_mode, shrink
+from weightdecay.errors import UserError, UserTypeError
 
 
 def _number(value: Any) -> float:
     return float(value.item()) if torch.is_tensor(value) else float(value)
 
 
-def check_nonnegative(name: str, value: Any, label: str | None = None) -> None:
+def check_number(name: str, value: Any, *, tensor_ok: bool = False) -> None:
+    """A real number (not a bool, not a string), or, where torch.optim takes one (``lr``, ``betas``), a 1-element
+    Tensor; anything else is refused at construction, naming the argument, instead of failing inside a step."""
+    if torch.is_tensor(value):
+        if not tensor_ok:
+            raise UserTypeError(f"Invalid {name}: a Tensor; {name} must be a float (torch.optim takes Tensors only "
+                                "for lr and betas)")
+        if value.numel() != 1:
+            raise UserError(f"Tensor {name} must be 1-element (got shape {tuple(value.shape)})")
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        kinds = "a float or a 1-element Tensor" if tensor_ok else "a float"
+        raise UserTypeError(f"Invalid {name}: {value!r} is a {type(value).__name__}; {name} must be {kinds}")
+
+
+def check_flag(name: str, value: Any, *, none_ok: bool = False) -> None:
+    """``amsgrad``, ``foreach``… must be True or False (or None where torch.optim picks a default)."""
+    if not (isinstance(value, bool) or (none_ok and value is None)):
+        allowed = "True, False or None" if none_ok else "True or False"
+        raise UserTypeError(f"Invalid {name}: {value!r} is a {type(value).__name__}; {name} must be {allowed}")
+
+
+def refuse_unsupported_modes(group: dict[str, Any]) -> None:
+    """torch.optim's ``capturable`` and ``differentiable``: False (their default) is accepted, True is refused."""
+    check_flag("capturable", group.get("capturable", False))
+    check_flag("differentiable", group.get("differentiable", False))
+    if group.get("capturable"):
+        raise UserError(
+            "capturable=True is not supported: a capturable step (for CUDA-graph capture) must not sync with the "
+            "host, and this step reads lr_t and s_t on the host to pick the decay coefficient and to refuse "
+            "s_t >= 1. Use capturable=False; to compile the step, use torch.compile with lr as a Tensor (README)"
+        )
+    if group.get("differentiable"):
+        raise UserError(
+            "differentiable=True is not supported: the step shrinks the weights in place and runs torch's "
+            "fused/foreach kernels, which autograd cannot differentiate through. Use differentiable=False"
+        )
+
+
+def _skipped_by_scaler(opt: torch.optim.Optimizer) -> bool:
+    """Whether a GradScaler found inf/NaN gradients this step (the kernels then leave everything unchanged)."""
+    found_inf = getattr(opt, "found_inf", None)
+    return found_inf is not None and bool(found_inf.item())
+
+
+def check_nonnegative(name: str, value: Any, label: str | None = None, *, tensor_ok: bool = False) -> None:
     """``Invalid learning rate: -1.0 (must be >= 0)``, in torch.optim's words."""
+    check_number(name, value, tensor_ok=tensor_ok)
     v = _number(value)
     if not (v >= 0.0) or math.isinf(v):
         raise UserError(f"Invalid {label or name}: {v} (must be a finite number >= 0)")
+
+
+def _user_stacklevel() -> int:
+    """``warnings.warn``'s stacklevel for the first frame outside weightdecay.optim and torch: the user's call."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(("weightdecay.optim", "torch")):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def resolve_peak_lr(group: dict[str, Any]) -> float:
+    """The ``peak_lr`` a step of this group divides by, written back into the group (so the state dict holds it).
+
+    An explicit ``peak_lr=`` always wins. Otherwise a peak that a scheduler declares in the group wins:
+    ``OneCycleLR`` writes ``max_lr`` into every group (torch 2.13's ``CyclicLR`` keeps its ``max_lrs`` to itself,
+    so pass ``peak_lr=`` with it). Otherwise it is the lr the group was built with.
+
+    Any optimizer whose groups carry ``peak_lr`` and ``peak_lr_explicit`` can call it once per group per step.
+
+    >>> group = {"lr": 1e-3, "peak_lr": 1e-3, "peak_lr_explicit": False, "max_lr": 1e-2}
+    >>> resolve_peak_lr(group), group["peak_lr"]
+    (0.01, 0.01)
+    """
+    if not group.get("peak_lr_explicit", True) and group.get("max_lr") is not None:
+        group["peak_lr"] = _number(group["max_lr"])
+    return group["peak_lr"]
+
+
+def check_step_decay(optimizer: torch.optim.Optimizer, mean_v_hat: float | torch.Tensor | None = None) -> None:
+    """What every decoupled optimizer does first in ``step()``, before it touches a tensor, for each group:
+
+    1. resolve ``peak_lr`` (:func:`resolve_peak_lr`);
+    2. warn, once per group, when ``lr_t > peak_lr`` in a mode that divides by ``peak_lr`` (``paper``,
+       ``corrected``): the shrink is then larger than the λ the user set means;
+    3. refuse a shrink ``s_t >= 1`` (:func:`weightdecay.decay.check_shrink`), which would zero or flip the weights.
+
+    Args:
+        optimizer: any optimizer whose groups carry ``lr``, ``weight_decay``, ``decay`` and ``peak_lr``.
+        mean_v_hat: for ``stable``: mean(v̂_t) after this step's moment update, over every element updated.
+
+    Under torch.compile it runs outside the graph (one graph break), since it reads lr_t and s_t on the host.
+    """
+    if torch.compiler.is_compiling():
+        return _check_step_decay_outside_graph(optimizer, mean_v_hat)
+    if torch.is_tensor(mean_v_hat):
+        mean_v_hat = _number(mean_v_hat)
+    warned = optimizer.__dict__.setdefault("_weightdecay_peak_warned", set())
+    for index, group in enumerate(optimizer.param_groups):
+        mode = get_mode(group["decay"])
+        peak, lr = resolve_peak_lr(group), _number(group["lr"])
+        if mode.uses_peak_lr and lr > peak and index not in warned:
+            warned.add(index)
+            warnings.warn(
+                f"param_groups[{index}]: lr_t = {lr:g} is above peak_lr = {peak:g}, and decay={mode.name!r} divides "
+                f"by peak_lr, so this group decays {lr / peak:.3g}x harder than its λ means at the peak. Pass the "
+                "schedule's real peak as peak_lr= (or set param_groups[i]['peak_lr']).",
+                UserWarning, stacklevel=_user_stacklevel(),
+            )
+        if mode.decoupled and (mode.name != "stable" or mean_v_hat is not None):
+            wd = _number(group["weight_decay"])
+            check_shrink(mode.name, shrink(mode.name, wd, lr, peak, mean_v_hat), wd, lr, peak,
+                         where=f"param_groups[{index}]: ")
+
+
+_check_step_decay_outside_graph = torch.compiler.disable(check_step_decay)
 
 
 class DecayOptimizer(torch.optim.Optimizer):
     """Base class: validates each group and fills ``decay`` and ``peak_lr`` (see ``SPEC.md`` section 1).
 
     ``peak_lr`` defaults to the group's ``lr`` when the group is added, before any scheduler scales it, so
-    warm-up schedulers leave it alone. It lives in the group, so it is saved in the state dict and restored.
+    warm-up schedulers leave it alone; a scheduler that declares its peak in the group (OneCycleLR's ``max_lr``)
+    overrides that default, an explicit ``peak_lr=`` overrides both (:func:`resolve_peak_lr`). It lives in the
+    group, with ``peak_lr_explicit``, so it is saved in the state dict and restored.
     """
 
     _adam = True  # whether the Adam-only mode "stable" is allowed
     _group_defaults: dict[str, Any] = {}  # keys back-filled into state dicts of older versions / torch.optim
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        # As torch.optim: the hyperparameters are refused before the parameters are even looked at.
+        self._check_group(dict(defaults), defaults.get("peak_lr"))
+        super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         explicit_peak = param_group.get("peak_lr", self.defaults.get("peak_lr"))
@@ -43,8 +164,13 @@ class DecayOptimizer(torch.optim.Optimizer):
             raise
 
     def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
-        check_nonnegative("lr", group["lr"], "learning rate")
+        check_nonnegative("lr", group["lr"], "learning rate", tensor_ok=True)
         check_nonnegative("weight_decay", group["weight_decay"], "weight_decay value")
+        # Not every wrapped base has these keys (Muon has no foreach/fused): check those it has.
+        check_flag("maximize", group.get("maximize", False))
+        check_flag("foreach", group.get("foreach"), none_ok=True)
+        check_flag("fused", group.get("fused"), none_ok=True)
+        refuse_unsupported_modes(group)
         mode = get_mode(group["decay"], adam=self._adam, optimizer=type(self).__name__)
         cautious = group.setdefault("cautious", False)
         if not isinstance(cautious, bool):
@@ -53,12 +179,13 @@ class DecayOptimizer(torch.optim.Optimizer):
             raise UserError("Invalid cautious=True with decay='l2': cautious weight decay masks a decoupled shrink; "
                             "choose a decoupled decay mode or cautious=False")
         if explicit_peak is not None:
+            check_number("peak_lr", explicit_peak)
             peak = _number(explicit_peak)
             if not (peak > 0.0) or math.isinf(peak):
                 raise UserError(f"Invalid peak_lr: {peak} (must be a finite number > 0)")
-            group["peak_lr"] = peak
+            group["peak_lr"], group["peak_lr_explicit"] = peak, True
         else:
-            group["peak_lr"] = _number(group["lr"])
+            group["peak_lr"], group["peak_lr_explicit"] = _number(group["lr"]), False
             if mode.uses_peak_lr and group["peak_lr"] <= 0:
                 raise UserError(
                     f"Invalid peak_lr: {group['peak_lr']} (decay={mode.name!r} divides by peak_lr, which defaults "
@@ -75,15 +202,42 @@ class DecayOptimizer(torch.optim.Optimizer):
             group.setdefault("decay", "torch")
             group.setdefault("cautious", False)
             group.setdefault("peak_lr", _number(group.get("initial_lr", group["lr"])))
+            group.setdefault("peak_lr_explicit", False)
+
+    def _saved_decay(self, saved_group: dict[str, Any]) -> str:
+        """The mode whose meaning λ has in a saved group without a ``decay`` key (a torch.optim state dict)."""
+        return "torch"
+
+    def _warn_if_weight_decay_changes_meaning(self, groups: list[dict[str, Any]]) -> None:
+        """A torch.optim dict's λ continued under a mode where it means something else: say which decay= keeps it."""
+        changed = [(i, self._saved_decay(saved), current["decay"]) for i, (saved, current)
+                   in enumerate(zip(groups, self.param_groups))
+                   if "decay" not in saved and _number(saved.get("weight_decay", 0.0)) != 0
+                   and self._saved_decay(saved) != current["decay"]]
+        if changed:
+            where = ", ".join(f"param_groups[{i}] (saved as {was!r}, continues as {now!r})" for i, was, now in changed)
+            keep = sorted({was for _, was, _ in changed})
+            warnings.warn(
+                f"This state dict has no 'decay' key, so it comes from torch.optim, where weight_decay means "
+                f"decay={' / '.join(map(repr, keep))}; {type(self).__name__} continues it under another convention "
+                f"in {where}, which changes what the same λ does. To keep its meaning, build "
+                f"{type(self).__name__}(..., decay={keep[0]!r}) before loading (docs/math.md, 'Decay conventions').",
+                UserWarning, stacklevel=_user_stacklevel(),
+            )
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state dict, from this class or from the matching torch.optim class.
 
         Group keys the saved dict lacks (``decay``, ``peak_lr``, ``bias_correction`` from a torch.optim state dict)
-        keep this optimizer's current values, so a torch.optim.AdamW state dict continues under mode torch.
+        keep this optimizer's current values, so a torch.optim.AdamW state dict continues under mode torch. Where
+        the saved λ meant something else (torch.optim.SGD's or torch.optim.Adam's coupled L2 loaded into a
+        decoupled mode, torch.optim.AdamW's λ loaded into ``paper``), it warns and names the ``decay=`` that keeps
+        its meaning. The other way, torch.optim.AdamW ignores a ``decay`` key it finds: a ``paper`` state dict
+        loaded into it continues in torch's convention, with the same λ.
         """
         groups = state_dict["param_groups"]
         if len(groups) == len(self.param_groups):
+            self._warn_if_weight_decay_changes_meaning(groups)
             filled = []
             for saved, current in zip(groups, self.param_groups):
                 merged = {k: v for k, v in current.items() if k != "params"}

@@ -43,6 +43,11 @@ def local_shard(tensor: Tensor) -> Tensor:
     return tensor.to_local() if _is_dtensor(tensor) else tensor
 
 
+def is_sharded(tensors: Sequence[Tensor]) -> bool:
+    """Whether any of ``tensors`` is a DTensor (FSDP2), whose sums must then be reduced across ranks."""
+    return any(_is_dtensor(t) for t in tensors)
+
+
 def _sharded_dims(tensor: Tensor) -> tuple[int, ...]:
     """The mesh dimensions a DTensor is sharded over (none for a plain or fully replicated tensor)."""
     if not _is_dtensor(tensor):

@@ -7,16 +7,17 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor
 from torch.optim.adam import adam as _torch_adam
-from torch.optim.optimizer import _default_to_fused_or_foreach, _get_scalar_dtype
+from torch.optim.optimizer import _default_to_fused_or_foreach, _device_dtype_check_for_fused, _get_scalar_dtype
 
 from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
 from weightdecay.errors import UserError
 from weightdecay.optim import _kernels
-from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
-from weightdecay.optim._distributed import global_sum_and_count, local_shard
+from weightdecay.optim._base import (DecayOptimizer, _number, _skipped_by_scaler, check_flag, check_nonnegative,
+                                     check_number, check_step_decay)
+from weightdecay.optim._distributed import global_sum_and_count, is_sharded, local_shard
 from weightdecay.optim.cautious import cautious_decay_, cautious_decay_after_step_
 
-__all__ = ["AdamW"]
+__all__ = ["Adam", "AdamW"]
 
 
 class AdamW(DecayOptimizer):
@@ -81,14 +82,14 @@ class AdamW(DecayOptimizer):
         decay: str = "torch",
         peak_lr: float | None = None,
         bias_correction: bool = True,
+        capturable: bool = False,
+        differentiable: bool = False,
         cautious: bool = False,
     ) -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        maximize=maximize, foreach=foreach, fused=fused, capturable=False,
-                        differentiable=False, decay=decay, peak_lr=peak_lr, bias_correction=bias_correction,
+                        maximize=maximize, foreach=foreach, fused=fused, capturable=capturable,
+                        differentiable=differentiable, decay=decay, peak_lr=peak_lr, bias_correction=bias_correction,
                         cautious=cautious)
-        # No `_step_supports_amp_scaling`: a GradScaler unscales the gradients and skips inf steps before
-        # calling step(), so the decoupled shrink (a separate pass in some modes) never runs on a skipped step.
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
@@ -96,11 +97,28 @@ class AdamW(DecayOptimizer):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise UserError(f"Invalid betas: {betas!r} (must be a pair (beta1, beta2), each in [0, 1))")
         for i, beta in enumerate(betas):
+            check_number(f"betas[{i}]", beta, tensor_ok=True)
             b = _number(beta)
             if not 0.0 <= b < 1.0:
                 raise UserError(f"Invalid beta parameter at index {i}: {b} (must be in [0, 1))")
+        if torch.is_tensor(betas[0]) != torch.is_tensor(betas[1]):
+            raise UserError(f"Invalid betas: {betas!r}; betas must be either both floats or both Tensors")
+        # torch's foreach Adam takes Tensor lr/betas only when capturable: refuse them now, as torch.optim does,
+        # rather than inside the first step.
+        if group["foreach"] and torch.is_tensor(group["lr"]):
+            raise UserError("lr as a Tensor is not supported for capturable=False and foreach=True; give lr as a "
+                            "float, or leave foreach unset (a Tensor lr then runs the single-tensor or fused path)")
+        if group["foreach"] and torch.is_tensor(betas[0]):
+            raise UserError("betas[0] as a Tensor is not supported for capturable=False and foreach=True; give "
+                            "betas as floats, or leave foreach unset")
         check_nonnegative("eps", group["eps"], "epsilon value")
+        check_flag("amsgrad", group["amsgrad"])
+        check_flag("bias_correction", group["bias_correction"])
         super()._check_group(group, explicit_peak)
+
+    def _saved_decay(self, saved_group: dict[str, Any]) -> str:
+        # torch.optim.Adam and AdamW share one class; Adam's dict says decoupled_weight_decay=False (coupled L2).
+        return "l2" if saved_group.get("decoupled_weight_decay") is False else "torch"
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
@@ -114,16 +132,24 @@ class AdamW(DecayOptimizer):
 
     # --- collecting tensors -------------------------------------------------------------------------------
 
-    def _init_group(self, group: dict[str, Any]) -> dict[str, list]:
-        t: dict[str, list] = {k: [] for k in ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs",
-                                              "steps")}
+    def _init_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor],
+                    exp_avg_sqs: list[Tensor], max_exp_avg_sqs: list[Tensor], state_steps: list[Tensor]) -> bool:
+        """Fill the lists with this group's tensors (creating state on first sight); True if any is complex.
+
+        torch.optim.Adam's signature, on purpose: torch.compile recognises an optimizer's ``_init_group`` by it and
+        runs it once, eagerly, instead of tracing the state initialisation.
+        """
+        has_complex = False
         for p in group["params"]:
             if p.grad is None:
                 continue
             if p.grad.is_sparse:
                 raise RuntimeError("AdamW does not support sparse gradients, please consider SparseAdam instead")
+            has_complex |= torch.is_complex(p)
             state = self.state[p]
             if len(state) == 0:
+                if group["fused"]:
+                    _device_dtype_check_for_fused(p)  # torch's own message for meta or integer parameters
                 # As torch.optim: `step` on the parameter's device for fused, on the CPU otherwise.
                 state["step"] = (torch.zeros((), dtype=_get_scalar_dtype(is_fused=group["fused"]), device=p.device)
                                  if group["fused"] else torch.tensor(0.0, dtype=_get_scalar_dtype()))
@@ -131,33 +157,35 @@ class AdamW(DecayOptimizer):
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 if group["amsgrad"]:
                     state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            t["params"].append(p)
-            t["grads"].append(p.grad)
-            t["exp_avgs"].append(state["exp_avg"])
-            t["exp_avg_sqs"].append(state["exp_avg_sq"])
+            params.append(p)
+            grads.append(p.grad)
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
             if group["amsgrad"]:
-                t["max_exp_avg_sqs"].append(state["max_exp_avg_sq"])
-            t["steps"].append(state["step"])
-        return t
+                max_exp_avg_sqs.append(state["max_exp_avg_sq"])
+            state_steps.append(state["step"])
+        return has_complex
 
-    def _mean_v_hat(self, groups: list[tuple[dict[str, Any], dict[str, list]]]) -> float:
+    def _mean_v_hat(self, groups: list[tuple[dict[str, Any], dict[str, list]]]) -> Tensor | float:
         """mean(v̂_t) over every element updated this step, all groups, as it will be after the moment update.
 
         Computed before the update from ``sum(v_t) = β2·sum(v_{t-1}) + (1-β2)·sum(g²)`` so the fused kernel can
-        then take the step in one pass; one host sync per step, none per tensor.
+        then take the step in one pass; one host sync per step (by the caller), none per tensor.
         """
+        grad_scale = getattr(self, "grad_scale", None)  # a GradScaler's gradients arrive scaled (fused path)
         params, sums = [], []
         fast_total, fast_numel = 0.0, 0
         for group, t in groups:
             if not t["params"]:
                 continue
-            scale = getattr(self, "grad_scale", None)
-            fast = _kernels.v_hat_sum(t, group, grad_scale=scale) if group["fused"] else None
+            fast = _kernels.v_hat_sum(t, group, grad_scale=grad_scale) if group["fused"] else None
             if fast is not None:  # one pass over g and v on the CPU (plain tensors only: nothing to reduce)
                 fast_total, fast_numel = fast_total + fast[0], fast_numel + fast[1]
                 continue
             # Sums over this rank's shards (all of each tensor outside FSDP2); global_sum_and_count adds the rest.
             grads = [local_shard(g) for g in t["grads"]]
+            if grad_scale is not None:  # unscaled before l2's λ·p joins them, as the kernel will do
+                grads = torch._foreach_div(grads, grad_scale)
             coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
             if coupled != 0:  # the moments see (-g if maximize) + λ·p, torch.optim.Adam's order; so must the mean
                 grads = torch._foreach_add(torch._foreach_neg(grads) if group["maximize"] else grads,
@@ -171,7 +199,11 @@ class AdamW(DecayOptimizer):
                 new_sum = new_sum / (1 - beta2 ** steps)
             params += t["params"]
             sums.append(new_sum)
-        total, numel = global_sum_and_count(params, torch.cat(sums) if sums else [])
+        if is_sharded(params):  # FSDP2: one all_reduce of [sum, count] over the shards
+            total, numel = global_sum_and_count(params, torch.cat(sums))
+        else:  # a tensor, so a compiled step reads it without a host sync
+            total = torch.cat(sums).sum() if sums else 0.0
+            numel = sum(p.numel() for p in params)
         total, numel = total + fast_total, numel + fast_numel
         return total / numel if numel else 0.0
 
@@ -184,23 +216,46 @@ class AdamW(DecayOptimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        groups = [(g, self._init_group(g)) for g in self.param_groups]
+        groups = []
+        for group in self.param_groups:
+            t: dict[str, list] = {k: [] for k in ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs",
+                                                  "steps")}
+            self._init_group(group, t["params"], t["grads"], t["exp_avgs"], t["exp_avg_sqs"], t["max_exp_avg_sqs"],
+                             t["steps"])
+            groups.append((group, t))
         mean_v_hat = self._mean_v_hat(groups) if any(g["decay"] == "stable" for g, _ in groups) else None
+        check_step_decay(self, mean_v_hat)
         for group, t in groups:
             if t["params"]:
                 self._step_group(group, t, mean_v_hat)
         return loss
 
-    def _step_group(self, group: dict[str, Any], t: dict[str, list], mean_v_hat: float | None) -> None:
+    @property
+    def _step_supports_amp_scaling(self) -> bool:
+        """As torch.optim.AdamW(fused=True): a GradScaler hands the fused kernel ``grad_scale`` and ``found_inf``
+        (no separate unscale pass); with any group off the fused path it unscales first, as for other optimizers."""
+        return bool(self.param_groups) and all(g["fused"] for g in self.param_groups)
+
+    def _step_group(self, group: dict[str, Any], t: dict[str, list], mean_v_hat: Tensor | float | None) -> None:
+        if torch.compiler.is_compiling():
+            return self._step_group_traced(group, t, mean_v_hat)
+        if mean_v_hat is not None:
+            mean_v_hat = _number(mean_v_hat)
         lr = _number(group["lr"])
         mode, wd = group["decay"], group["weight_decay"]
         fused, foreach = group["fused"], group["foreach"]
         if fused is None and foreach is None:
             fused, foreach = _default_to_fused_or_foreach(t["params"], differentiable=False, use_fused=False)
+            # As torch.optim.adam: foreach takes Tensor lr/betas only when capturable, so those run the loop.
+            foreach = foreach and not torch.is_tensor(group["lr"]) and not torch.is_tensor(group["betas"][0])
         if not fused and not foreach:
             _single_tensor_adamw(t, group, lr=lr, shrink_t=shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
             return
 
+        if fused and group["cautious"] and DECAY_MODES[mode].decoupled and _kernels.adamw_step(
+                t, group, lr=lr, shrink_t=shrink(mode, wd, lr, group["peak_lr"], mean_v_hat), cautious=True,
+                grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None)):
+            return  # the masked shrink inside the Adam step's one pass (CPU; else torch's kernel and a mask below)
         # Fast paths: torch's own kernels, told the decay through a per-step coefficient c_t with s_t = lr_t·c_t.
         coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"], mean_v_hat)
         cautious = None
@@ -209,27 +264,99 @@ class AdamW(DecayOptimizer):
             cautious = ([p.clone() for p in t["params"]], shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
             coefficient = 0.0
         if coefficient is None:  # lr_t = 0 with a shrink (constant, or stable): no c_t exists; shrink here.
-            torch._foreach_mul_(t["params"], 1.0 - shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
+            self._shrink_outside_kernel(t["params"], shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
             coefficient = 0.0
+        self._run_torch_adam(group, t, foreach=bool(foreach), fused=bool(fused), capturable=False,
+                             weight_decay=coefficient if DECAY_MODES[mode].decoupled else coupled_weight_decay(mode, wd))
+        if cautious is not None and not _skipped_by_scaler(self):
+            cautious_decay_after_step_(t["params"], *cautious)
+
+    def _step_group_traced(self, group: dict[str, Any], t: dict[str, list], mean_v_hat: Tensor | None) -> None:
+        """The step as torch.compile traces it: every path through torch's Adam, with no host read of lr_t.
+
+        A host read (``lr.item()``) would break the graph, and a float lr_t would be baked into the graph and
+        recompile it at every change; so s_t stays a tensor here (lr as a Tensor, torch's advice for compiled
+        optimizers) and the decoupled shrink is one more in-place multiply, which inductor fuses with the update.
+        ``check_step_decay`` has already run, outside the graph. torch keeps its fused kernel out of the graph
+        (``torch.compiler.disable``), so a fused group takes its eager step there, as torch.optim.AdamW does.
+        """
+        if group["fused"] or group["cautious"]:  # the cautious mask is not traced either: an eager step
+            return _fused_step_outside_graph(self, group, t, mean_v_hat)
+        mode, wd, peak, lr = group["decay"], group["weight_decay"], group["peak_lr"], group["lr"]
+        fused, foreach = group["fused"], group["foreach"]
+        if fused is None and foreach is None:
+            fused, foreach = _default_to_fused_or_foreach(t["params"], differentiable=False, use_fused=False)
+        decoupled = DECAY_MODES[mode].decoupled
+        if decoupled and wd != 0:
+            if mode == "stable":
+                mean_v_hat = torch.as_tensor(mean_v_hat, dtype=torch.float64)
+                s_t = lr * wd * torch.where(mean_v_hat > 0, mean_v_hat.clamp(min=1e-300).rsqrt(), 0.0)
+            else:
+                s_t = shrink(mode, wd, lr, peak)
+            self._shrink_outside_kernel(t["params"], s_t)
+        self._run_torch_adam(group, t, foreach=bool(foreach), fused=bool(fused), capturable=not fused,
+                             weight_decay=0.0 if decoupled else coupled_weight_decay(mode, wd))
+
+    def _shrink_outside_kernel(self, params: list[Tensor], shrink_t: float | Tensor) -> None:
+        """``p ← p·(1 - s_t)`` as a pass of its own, skipped on a step a GradScaler skips (found_inf = 1)."""
+        found_inf = getattr(self, "found_inf", None)
+        if found_inf is not None:  # no host sync: the factor is exactly 1 on a skipped step
+            shrink_t = shrink_t * (1 - found_inf)
+        torch._foreach_mul_(params, 1 - shrink_t)
+
+    def _run_torch_adam(self, group: dict[str, Any], t: dict[str, list], *, foreach: bool, fused: bool,
+                        capturable: bool, weight_decay: float) -> None:
+        """torch's functional Adam on this group, told the decay through ``weight_decay`` (s_t = lr_t·c_t)."""
         steps = t["steps"]
         if not group["bias_correction"]:
             # The kernels compute 1 - β^step; at step = inf that is exactly 1: no bias correction. The real
-            # counts are advanced here, the kernels advance their throwaway copies.
-            torch._foreach_add_(steps, 1)
+            # counts are advanced here (not on a step a GradScaler skips), the kernels advance throwaway copies.
+            found_inf = getattr(self, "found_inf", None)
+            torch._foreach_add_(steps, 1 if found_inf is None else 1 - found_inf)
             steps = [torch.full_like(s, float("inf")) for s in steps]
         beta1, beta2 = group["betas"]
         _torch_adam(
             t["params"], t["grads"], t["exp_avgs"], t["exp_avg_sqs"], t["max_exp_avg_sqs"], steps,
-            foreach=bool(foreach), fused=bool(fused), capturable=False, differentiable=False,
+            foreach=foreach, fused=fused, capturable=capturable, differentiable=False,
             grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None),
             has_complex=any(torch.is_complex(p) for p in t["params"]),
-            decoupled_weight_decay=DECAY_MODES[mode].decoupled,
+            decoupled_weight_decay=DECAY_MODES[group["decay"]].decoupled,
             amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=group["lr"],
-            weight_decay=coefficient if DECAY_MODES[mode].decoupled else coupled_weight_decay(mode, wd),
-            eps=group["eps"], maximize=group["maximize"],
+            weight_decay=weight_decay, eps=group["eps"], maximize=group["maximize"],
         )
-        if cautious is not None:
-            cautious_decay_after_step_(t["params"], *cautious)
+
+
+class Adam(AdamW):
+    r"""torch.optim.Adam's twin: Adam with an L2 penalty, ``decay="l2"`` and ``weight_decay=0`` by default.
+
+    ``weightdecay.AdamW(params, decay="l2")`` keeps AdamW's ``weight_decay=1e-2``, so it is *not*
+    ``torch.optim.Adam(params)``; this class is, with torch.optim.Adam's defaults::
+
+        g ← g + λ·p          (coupled: the penalty's gradient enters the moments)
+        p ← p - lr_t·m̂_t / (sqrt(v̂_t) + ε)
+
+    Any other ``decay=`` may still be named. Args as :class:`AdamW`.
+
+    Example:
+        >>> import torch, weightdecay
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = weightdecay.Adam(model.parameters(), lr=1e-3)   # = torch.optim.Adam(model.parameters(), lr=1e-3)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+
+    References:
+        Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
+    """
+
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float | Tensor = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+                 amsgrad: bool = False, *, decay: str = "l2", **kwargs: Any) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, decay=decay, **kwargs)
+
+
+@torch.compiler.disable(reason="torch's fused Adam kernel is not traced; the fused group steps eagerly")
+def _fused_step_outside_graph(opt: AdamW, group: dict[str, Any], t: dict[str, list], mean_v_hat: Tensor | None) -> None:
+    opt._step_group(group, t, mean_v_hat)
 
 
 def _single_tensor_adamw(t: dict[str, list], group: dict[str, Any], *, lr: float, shrink_t: float) -> None:

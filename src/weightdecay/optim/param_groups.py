@@ -25,6 +25,7 @@ def param_groups(
     *,
     no_decay_names: Iterable[str] = (),
     exempt_embeddings: bool = True,
+    exempt_biases_and_norms: bool = True,
     **group_options: Any,
 ) -> list[dict[str, Any]]:
     """Split a model's trainable parameters into a decayed group and an exempt group (``weight_decay=0``).
@@ -40,6 +41,8 @@ def param_groups(
         weight_decay: λ for the decayed group.
         no_decay_names: extra parameter names (or module prefixes) to exempt.
         exempt_embeddings: exempt ``nn.Embedding``/``nn.EmbeddingBag`` weights.
+        exempt_biases_and_norms: exempt ``ndim <= 1`` tensors and normalization layers; False decays them too,
+            as ``torch.optim.AdamW(model.parameters(), weight_decay=λ)`` does (PyTorch's tutorials).
         group_options: other keys for both groups (``decay="paper"``, ``lr=…``).
 
     Example:
@@ -61,12 +64,13 @@ def param_groups(
     exempt_ids: set[int] = set()
     order: dict[int, torch.nn.Parameter] = {}
     for module_name, module in model.named_modules():
-        structural = isinstance(module, NORM_LAYERS) or (exempt_embeddings and isinstance(module, EMBEDDINGS))
+        structural = ((exempt_biases_and_norms and isinstance(module, NORM_LAYERS))
+                      or (exempt_embeddings and isinstance(module, EMBEDDINGS)))
         for param_name, param in module.named_parameters(prefix=module_name, recurse=False):
             if not param.requires_grad:
                 continue
             order.setdefault(id(param), param)
-            if structural or param.ndim <= 1 or listed(param_name):
+            if structural or (exempt_biases_and_norms and param.ndim <= 1) or listed(param_name):
                 exempt_ids.add(id(param))
     decayed = [p for i, p in order.items() if i not in exempt_ids]
     exempt = [p for i, p in order.items() if i in exempt_ids]

@@ -6,13 +6,14 @@ from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor
-from torch.optim.optimizer import _default_to_fused_or_foreach
+from torch.optim.optimizer import _default_to_fused_or_foreach, _device_dtype_check_for_fused
 from torch.optim.sgd import sgd as _torch_sgd
 
 from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
 from weightdecay.errors import UserError
 from weightdecay.optim import _kernels
-from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
+from weightdecay.optim._base import (DecayOptimizer, _number, _skipped_by_scaler, check_flag, check_nonnegative,
+                                     check_number, check_step_decay)
 from weightdecay.optim._distributed import check_fused_kernel
 from weightdecay.optim.cautious import cautious_decay_, cautious_decay_after_step_
 
@@ -73,16 +74,21 @@ class SGDW(DecayOptimizer):
         fused: bool | None = None,
         decay: str = "torch",
         peak_lr: float | None = None,
+        differentiable: bool = False,
         cautious: bool = False,
     ) -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach, fused=fused,
-                        differentiable=False, decay=decay, peak_lr=peak_lr, cautious=cautious)
-        # No `_step_supports_amp_scaling`: see AdamW.
+                        differentiable=differentiable, decay=decay, peak_lr=peak_lr, cautious=cautious)
         super().__init__(params, defaults)
+
+    def _saved_decay(self, saved_group: dict[str, Any]) -> str:
+        return "l2"  # torch.optim.SGD's weight_decay is coupled: g ← g + λ·p
 
     def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
         check_nonnegative("momentum", group["momentum"], "momentum value")
+        check_number("dampening", group["dampening"])
+        check_flag("nesterov", group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise UserError(
                 f"Nesterov momentum requires a momentum and zero dampening (got momentum={group['momentum']}, "
@@ -97,17 +103,22 @@ class SGDW(DecayOptimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        check_step_decay(self)
         for group in self.param_groups:
             params, grads, buffers = [], [], []
             for p in group["params"]:
                 if p.grad is None:
                     continue
+                if group["fused"] and getattr(self, "_need_device_dtype_check_for_fused", True):
+                    _device_dtype_check_for_fused(p)  # torch's own message for meta or integer parameters
                 params.append(p)
                 grads.append(p.grad)
                 if group["momentum"] != 0:
                     buffers.append(self.state[p].get("momentum_buffer"))
             if not params:
                 continue
+            if group["fused"]:
+                self._need_device_dtype_check_for_fused = False  # as torch.optim.SGD: once, at the first step
             self._step_group(group, params, grads, buffers)
             if group["momentum"] != 0:
                 for p, buf in zip(params, buffers):
@@ -116,6 +127,8 @@ class SGDW(DecayOptimizer):
 
     def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor],
                     buffers: list[Tensor | None]) -> None:
+        if torch.compiler.is_compiling():
+            return self._step_group_traced(group, params, grads, buffers)
         lr = _number(group["lr"])
         mode, wd = group["decay"], group["weight_decay"]
         fused, foreach = group["fused"], group["foreach"]
@@ -129,9 +142,9 @@ class SGDW(DecayOptimizer):
         if not fused and not foreach:
             _single_tensor_sgdw(params, grads, buffers, group, lr=lr, shrink_t=s)
             return
-        if fused and s != 0 and group["momentum"] != 0 and _kernels.sgdw_step(
-                params, grads, buffers, group, lr=lr, shrink_t=s, grad_scale=getattr(self, "grad_scale", None),
-                found_inf=getattr(self, "found_inf", None)):
+        if fused and s != 0 and (group["momentum"] != 0 or group["cautious"]) and _kernels.sgdw_step(
+                params, grads, buffers, group, lr=lr, shrink_t=s, cautious=group["cautious"],
+                grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None)):
             return  # the decoupled shrink inside the momentum step's one pass (CPU; else torch's kernel below)
         kernel_wd = coupled_weight_decay(mode, wd)
         coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"])
@@ -144,15 +157,53 @@ class SGDW(DecayOptimizer):
         elif cautious is None and s != 0:
             # SGD's kernels know only coupled decay; with momentum the decoupled shrink is one more pass over the
             # weights, before the step (the momentum never sees p, so the order of the two is immaterial).
-            torch._foreach_mul_(params, 1.0 - s)
+            self._shrink_outside_kernel(params, s)
+        self._run_torch_sgd(group, params, grads, buffers, foreach=bool(foreach), fused=bool(fused),
+                            has_sparse=has_sparse, weight_decay=kernel_wd)
+        if cautious is not None and not _skipped_by_scaler(self):
+            cautious_decay_after_step_(params, cautious, s)
+
+    def _step_group_traced(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor],
+                           buffers: list[Tensor | None]) -> None:
+        """The step as torch.compile traces it: s_t stays a tensor (lr as a Tensor), no host read of lr_t.
+
+        A host read would break the graph and a float lr_t would recompile it at every change; the decoupled
+        shrink is its own in-place multiply, which inductor fuses with the update.
+        """
+        mode, wd = group["decay"], group["weight_decay"]
+        fused, foreach = group["fused"], group["foreach"]
+        has_sparse = any(g.is_sparse for g in grads)
+        if fused is None and foreach is None:
+            fused, foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
+            foreach = foreach and not has_sparse
+        if DECAY_MODES[mode].decoupled and wd != 0:
+            self._shrink_outside_kernel(params, shrink(mode, wd, group["lr"], group["peak_lr"]))
+        self._run_torch_sgd(group, params, grads, buffers, foreach=bool(foreach), fused=bool(fused),
+                            has_sparse=has_sparse, weight_decay=coupled_weight_decay(mode, wd))
+
+    def _shrink_outside_kernel(self, params: list[Tensor], shrink_t: float | Tensor) -> None:
+        """``p ← p·(1 - s_t)`` as a pass of its own, skipped on a step a GradScaler skips (found_inf = 1)."""
+        found_inf = getattr(self, "found_inf", None)
+        if found_inf is not None:  # no host sync: the factor is exactly 1 on a skipped step
+            shrink_t = shrink_t * (1 - found_inf)
+        torch._foreach_mul_(params, 1 - shrink_t)
+
+    def _run_torch_sgd(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor],
+                       buffers: list[Tensor | None], *, foreach: bool, fused: bool, has_sparse: bool,
+                       weight_decay: float) -> None:
+        """torch's functional SGD on this group (coupled ``weight_decay`` only), with a GradScaler's scale."""
         _torch_sgd(
-            params, grads, buffers, has_sparse_grad=has_sparse, foreach=bool(foreach), fused=bool(fused),
+            params, grads, buffers, has_sparse_grad=has_sparse, foreach=foreach, fused=fused,
             grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None),
-            weight_decay=kernel_wd, momentum=group["momentum"], lr=group["lr"],
+            weight_decay=weight_decay, momentum=group["momentum"], lr=group["lr"],
             dampening=group["dampening"], nesterov=group["nesterov"], maximize=group["maximize"],
         )
-        if cautious is not None:
-            cautious_decay_after_step_(params, cautious, s)
+
+    @property
+    def _step_supports_amp_scaling(self) -> bool:
+        """As torch.optim.SGD(fused=True): a GradScaler hands the fused kernel ``grad_scale`` and ``found_inf``;
+        with any group off the fused path it unscales first, as for other optimizers."""
+        return bool(self.param_groups) and all(g["fused"] for g in self.param_groups)
 
 
 def _single_tensor_sgdw(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | None],

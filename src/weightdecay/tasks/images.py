@@ -1,4 +1,4 @@
-"""The image tasks: ``digits-mlp``, ``fashion-mlp``, ``fashion-cnn`` and ``cifar10-cnn`` (see
+"""The image tasks: ``digits-mlp``, ``fashion-mlp``, ``fashion-cnn``, ``cifar10-cnn`` and ``cifar10-tutorial`` (see
 :mod:`weightdecay.tasks.classification` for the shared recipe and metrics)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from weightdecay.tasks.classification import ImageClassificationTask
 from weightdecay.tasks.models import MLP, SmallCNN
 from weightdecay.tasks.training import Option, int_option
 
-__all__ = ["DigitsMLP", "FashionMLP", "FashionCNN", "Cifar10CNN"]
+__all__ = ["DigitsMLP", "FashionMLP", "FashionCNN", "Cifar10CNN", "Cifar10Tutorial"]
 
 
 def _channels(opts: dict[str, Any]) -> tuple[int, ...]:
@@ -166,3 +166,30 @@ class Cifar10CNN(_CNNTask):
 
     def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
         return load_cifar10(opts["data_dir"])
+
+
+class Cifar10Tutorial(Cifar10CNN):
+    """``cifar10-tutorial``: PyTorch's CIFAR-10 tutorial run, exactly: ``Conv2d(3,32,3,padding=1) → ReLU →
+    MaxPool2 → Conv2d(32,64,3,padding=1) → ReLU → MaxPool2 → Linear(4096,128) → ReLU → Linear(128,10)`` on all
+    50,000 training images, inputs normalized with mean 0.5 and std 0.5, batch 32, 10 epochs, every parameter
+    decayed (biases too, as ``optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-2)`` does). The tutorial
+    keeps the lr constant: run it with ``--schedule constant`` (the sweep default is cosine)."""
+
+    name = "cifar10-tutorial"
+    description = "PyTorch's CIFAR-10 tutorial run (conv32-conv64-fc128, batch 32, all params decayed; your local copy)"
+    default_epochs = 10
+    default_batch_size = 32
+    suggested_lr = 1e-4
+    suggested_weight_decay = 1e-2
+    mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    options = {
+        **Cifar10CNN.options,
+        "val_size": Option(0, "validation examples held out of the 50,000 training images (the tutorial: none)"),
+        "train_subset": Option(None, "train on the first N training examples (None: all, as the tutorial)"),
+        "channels": Option([32, 64], "channels of the conv blocks"),
+        "decay_every_parameter": Option(True, "decay biases too, as torch.optim.AdamW(model.parameters()) does"),
+    }
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        super().check_options(options)
+        _flag(options, "decay_every_parameter")

@@ -332,7 +332,9 @@ def fit(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = build_model()
-        optimizer = build_optimizer(model, config)
+        # A task may decay every parameter, as torch.optim.AdamW(model.parameters()) does (cifar10-tutorial).
+        optimizer = build_optimizer(model, config,
+                                    exempt_biases_and_norms=not (options or {}).get("decay_every_parameter", False))
         schedule = build_schedule(optimizer, config, total_steps=epochs * steps_per_epoch,
                                   steps_per_epoch=steps_per_epoch, options=options)
         generator = torch.Generator().manual_seed(config.seed)
