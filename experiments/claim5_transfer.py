@@ -151,8 +151,9 @@ def figure(all_rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
-    for ax, experiment in zip(axes, EXPERIMENTS):
+    ran = [e for e in EXPERIMENTS if any(r["experiment"] == e for r in all_rows)]  # --only runs a subset
+    fig, axes = plt.subplots(1, len(ran), figsize=(3.7 * len(ran), 3.4), squeeze=False)
+    for ax, experiment in zip(axes[0], ran):
         label, _, _, _, predictions = EXPERIMENTS[experiment]
         rows = [r for r in all_rows if r["experiment"] == experiment]
         for r in rows:

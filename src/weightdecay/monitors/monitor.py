@@ -107,8 +107,8 @@ class Monitor:
         neural networks"; Defazio 2025, "Why gradients rapidly increase near the end of training" (AdamC).
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer | None = None, model: nn.Module | None = None, *,
-                 every: int = 10, steps_per_epoch: int | None = None, total_steps: int | None = None,
+    def __init__(self, optimizer: torch.optim.Optimizer | None = None, model: nn.Module | None = None,
+                 every: int = 10, steps_per_epoch: int | None = None, *, total_steps: int | None = None,
                  log_dir: str | Path | None = None, scale_invariant: Iterable[str] = (),
                  detect: bool = True) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
