@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from weightdecay.checks import fraction, positive, positive_int
+from weightdecay.checks import fraction, is_whole, positive, positive_int
 from weightdecay.errors import UserError
 from weightdecay.schedules import multipliers as mul
 
@@ -35,6 +35,17 @@ _SCHEDULES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 SCHEDULE_NAMES: tuple[str, ...] = tuple(_SCHEDULES)
+
+
+def schedule_options_of(name: str) -> tuple[str, ...]:
+    """The options (besides ``warmup_steps``) the schedule called ``name`` accepts.
+
+    >>> schedule_options_of("sgdr")
+    ('T_0', 'T_mult', 'floor')
+    """
+    if name not in _SCHEDULES:
+        raise UserError(f"Unknown schedule: {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
+    return _SCHEDULES[name][0]
 # One sentence per schedule, for help texts and reports.
 SCHEDULE_HELP: dict[str, str] = {name: sentence for name, (_, sentence) in _SCHEDULES.items()}
 
@@ -99,7 +110,7 @@ def make_multiplier(name: str, *, total_steps: int, steps_per_epoch: int, warmup
     if warmup_steps is None:
         # One epoch of warm-up (Goyal et al. 2017) for the schedule named after it, none otherwise.
         warmup_steps = min(steps_per_epoch, total_steps // 2) if name == "warmup-cosine" else 0
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or not 0 <= warmup_steps < total_steps:
+    if not is_whole(warmup_steps, minimum=0) or not warmup_steps < total_steps:
         raise UserError(f"Invalid warmup_steps: {warmup_steps!r}; give a whole number in [0, total_steps="
                         f"{total_steps})")
     floor = fraction("floor", options.get("floor", 0.0), include_one=True)

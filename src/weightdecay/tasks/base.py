@@ -29,6 +29,8 @@ class TrainConfig:
     momentum: float = 0.9  # SGDW only
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW only
     diagnostics: bool = False  # collect per-layer weight norms, rotations, gradient norms
+    wd_schedule: str | None = None  # λ follows this schedule's multiplier, λ_k = λ·η(k) (weightdecay.schedules)
+    normalized_wd: bool = False  # weight_decay is λ_norm: λ = λ_norm·sqrt(b/(B·T_i)) in paper units per period
     extra: dict[str, Any] = field(default_factory=dict)  # task-specific options
 
     def to_dict(self) -> dict[str, Any]:

@@ -80,4 +80,5 @@ class RidgeTask(BuiltinTask):
         return fit(lambda: nn.Linear(x.shape[1], 1, bias=False), config,
                    batches=batches, steps_per_epoch=batches_per_epoch(len(y), batch_size),
                    loss_fn=lambda model, xb, yb: squared_loss(model(xb).squeeze(-1), yb),
-                   evaluate=evaluate, options=opts, metric_names=("val_loss", "test_loss"), progress=progress)
+                   evaluate=evaluate, options=opts, metric_names=("val_loss", "test_loss"), progress=progress,
+                   train_size=len(y))

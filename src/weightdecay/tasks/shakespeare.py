@@ -99,4 +99,5 @@ class ShakespeareCharLM(BuiltinTask):
             return CharTransformer(vocab, context, dim=opts["dim"], layers=opts["layers"], heads=opts["heads"])
 
         return fit(build_model, config, batches=batches, steps_per_epoch=opts["steps_per_epoch"], loss_fn=loss_fn,
-                   evaluate=evaluate, options=opts, metric_names=("val_loss", "perplexity"), progress=progress)
+                   evaluate=evaluate, options=opts, metric_names=("val_loss", "perplexity"), progress=progress,
+                   train_size=opts["steps_per_epoch"] * batch_size)  # an "epoch" is that many windows
