@@ -219,7 +219,7 @@ class _DevTools:
         raise TimeoutError(method)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (`make system` installs it)")
+@pytest.mark.needs("chromium")
 def test_report_renders_in_headless_chromium(report, tmp_path):
     path = report[0]
     profile = tmp_path / "profile"

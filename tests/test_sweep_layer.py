@@ -216,3 +216,26 @@ def test_without_a_terminal_progress_is_plain_log_lines(tmp_path):
     # Not a TTY: no redrawn bar (carriage returns, "trial/s"), a log line with the count instead.
     assert "\r" not in done.stderr and "trial/s" not in done.stderr and "it/s" not in done.stderr, done.stderr
     assert "plain: 4/4 trials done" in done.stderr, done.stderr
+
+
+def test_a_missing_system_piece_skips_but_fails_under_ci(tmp_path):
+    # The project's conftest in a folder of its own, one test that needs chromium, and a PATH without chromium.
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
+    (tmp_path / "test_piece.py").write_text("import pytest\n\n@pytest.mark.needs('chromium')\n"
+                                            "def test_browser():\n    pass\n")
+
+    def pytest_run(ci: str) -> subprocess.CompletedProcess:
+        env = {"PATH": str(tmp_path), "CI": ci, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rsf", "-p", "no:cacheprovider", str(tmp_path)],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+
+    local = pytest_run("")
+    assert local.returncode == 0 and "1 skipped" in local.stdout and "chromium not installed" in local.stdout
+    ci = pytest_run("true")
+    assert ci.returncode == 1 and "1 error" in ci.stdout, ci.stdout  # failed in setup: the run is red
+    assert "chromium not installed" in ci.stdout and "CI=true" in ci.stdout
