@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,9 @@ __all__ = ["Key", "RunRecord", "ArmStatus", "WorkerOptions", "SearchStrategy", "
 log = logging.getLogger(__name__)
 
 Key = tuple[float, float, int]  # (lr, weight_decay, seed)
+
+# Suggests a trial's point: (lr, λ, the seeds to train there).
+Suggest = Callable[[optuna.Trial], tuple[float, float, list[int]]]
 
 # The name of a TPE trial's second parameter in each coordinate system (also the config key of its range).
 SECOND_PARAM: dict[str, str] = {"raw": "weight_decay", "decoupled": "shrink", "timescale": "tau_epoch"}
@@ -127,7 +130,7 @@ class SearchStrategy:
         return second
 
     def _run(self, storage: BaseStorage, study: optuna.Study, arm: Arm, trial: optuna.Trial,
-             options: WorkerOptions, suggest: Any) -> None:
+             options: WorkerOptions, suggest: Suggest) -> None:
         """Hold the trial's lease, let ``suggest(trial)`` give ``(lr, λ, seeds)``, train each seed, tell the study."""
         with Heartbeat(storage, trial_id(storage, study, trial), options.heartbeat_interval):
             lr, wd, seeds = suggest(trial)
