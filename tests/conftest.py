@@ -18,6 +18,41 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def system_missing(reason: str) -> None:
+    """A system piece the test needs is not installed: skip with the reason, or, under CI (``CI=true``), fail with
+    it, so that a green CI run can never hide a missing browser, database or data set."""
+    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        pytest.fail(f"{reason} [CI=true: a missing system piece fails instead of skipping]", pytrace=False)
+    pytest.skip(reason)
+
+
+def _fashion_mnist_present() -> bool:
+    from weightdecay.data.fashion_mnist import fashion_mnist_dir
+
+    return (fashion_mnist_dir() / "train-images-idx3-ubyte.gz").is_file()
+
+
+# `@pytest.mark.needs("PIECE")`: what is checked, and the reason given when it is missing.
+SYSTEM_PIECES = {
+    "chromium": (lambda: bool(shutil.which("chromium") or shutil.which("chromium-browser")),
+                 "chromium not installed (`make test` installs it: scripts/setup_system.sh test)"),
+    "fashion-mnist": (_fashion_mnist_present,
+                      "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist; `make test` does)"),
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs(piece): the test needs a system piece (%s); missing, it skips, "
+                            "or fails under CI=true" % ", ".join(SYSTEM_PIECES))
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("needs"):
+        present, reason = SYSTEM_PIECES[mark.args[0]]
+        if not present():
+            system_missing(reason)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -33,19 +68,19 @@ def postgres_url():
     """
     initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not initdb:
-        pytest.skip("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin; "
-                    "install them with `make system` (apt-get install postgresql)")
+        system_missing("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin; "
+                       "install them with `make system` (apt-get install postgresql)")
     bindir = Path(initdb[-1]).parent
     as_user: list[str] = []
     if os.geteuid() == 0:
         if shutil.which("runuser") is None:
-            pytest.skip("running as root without runuser: cannot start PostgreSQL as a non-root user")
+            system_missing("running as root without runuser: cannot start PostgreSQL as a non-root user")
         try:
             import pwd
 
             pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and no 'postgres' user to own the test cluster")
+            system_missing("running as root and no 'postgres' user to own the test cluster")
         as_user = ["runuser", "-u", "postgres", "--"]
     base = Path(tempfile.mkdtemp(prefix="wd-pg-"))
     if as_user:

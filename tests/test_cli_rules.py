@@ -109,3 +109,37 @@ def test_bad_input_is_one_line_and_exit_2(args, fragment):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert fragment in lines[0] and "Traceback" not in r.stderr
+
+
+# --- weightdecay transfer --------------------------------------------------------------------------------------
+
+def test_transfer_torch_lr_doubles_wd_halves():
+    # docs/rules.md's worked example: torch convention, lr 1e-3 -> 2e-3 keeps lr·λ = 1e-4, so wd 0.1 -> 0.05.
+    r = run("transfer", "--weight-decay", "0.1", "--lr", "1e-3", "2e-3")
+    assert r.returncode == 0, r.stderr
+    assert "weight_decay  0.1 -> 0.05 (torch)" in r.stdout and "lr            0.001 -> 0.002" in r.stdout
+    payload = json.loads(run("transfer", "--weight-decay", "0.1", "--lr", "1e-3", "2e-3", "--json").stdout)
+    assert payload["weight_decay"] == pytest.approx(0.1 * 1e-3 / 2e-3) and payload["lr"] == 2e-3
+    assert payload["shrink"] == pytest.approx(1e-3 * 0.1)
+
+
+def test_transfer_keep_tau_epoch_and_width_follow_the_formulas():
+    # τ_epoch = b/(lr·λ·B) fixed: 4x the data -> λ/4; μP width 256 -> 1024: lr/4, then λ·4 at fixed τ_epoch.
+    r = run("transfer", "--weight-decay", "0.1", "--lr", "1e-3", "--rule", "keep-tau-epoch",
+            "--dataset-size", "50000", "200000", "--width", "256", "1024", "--json")
+    assert r.returncode == 0, r.stderr
+    payload = json.loads(r.stdout)
+    assert payload["lr"] == pytest.approx(1e-3 / 4)
+    lam = 0.1 * (50_000 / 200_000) * (1e-3 / (1e-3 / 4))  # same b/(lr·λ·B) at the new lr and B
+    assert payload["weight_decay"] == pytest.approx(lam)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "1e-3", "2e-3", "3e-3"], "--lr takes BEFORE [AFTER], got 3 numbers"),
+    (["--lr", "-1"], "must be > 0"),
+    (["--lr", "1e-3", "--convention", "nope"], "Unknown convention: 'nope'"),
+    (["--lr", "1e-3", "--rule", "nope"], "invalid choice: 'nope'"),
+])
+def test_transfer_bad_input_is_one_line_exit_2(argv, message):
+    r = run("transfer", "--weight-decay", "0.1", *argv)
+    assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr

@@ -105,6 +105,12 @@ def test_best_configurations_table_is_the_analysis_ranking(report):
     assert [r[:4] for r in rows] == expected
     for a in analysis.arms.values():  # rank 1 is the best point the headline states
         assert ranked_points(a.heatmap, 1)[0] == a.best
+    # The shrink per step is each arm's own: lr·λ under torch, λ itself under paper (not lr·λ for both, which
+    # showed 1e-5 for a paper arm shrinking by 1e-2), and τ_iter = 1/s.
+    for row in rows:
+        lr, wd, s, tau = float(row[2]), float(row[3]), float(row[4]), float(row[5])
+        expected = lr * wd if row[0] == "torch" else wd
+        assert s == pytest.approx(expected, rel=2e-3) and tau == pytest.approx(1 / expected, rel=2e-3)
 
 
 def test_report_headline_never_prints_a_minus_zero_slope(ridge_sweep_dir, tmp_path, monkeypatch, capsys):
@@ -213,7 +219,7 @@ class _DevTools:
         raise TimeoutError(method)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (`make system` installs it)")
+@pytest.mark.needs("chromium")
 def test_report_renders_in_headless_chromium(report, tmp_path):
     path = report[0]
     profile = tmp_path / "profile"

@@ -425,3 +425,30 @@ def test_wd_scheduler_bad_input():
         normalized_weight_decay(0.05, 0, 100, 1)
     with pytest.raises(UserError, match="multiplier"):
         WeightDecayScheduler(sgd, 0.5)
+
+
+# --- onecycle: torch's OneCycleLR as a closed form ---------------------------------------------------------------
+
+@pytest.mark.parametrize("options", [{}, {"pct_start": 0.25, "div_factor": 10.0, "final_div_factor": 100.0,
+                                          "anneal": "linear"}])
+def test_onecycle_matches_torch_onecyclelr(options):
+    # torch's OneCycleLR (cycle_momentum off) is the oracle; our lr is its max_lr, so peak_lr is the group's lr.
+    p = torch.nn.Parameter(torch.zeros(1))
+    ours_opt, ref_opt = torch.optim.SGD([p], lr=0.1), torch.optim.SGD([p], lr=0.1)
+    ours = make_lr_schedule("onecycle", ours_opt, total_steps=37, steps_per_epoch=5, **options)
+    ref = torch.optim.lr_scheduler.OneCycleLR(
+        ref_opt, max_lr=0.1, total_steps=37, cycle_momentum=False, pct_start=options.get("pct_start", 0.3),
+        div_factor=options.get("div_factor", 25.0), final_div_factor=options.get("final_div_factor", 1e4),
+        anneal_strategy=options.get("anneal", "cos"))
+    for k in range(37):
+        assert ours_opt.param_groups[0]["lr"] == pytest.approx(ref_opt.param_groups[0]["lr"], rel=1e-12, abs=1e-15), k
+        ours_opt.step(), ref_opt.step(), ours.step()
+        if k < 36:  # torch refuses a step past total_steps
+            ref.step()
+
+
+def test_onecycle_refuses_a_warmup_of_its_own():
+    p = torch.nn.Parameter(torch.zeros(1))
+    with pytest.raises(UserError, match="warms up by itself"):
+        make_lr_schedule("onecycle", torch.optim.SGD([p], lr=0.1), total_steps=10, steps_per_epoch=5,
+                         warmup_steps=2)

@@ -16,9 +16,10 @@ from optuna.trial import TrialState
 from conftest import run_cli, start_cli, wait_for, write_config
 from weightdecay.cli import main as cli_main
 from weightdecay.sweeps import load_config, load_results, open_storage, resolve_storage, run_sweep
-from weightdecay.sweeps.study import (HEARTBEAT_ATTR, OWNER_ATTR, STALE_ATTR, grid_keys, open_arm_study, reconcile,
-                                      study_name, trial_key)
-from weightdecay.sweeps.worker import train_once
+from weightdecay.sweeps.lease import HEARTBEAT_ATTR, HOST_ID, OWNER_ATTR, STALE_ATTR
+from weightdecay.sweeps.search import grid_keys, reconcile, trial_key
+from weightdecay.sweeps.study import open_arm_study, study_name
+from weightdecay.sweeps.trial import train_once
 
 
 def _trials(config, storage_url):
@@ -236,9 +237,9 @@ def test_a_one_point_grid_finishes_without_a_traceback(toy_plugin, tmp_path):
 def test_stale_running_trials_are_requeued(toy_plugin, tmp_path):
     config = load_config(write_config(tmp_path / "toy.toml", TOY))
     url = resolve_storage(None, tmp_path / "run")
-    study = open_arm_study(open_storage(url), config, config.arms[0])
-    reconcile(study, config, config.arms[0], grace_period=60, retry_errors=True)
-    storage = study._storage
+    storage = open_storage(url)
+    study = open_arm_study(storage, config, config.arms[0])
+    reconcile(storage, study, config, config.arms[0], grace_period=60, retry_errors=True)
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert len(waiting) == 6
     # Two workers on another machine claimed a point each: one fell silent 2 minutes ago, one is alive.
@@ -250,11 +251,9 @@ def test_stale_running_trials_are_requeued(toy_plugin, tmp_path):
     # A worker of this machine whose process is gone (a pid that cannot exist).
     dead = waiting[2]._trial_id
     assert storage.set_trial_state_values(dead, TrialState.RUNNING)
-    from weightdecay.sweeps.study import HOST_ID
-
     storage.set_trial_system_attr(dead, OWNER_ATTR, {"host": HOST_ID, "pid": 2 ** 22 + 12345})
     storage.set_trial_system_attr(dead, HEARTBEAT_ATTR, time.time())
-    queued = reconcile(study, config, config.arms[0], grace_period=60, retry_errors=False)
+    queued = reconcile(storage, study, config, config.arms[0], grace_period=60, retry_errors=False)
     assert queued == 2
     states = {t._trial_id: t.state for t in study.get_trials()}
     assert states[silent] == TrialState.FAIL and states[dead] == TrialState.FAIL
@@ -266,21 +265,23 @@ def test_a_starting_trial_with_some_params_suggested_is_not_queued_again(toy_plu
     # still see its grid point as taken (this race once queued a point twice under load).
     config = load_config(write_config(tmp_path / "toy.toml", TOY))
     url = resolve_storage(None, tmp_path / "run")
-    study = open_arm_study(open_storage(url), config, config.arms[0])
-    reconcile(study, config, config.arms[0], grace_period=60, retry_errors=True)
+    storage = open_storage(url)
+    study = open_arm_study(storage, config, config.arms[0])
+    reconcile(storage, study, config, config.arms[0], grace_period=60, retry_errors=True)
     first = study.get_trials(states=(TrialState.WAITING,))[0]
-    assert study._storage.set_trial_state_values(first._trial_id, TrialState.RUNNING)
+    assert storage.set_trial_state_values(first._trial_id, TrialState.RUNNING)
     trial = optuna.Trial(study, first._trial_id)
     trial.suggest_categorical("lr", list(config.lr))  # weight_decay and seed not suggested yet
-    assert reconcile(study, config, config.arms[0], grace_period=60, retry_errors=False) == 0
+    assert reconcile(storage, study, config, config.arms[0], grace_period=60, retry_errors=False) == 0
     assert len(study.get_trials()) == len(grid_keys(config, config.arms[0]))
 
 
 def test_half_written_journal_record_is_cut_on_resume(toy_plugin, tmp_path):
     config = load_config(write_config(tmp_path / "toy.toml", TOY))
     url = resolve_storage(None, tmp_path / "run")
-    study = open_arm_study(open_storage(url), config, config.arms[0])
-    reconcile(study, config, config.arms[0], grace_period=60, retry_errors=True)
+    storage = open_storage(url)
+    study = open_arm_study(storage, config, config.arms[0])
+    reconcile(storage, study, config, config.arms[0], grace_period=60, retry_errors=True)
     journal = Path(url[len("journal:"):])
     intact = journal.read_bytes()
     journal.write_bytes(intact + b'{"op_code": 5, "worker_id": "dead", "trial_id"')  # a worker killed mid-write
@@ -293,7 +294,7 @@ def test_half_written_journal_record_is_cut_on_resume(toy_plugin, tmp_path):
     assert len(optuna.load_study(study_name=study.study_name, storage=open_storage(url)).trials) == 7
 
 
-def test_tpe_in_decoupled_coordinates(toy_plugin, tmp_path):
+def test_tpe_in_decoupled_coordinates(toy_plugin, tmp_path, capsys):
     cfg = write_config(tmp_path / "tpe.toml", TOY.replace("[grid]", """
     [search]
     sampler = "tpe"
@@ -321,6 +322,12 @@ def test_tpe_in_decoupled_coordinates(toy_plugin, tmp_path):
     assert "sampled by TPE, so no slope" in analysis.recommendation
     page = write_report(results, analysis, tmp_path / "run" / "report.html").read_text()
     assert page.count("<img") == 2 and not (tmp_path / "run" / "figures" / "slopes.png").exists()
+    # The command line's headline says why there is no slope or basin, instead of "nan dec²".
+    from weightdecay.cli import sweep as cli_sweep
+
+    cli_sweep._write_report(tmp_path / "run", str(tmp_path / "run" / "again.html"), None)
+    out = capsys.readouterr().out
+    assert "TPE samples: no slope or basin" in out and "nan" not in out, out
 
 
 # --- config errors: exit 2, the key named, no trial run ----------------------------------------------------

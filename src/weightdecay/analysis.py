@@ -20,13 +20,22 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
+from weightdecay.decay import get_mode, shrink
+
+if TYPE_CHECKING:
+    from weightdecay.sweeps import Arm, RunRecord, SweepResults
+
 __all__ = ["Heatmap", "BestPoint", "SlopeFit", "Basin", "ArmAnalysis", "SweepAnalysis", "heatmap", "best_point",
-           "ranked_points", "format_slope", "refine_best_wd", "fit_slope", "slope_with_uncertainty", "basin", "analyze_arm", "analyze",
-           "recommend"]
+           "ranked_points", "format_slope", "refine_best_wd", "fit_slope", "slope_with_uncertainty", "basin",
+           "analyze_arm", "analyze", "recommend", "peak_shrink"]
+
+# A run as the analysis reads it: a sweep's record, or a mapping with the same fields.
+Record = Union["RunRecord", Mapping[str, Any]]
 
 
 @dataclass
@@ -120,6 +129,7 @@ class SweepAnalysis:
     best_arm: str
     recommendation: str
     notes: list[str] = field(default_factory=list)
+    grid: bool = True  # the trials lie on an (lr, λ) grid (False: TPE samples, no slope or basin)
 
 
 def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
@@ -128,7 +138,7 @@ def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
         return np.nanmean(a, axis=axis)
 
 
-def heatmap(records: Iterable[Any], arm: str, direction: str = "minimize") -> Heatmap:
+def heatmap(records: Iterable[Record], arm: str, direction: str = "minimize") -> Heatmap:
     """Arrange run records (``lr``, ``weight_decay``, ``seed``, ``value``, ``diverged``) of one arm on its grid.
 
     Args:
@@ -160,8 +170,8 @@ def heatmap(records: Iterable[Any], arm: str, direction: str = "minimize") -> He
     return Heatmap(arm=arm, lrs=lrs, wds=wds, seeds=seeds, values=values, diverged=diverged, direction=direction)
 
 
-def _as_dict(r: Any) -> dict[str, Any]:
-    if isinstance(r, dict):
+def _as_dict(r: Record) -> Mapping[str, Any]:
+    if isinstance(r, Mapping):
         return r
     return {k: getattr(r, k) for k in ("arm", "lr", "weight_decay", "seed", "value", "diverged")}
 
@@ -320,7 +330,7 @@ def basin(hm: Heatmap, tolerance: float = 0.1) -> Basin:
     return Basin(cells, threshold if hm.direction == "minimize" else -threshold, area, orientation, angle, ratio)
 
 
-def analyze_arm(records: Iterable[Any], arm: str, direction: str = "minimize", tolerance: float = 0.1,
+def analyze_arm(records: Iterable[Record], arm: str, direction: str = "minimize", tolerance: float = 0.1,
                 n_boot: int = 300, grid: bool = True) -> ArmAnalysis:
     """Heatmap, best point, slope with uncertainty and basin of one arm (see the module docstring).
 
@@ -339,16 +349,42 @@ def analyze_arm(records: Iterable[Any], arm: str, direction: str = "minimize", t
     return result
 
 
-def format_slope(slope: float, err: float = math.nan) -> str:
+def format_slope(slope: float, err: float = math.nan, censored: bool = False) -> str:
     """A slope as the report prints it: signed, two decimals, never "-0.00"; with ``± err`` when it is finite.
+
+    A ``censored`` slope (fitted on λ* at the grid's edge) is a bound, not a measurement: it is printed with
+    ``(edge-bound)`` and never with an uncertainty, whose ``± 0.00`` would read as a precise result.
 
     >>> format_slope(-0.001), format_slope(-1.004, 0.1234), format_slope(float("nan"))
     ('+0.00', '-1.00 ± 0.12', 'n/a')
+    >>> format_slope(-0.5, 0.0, censored=True)
+    '-0.50 (edge-bound)'
     """
     if not math.isfinite(slope):
         return "n/a"  # too few λ* inside the grid to fit a line
     text = f"{(0.0 if abs(slope) < 0.005 else slope):+.2f}"
+    if censored:
+        return f"{text} (edge-bound)"
     return f"{text} ± {err:.2f}" if math.isfinite(err) else text
+
+
+def peak_shrink(arm: "Arm", lr: float, weight_decay: float) -> float:
+    """The per-step shrink ``s`` of a run of ``arm`` at its peak lr, in the arm's own convention; NaN if unknown.
+
+    ``s = shrink(decay, λ, lr, peak_lr=lr)`` (docs/math.md, "Decay conventions"): ``lr·λ`` for ``torch``, ``λ``
+    for ``paper`` and ``constant``. NaN for coupled ``l2`` (no shrink: λ goes into the gradient), ``stable``
+    (divided by a training state) and normalized weight decay (λ is ``λ_norm``). Its EMA timescale is
+    ``τ_iter = 1/s`` steps.
+
+    >>> from weightdecay.sweeps import Arm
+    >>> paper, torch_ = Arm("p", "adamw", "paper", (0.1,)), Arm("t", "adamw", "torch", (0.1,))
+    >>> peak_shrink(paper, 1e-3, 0.1), peak_shrink(torch_, 1e-3, 0.1)
+    (0.1, 0.0001)
+    """
+    mode = get_mode(arm.decay)
+    if not mode.decoupled or mode.adam_only or arm.normalized_wd:
+        return math.nan
+    return shrink(arm.decay, weight_decay, lr, peak_lr=lr)
 
 
 def _arm_sentence(a: ArmAnalysis) -> str:
@@ -357,11 +393,11 @@ def _arm_sentence(a: ArmAnalysis) -> str:
         return f"{a.arm}: sampled by TPE, so no slope (run a grid to measure λ*(lr))"
     if not math.isfinite(k):
         return f"{a.arm}: slope not measurable (fewer than 2 learning rates with a best λ): widen the grid"
+    if a.slope.censored:
+        return (f"{a.arm}: slope {format_slope(k, censored=True)}: λ* sits on the λ grid's edge for most learning "
+                f"rates, so this is a bound, not a measurement: widen the λ grid")
     pm = f" ± {e:.2f}" if math.isfinite(e) else " (no uncertainty: one seed, two points)"
     head = f"{a.arm}: slope {format_slope(k)}{pm}"
-    if a.slope.censored:
-        return (f"{head}, but λ* sits on the λ grid's edge for most learning rates, so this is a bound, not a "
-                f"measurement: widen the λ grid")
     tol = max(2 * e, 0.25) if math.isfinite(e) else 0.25
     near_minus_one, near_zero = abs(k + 1) <= tol, abs(k) <= tol
     if near_minus_one and near_zero:
@@ -391,9 +427,12 @@ def recommend(arms: dict[str, ArmAnalysis], metric: str, direction: str) -> tupl
     return top.arm, " ".join(parts)
 
 
-def analyze(results: Any, n_boot: int = 300) -> SweepAnalysis:
+def analyze(results: "SweepResults", n_boot: int = 300) -> SweepAnalysis:
     """Analyze every arm of a sweep (:class:`weightdecay.sweeps.SweepResults`) and write the recommendation."""
+    from weightdecay.sweeps import strategy_for
+
     config = results.config
+    grid = strategy_for(config).grid
     arms = {}
     notes = []
     for arm in config.arms:
@@ -402,11 +441,11 @@ def analyze(results: Any, n_boot: int = 300) -> SweepAnalysis:
             notes.append(f"{arm.name}: no finished runs yet")
             continue
         arms[arm.name] = analyze_arm(recs, arm.name, config.direction, config.basin_tolerance, n_boot,
-                                     grid=config.search.sampler == "grid")
+                                     grid=grid)
     if not arms:
         from weightdecay.errors import UserError
 
         raise UserError(f"sweep {config.name!r} has no finished runs yet; run `weightdecay sweep` first")
     best_arm, text = recommend(arms, config.metric, config.direction)
     return SweepAnalysis(arms=arms, metric=config.metric, direction=config.direction, best_arm=best_arm,
-                         recommendation=text, notes=notes)
+                         recommendation=text, notes=notes, grid=grid)

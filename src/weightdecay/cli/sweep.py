@@ -54,7 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _logging(quiet: bool) -> None:
-    logging.basicConfig(level=logging.INFO if quiet else logging.WARNING, stream=sys.stderr,
+    # Without a terminal there is no progress bar: the progress log lines (INFO) take its place.
+    info = quiet or not sys.stderr.isatty()
+    logging.basicConfig(level=logging.INFO if info else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
 
 
@@ -118,10 +120,13 @@ def _write_report(source: str | Path, output: str | None, study: str | None) -> 
     for a in analysis.arms.values():
         b = a.best
         spread = f" ± {b.std:.3g}" if math.isfinite(b.std) else ""
-        slope = format_slope(a.slope.slope, a.slope.err)
+        if analysis.grid:
+            shape = (f" | slope log λ*/log lr {format_slope(a.slope.slope, a.slope.err, a.slope.censored)}"
+                     f" | basin {a.basin.orientation}, {a.basin.area:.2f} dec²")
+        else:
+            shape = " | TPE samples: no slope or basin (they need a grid)"
         print(f"  {a.arm:<24} best {analysis.metric} {b.mean:.4g}{spread} at lr={b.lr:.3g} wd={b.weight_decay:.3g}"
-              f" | slope log λ*/log lr {slope}{' (edge-censored)' if a.slope.censored else ''}"
-              f" | basin {a.basin.orientation}, {a.basin.area:.2f} dec²")
+              f"{shape}")
     print(analysis.recommendation)
 
 

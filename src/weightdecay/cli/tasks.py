@@ -4,6 +4,7 @@
     weightdecay train digits-mlp --optimizer adamw --decay paper --lr 3e-3 --weight-decay 0.01 --epochs 20
     weightdecay train fashion-cnn --lr 1e-3 --weight-decay 0.05 --option batch_norm=false --json
     weightdecay train wine-softmax --import examples/custom_task.py --lr 1e-2 --weight-decay 0.1
+    weightdecay train digits-mlp --decay paper --schedule sgdr --normalized-wd 0.05   # AdamWR
 
 Progress goes to stderr, the metrics to stdout (a JSON object with ``--json``); bad input is one line on stderr
 and exit status 2.
@@ -24,8 +25,9 @@ from typing import Any
 from weightdecay.decay import MODE_NAMES
 from weightdecay.errors import UserError
 from weightdecay.schedules import SCHEDULE_HELP
-from weightdecay.tasks import TrainConfig, get_task, list_tasks
 from weightdecay.optim.registry import OPTIMIZERS, get_optimizer
+from weightdecay.sweeps.config import Arm, train_config, unused_optimizer_options
+from weightdecay.tasks import get_task, list_tasks
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="learning-rate schedule, stepped per batch (default cosine): "
                             + "; ".join(f"{name}: {sentence}" for name, sentence in SCHEDULE_HELP.items())
                             + " (options via --option schedule_options={...})")
+    train.add_argument("--wd-schedule", metavar="SCHEDULE", default=None,
+                       help="let λ follow a schedule too, λ_k = λ·η(k) (any name of --schedule; it reads the "
+                            "schedule_options it takes)")
+    train.add_argument("--normalized-wd", type=float, metavar="LAMBDA_NORM", default=None,
+                       help="normalized weight decay instead of --weight-decay: λ = λ_norm·sqrt(b/(B·T)) per step "
+                            "in paper units, T the epochs or, under --schedule sgdr, the current restart period "
+                            "(AdamWR); --decay paper or torch")
     train.add_argument("--epochs", type=int, help="epochs (default: the task's)")
     train.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
     train.add_argument("--seed", type=int, default=0)
@@ -178,22 +187,25 @@ def train_handler(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.normalized_wd is not None and args.weight_decay is not None:
+        raise UserError("--normalized-wd replaces --weight-decay (λ_norm sets λ every step); pass one of them")
     lr = args.lr if args.lr is not None else getattr(task, "suggested_lr", None)
-    weight_decay = args.weight_decay if args.weight_decay is not None else getattr(task, "suggested_weight_decay",
-                                                                                    None)
+    weight_decay = next((v for v in (args.normalized_wd, args.weight_decay) if v is not None),
+                        getattr(task, "suggested_weight_decay", None))
     if lr is None or weight_decay is None:
         raise UserError(f"Task {task.name!r} suggests no defaults: pass --lr and --weight-decay")
     # An option the chosen optimizer does not read would be dropped silently: refuse it instead.
-    info = get_optimizer(args.optimizer)
-    if args.momentum is not None and not info.takes("momentum"):
-        users = [o.name for o in OPTIMIZERS.values() if o.takes("momentum")]
-        raise UserError(f"--momentum applies to --optimizer {', '.join(users)} only, not {args.optimizer}; drop "
-                        f"it or pass --optimizer {users[0]}")
+    given = {"momentum": args.momentum}
+    for key, users in unused_optimizer_options(args.optimizer, [k for k, v in given.items() if v is not None]):
+        raise UserError(f"--{key} applies to --optimizer {', '.join(users)} only, not {args.optimizer}; drop it or "
+                        f"pass --optimizer {users[0]}")
     options = {"cautious": True} if args.cautious else {}
-    config = TrainConfig(lr=lr, weight_decay=weight_decay, optimizer=args.optimizer, decay=args.decay,
-                         schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                         diagnostics=args.diagnostics, extra=parse_options(args.option), momentum=args.momentum,
-                         optimizer_options=options)
+    arm = Arm(name="train", optimizer=args.optimizer, decay=args.decay, weight_decay=(weight_decay,),
+              wd_schedule=args.wd_schedule, normalized_wd=args.normalized_wd is not None,
+              optimizer_options=options, **({} if args.momentum is None else {"momentum": args.momentum}))
+    config = train_config(arm, lr=lr, weight_decay=weight_decay, seed=args.seed, schedule=args.schedule,
+                          epochs=args.epochs, batch_size=args.batch_size,
+                          extra=parse_options(args.option)).with_(diagnostics=args.diagnostics)
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
@@ -219,7 +231,9 @@ def train_handler(args: argparse.Namespace) -> int:
         print(json.dumps(_finite_or_none(payload), indent=2))
         return 0
     print(f"task       {task.name}")
-    print(f"config     {config.optimizer} decay={config.decay} lr={config.lr:g} weight_decay={config.weight_decay:g}"
+    wd = f"normalized_wd={config.weight_decay:g}" if config.normalized_wd else f"weight_decay={config.weight_decay:g}"
+    wd += f" wd_schedule={config.wd_schedule}" if config.wd_schedule else ""
+    print(f"config     {config.optimizer} decay={config.decay} lr={config.lr:g} {wd}"
           f" schedule={config.schedule} epochs={config.epochs or 'default'}"
           f" batch_size={config.batch_size or 'default'} seed={config.seed}")
     if result.diverged:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -14,14 +14,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
-from weightdecay.analysis import format_slope  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from weightdecay.analysis import SweepAnalysis, format_slope  # noqa: E402
+
+if TYPE_CHECKING:
+    from weightdecay.sweeps import SweepResults
 
 __all__ = ["heatmaps_figure", "slopes_figure", "curves_figure", "render"]
 
 plt.rcParams.update({"svg.fonttype": "none", "font.size": 9})
 
 
-def render(fig: Any) -> tuple[bytes, bytes]:
+def render(fig: Figure) -> tuple[bytes, bytes]:
     """PNG and SVG bytes of a figure (then closed)."""
     png, svg = io.BytesIO(), io.BytesIO()
     fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
@@ -38,7 +43,7 @@ def _edges(values: np.ndarray) -> np.ndarray:
     return np.concatenate([[x[0] - (mid[0] - x[0])], mid, [x[-1] + (x[-1] - mid[-1])]])
 
 
-def _shared_norm(analysis: Any) -> tuple[Normalize, bool]:
+def _shared_norm(analysis: SweepAnalysis) -> tuple[Normalize, bool]:
     """One colour scale for every panel: log-spaced for a positive metric spanning > 20×, clipped at the 95th
     (5th when maximizing) percentile so that a few blown-up cells do not wash out the near-optimal region."""
     means = [a.heatmap.mean[np.isfinite(a.heatmap.mean)] for a in analysis.arms.values()]
@@ -57,7 +62,7 @@ def _shared_norm(analysis: Any) -> tuple[Normalize, bool]:
     return Normalize(vmin=low, vmax=high), clipped
 
 
-def heatmaps_figure(analysis: Any, tpe: bool = False) -> Any:
+def heatmaps_figure(analysis: SweepAnalysis, tpe: bool = False) -> Figure:
     """One panel per arm, one colour scale: metric over (lr, λ), best point ★, λ*(lr) points and fitted line."""
     arms = list(analysis.arms.values())
     fig, axes = plt.subplots(1, len(arms), figsize=(3.6 * len(arms) + 1.2, 4.2), squeeze=False,
@@ -88,7 +93,7 @@ def heatmaps_figure(analysis: Any, tpe: bool = False) -> Any:
                         mfc="white", mec="black", ms=4.5, label="λ* at grid edge")
             if math.isfinite(sl.slope):
                 xs = np.linspace(np.log10(hm.lrs[0]), np.log10(hm.lrs[-1]), 20)
-                label = f"fit: slope {format_slope(sl.slope, sl.err)}"
+                label = f"fit: slope {format_slope(sl.slope, sl.err, sl.censored)}"
                 ax.plot(xs, sl.intercept + sl.slope * xs, "--", color="white", lw=1.6)
                 ax.plot(xs, sl.intercept + sl.slope * xs, "--", color="black", lw=0.9, label=label)
             ax.set_ylim(*_edges(hm.wds)[[0, -1]])
@@ -107,7 +112,7 @@ def heatmaps_figure(analysis: Any, tpe: bool = False) -> Any:
     return fig
 
 
-def slopes_figure(analysis: Any) -> Any:
+def slopes_figure(analysis: SweepAnalysis) -> Figure:
     """λ*(lr) of every arm on log-log axes with its fitted line: the transfer rule at a glance."""
     fig, ax = plt.subplots(figsize=(4.8, 3.4), constrained_layout=True)
     for k, a in enumerate(analysis.arms.values()):
@@ -117,7 +122,8 @@ def slopes_figure(analysis: Any) -> Any:
         ax.plot(sl.lrs[ok & sl.interior], sl.wd_star[ok & sl.interior], "o", color=color)
         ax.plot(sl.lrs[ok & ~sl.interior], sl.wd_star[ok & ~sl.interior], "v", color=color, mfc="none")
         if math.isfinite(sl.slope):
-            ax.plot(sl.lrs, sl.predict(sl.lrs), "-", color=color, label=f"{a.arm}: {format_slope(sl.slope, sl.err)}")
+            ax.plot(sl.lrs, sl.predict(sl.lrs), "-", color=color,
+                    label=f"{a.arm}: {format_slope(sl.slope, sl.err, sl.censored)}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("lr")
@@ -128,7 +134,7 @@ def slopes_figure(analysis: Any) -> Any:
     return fig
 
 
-def curves_figure(analysis: Any, results: Any) -> Any:
+def curves_figure(analysis: SweepAnalysis, results: "SweepResults") -> Figure:
     """Per-epoch metric (and training loss) of each arm's best configuration: mean over seeds, min–max band."""
     keys = [analysis.metric] + (["train_loss"] if analysis.metric != "train_loss" else [])
     fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.2), squeeze=False, constrained_layout=True)

@@ -12,11 +12,10 @@ import html
 import math
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-
-from weightdecay.analysis import format_slope, ranked_points
+from weightdecay._io import atomic_write
+from weightdecay.analysis import SweepAnalysis, format_slope, peak_shrink, ranked_points
 from weightdecay.reports.figures import curves_figure, heatmaps_figure, render, slopes_figure
+from weightdecay.sweeps import SweepResults
 
 __all__ = ["write_report", "render_html", "write_combined_report", "render_combined_html", "OWN_MODEL"]
 
@@ -55,14 +54,12 @@ def _figure(name: str, png: bytes, caption: str) -> str:
             f'<a href="figures/{name}.png">PNG</a>)</figcaption></figure>')
 
 
-def _arm_table(analysis: Any) -> str:
+def _arm_table(analysis: SweepAnalysis) -> str:
     rows = []
     for a in analysis.arms.values():
         b, s, bs = a.best, a.slope, a.basin
         n_int = int(s.interior.sum())
-        slope = format_slope(s.slope, s.err) if math.isfinite(s.slope) else "–"
-        if s.censored and math.isfinite(s.slope):
-            slope += " (edge, a bound)"
+        slope = format_slope(s.slope, s.err, s.censored) if math.isfinite(s.slope) else "–"
         div = int(a.heatmap.diverged_any.sum())
         rows.append(
             f"<tr><td class=l>{html.escape(a.arm)}</td><td>{_fmt(b.mean)}</td><td>{_fmt(b.std, 2)}</td>"
@@ -76,19 +73,24 @@ def _arm_table(analysis: Any) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def _best_configs(analysis: Any, top: int = 3) -> str:
+def _best_configs(results: SweepResults, analysis: SweepAnalysis, top: int = 3) -> str:
+    # The shrink per step in each arm's own convention (lr·λ only under torch; λ itself under paper), so that
+    # arms of different conventions compare on what the weights feel.
     rows = []
     for a in analysis.arms.values():
+        arm = results.config.arm(a.arm)
         for rank, p in enumerate(ranked_points(a.heatmap, top), 1):
+            s = peak_shrink(arm, p.lr, p.weight_decay)
+            tau = _fmt(1 / s, 3) if s > 0 else "–"
             rows.append(f"<tr><td class=l>{html.escape(a.arm)}</td><td>{rank}</td><td>{p.lr:.3g}</td>"
-                        f"<td>{p.weight_decay:.3g}</td><td>{p.lr * p.weight_decay:.3g}</td><td>{_fmt(p.mean)}</td>"
+                        f"<td>{p.weight_decay:.3g}</td><td>{_fmt(s, 3)}</td><td>{tau}</td><td>{_fmt(p.mean)}</td>"
                         f"<td>{_fmt(p.std, 2)}</td><td>{p.n_seeds}</td></tr>")
-    head = ("<tr><th class=l>arm</th><th>rank</th><th>lr</th><th>wd</th><th>lr·wd</th><th>mean</th>"
-            "<th>seed sd</th><th>seeds</th></tr>")
+    head = ("<tr><th class=l>arm</th><th>rank</th><th>lr</th><th>wd</th><th>shrink s per step (at the peak lr)</th>"
+            "<th>τ_iter = 1/s (steps)</th><th>mean</th><th>seed sd</th><th>seeds</th></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def render_html(results: Any, analysis: Any, figures: dict[str, bytes]) -> str:
+def render_html(results: SweepResults, analysis: SweepAnalysis, figures: dict[str, bytes]) -> str:
     """The report page as a string, with the given PNG figures (``heatmaps``, ``slopes``, ``curves``) inlined."""
     c = results.config
     esc = html.escape
@@ -133,12 +135,15 @@ deviation over bootstrap resamples of the seeds. −1: keep lr·λ fixed; 0: kee
 (−45° is the diagonal λ ∝ 1/lr).</p>
 {_arm_table(analysis)}
 <h2>Best configurations</h2>
-{_best_configs(analysis)}
+<p>s is the per-step shrink p ← p·(1 − s) at the peak lr in the arm's own convention (lr·λ for torch, λ for
+paper and constant; – for coupled l2, stable and normalized weight decay); τ_iter = 1/s is the number of steps
+the weights average over (docs/math.md, "EMA timescale").</p>
+{_best_configs(results, analysis)}
 </body></html>
 """
 
 
-def write_report(results: Any, analysis: Any, output: str | Path) -> Path:
+def write_report(results: SweepResults, analysis: SweepAnalysis, output: str | Path) -> Path:
     """Write the HTML page and ``figures/*.png|svg`` beside it; returns the page's path.
 
     Args:
@@ -149,11 +154,9 @@ def write_report(results: Any, analysis: Any, output: str | Path) -> Path:
     >>> write_report(results, analyze(results), "runs/demo/report.html")  # doctest: +SKIP
     PosixPath('runs/demo/report.html')
     """
-    from weightdecay.sweeps.runner import atomic_write
-
     output = Path(output)
     fig_dir = output.parent / "figures"
-    tpe = results.config.search.sampler == "tpe"
+    tpe = not analysis.grid
     makers = {"heatmaps": lambda: heatmaps_figure(analysis, tpe=tpe), "curves": lambda: curves_figure(analysis, results)}
     if not tpe:
         makers["slopes"] = lambda: slopes_figure(analysis)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from weightdecay.errors import UserError
-from weightdecay.checks import positive
+from weightdecay.checks import nonnegative, positive
 from weightdecay.rules.conventions import convert
 from weightdecay.schedules import normalized_weight_decay
 
@@ -95,6 +95,4 @@ def weight_decay_norm(weight_decay: float, batch_size: int, dataset_size: int, e
     >>> round(weight_decay_norm(1.26e-4, 128, 50_000, 100), 4)
     0.0249
     """
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not weight_decay >= 0:
-        raise UserError(f"Invalid weight_decay: {weight_decay!r}; give a finite number >= 0")
-    return weight_decay / normalized_weight_decay(1.0, batch_size, dataset_size, epochs)
+    return nonnegative("weight_decay", weight_decay) / normalized_weight_decay(1.0, batch_size, dataset_size, epochs)

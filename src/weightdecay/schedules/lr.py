@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from weightdecay.checks import fraction, positive, positive_int
+from weightdecay.checks import fraction, is_whole, positive, positive_int
 from weightdecay.errors import UserError
 from weightdecay.schedules import multipliers as mul
 
@@ -32,9 +32,23 @@ _SCHEDULES: dict[str, tuple[tuple[str, ...], str]] = {
     "step": (("milestones", "gamma"), "multiply by gamma at each milestone (in epochs, may be fractional)"),
     "sgdr": (("T_0", "T_mult", "floor"), "cosine warm restarts per batch, periods T_0·T_mult^i epochs"),
     "keras-decay": (("decay",), "legacy Keras decay: lr/(1 + decay·k)"),
+    "onecycle": (("pct_start", "div_factor", "final_div_factor", "anneal"),
+                 "torch's OneCycleLR: from lr/div_factor up to lr over pct_start of the run, then down to "
+                 "lr/(div_factor·final_div_factor)"),
 }
 
 SCHEDULE_NAMES: tuple[str, ...] = tuple(_SCHEDULES)
+
+
+def schedule_options_of(name: str) -> tuple[str, ...]:
+    """The options (besides ``warmup_steps``) the schedule called ``name`` accepts.
+
+    >>> schedule_options_of("sgdr")
+    ('T_0', 'T_mult', 'floor')
+    """
+    if name not in _SCHEDULES:
+        raise UserError(f"Unknown schedule: {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
+    return _SCHEDULES[name][0]
 # One sentence per schedule, for help texts and reports.
 SCHEDULE_HELP: dict[str, str] = {name: sentence for name, (_, sentence) in _SCHEDULES.items()}
 
@@ -99,7 +113,7 @@ def make_multiplier(name: str, *, total_steps: int, steps_per_epoch: int, warmup
     if warmup_steps is None:
         # One epoch of warm-up (Goyal et al. 2017) for the schedule named after it, none otherwise.
         warmup_steps = min(steps_per_epoch, total_steps // 2) if name == "warmup-cosine" else 0
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or not 0 <= warmup_steps < total_steps:
+    if not is_whole(warmup_steps, minimum=0) or not warmup_steps < total_steps:
         raise UserError(f"Invalid warmup_steps: {warmup_steps!r}; give a whole number in [0, total_steps="
                         f"{total_steps})")
     floor = fraction("floor", options.get("floor", 0.0), include_one=True)
@@ -147,6 +161,20 @@ def make_multiplier(name: str, *, total_steps: int, steps_per_epoch: int, warmup
             raise UserError(f"Invalid T_mult: {t_mult!r}; periods cannot shrink, give T_mult >= 1")
         return mul.WarmRestarts(warmup_steps=warmup_steps, steps_per_epoch=steps_per_epoch, T_0=t_0,
                                 T_mult=t_mult, floor=floor)
+    if name == "onecycle":
+        if warmup_steps:
+            raise UserError("Schedule 'onecycle' warms up by itself (pct_start); drop warmup_steps")
+        pct_start = fraction("pct_start", options.get("pct_start", 0.3))
+        if not 0 < pct_start * total_steps - 1 < total_steps - 1:
+            raise UserError(f"Schedule 'onecycle': pct_start={pct_start} leaves no room for both phases in "
+                            f"{total_steps} steps; give 0 < pct_start < 1 and a longer run")
+        anneal = options.get("anneal", "cos")
+        if anneal not in ("cos", "linear"):
+            raise UserError(f"Invalid anneal: {anneal!r}; choose cos or linear")
+        return mul.OneCycle(total_steps=total_steps, pct_start=pct_start,
+                            div_factor=positive("div_factor", options.get("div_factor", 25.0)),
+                            final_div_factor=positive("final_div_factor", options.get("final_div_factor", 1e4)),
+                            anneal=anneal)
     # keras-decay
     if "decay" not in options:
         raise UserError("Schedule 'keras-decay' needs decay: lr_k = lr/(1 + decay·k), e.g. decay=1e-4")
@@ -162,7 +190,7 @@ def make_lr_schedule(name: str, optimizer: torch.optim.Optimizer, *, total_steps
 
     Args:
         name: one of :data:`SCHEDULE_NAMES`: ``constant``, ``cosine``, ``warmup-cosine``, ``linear``, ``wsd``,
-            ``step``, ``sgdr``, ``keras-decay``.
+            ``step``, ``sgdr``, ``keras-decay``, ``onecycle``.
         optimizer: any ``torch.optim.Optimizer``.
         total_steps: optimizer steps in the run (the horizon of cosine, linear and WSD decays).
         steps_per_epoch: batches per epoch, to turn epochs (milestones, ``T_0``) into steps.
@@ -170,7 +198,8 @@ def make_lr_schedule(name: str, optimizer: torch.optim.Optimizer, *, total_steps
         **options: ``floor`` (fraction of the peak, default 0) for cosine/linear/wsd/sgdr; ``decay_fraction``
             (0.2) or ``decay_steps``, ``decay_shape`` (linear|cosine|sqrt) for wsd; ``milestones`` (epochs) and
             ``gamma`` (0.1) for step; ``T_0`` (epochs, 1.0) and ``T_mult`` (2.0) for sgdr; ``decay`` for
-            keras-decay.
+            keras-decay; ``pct_start`` (0.3), ``div_factor`` (25), ``final_div_factor`` (1e4) and ``anneal``
+            (cos|linear) for onecycle, torch's OneCycleLR with the optimizer's lr as ``max_lr``.
 
     >>> p = torch.nn.Parameter(torch.zeros(1))
     >>> opt = torch.optim.SGD([p], lr=0.1)

@@ -179,6 +179,36 @@ class WarmRestarts(Multiplier):
 
 
 @dataclass(frozen=True)
+class OneCycle(Multiplier):
+    """torch's ``OneCycleLR`` (two phases) as a multiplier of the peak ``max_lr``, stepped per batch.
+
+    From ``1/div_factor`` up to 1 over the first ``pct_start·K − 1`` steps, then down to
+    ``1/(div_factor·final_div_factor)`` at step ``K − 1``, each phase a half cosine (or a line with
+    ``anneal="linear"``), exactly as ``torch.optim.lr_scheduler.OneCycleLR(max_lr, total_steps=K)``. The group's
+    ``lr`` is the peak, so ``peak_lr`` is ``max_lr``. The momentum is not cycled (torch's ``cycle_momentum=False``).
+    """
+
+    total_steps: int = 1
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    anneal: str = "cos"
+
+    def shape(self, k: int) -> float:
+        start, peak = 1.0 / self.div_factor, 1.0
+        end = start / self.final_div_factor
+        up_end = float(self.pct_start * self.total_steps) - 1
+        phases = ((0.0, up_end, start, peak), (up_end, float(self.total_steps - 1), peak, end))
+        for i, (begin, stop, a, b) in enumerate(phases):
+            if k <= stop or i == len(phases) - 1:
+                pct = (k - begin) / (stop - begin)
+                if self.anneal == "linear":
+                    return (b - a) * pct + a
+                return b + (a - b) / 2.0 * (math.cos(math.pi * pct) + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
 class KerasDecay(Multiplier):
     """The legacy Keras ``decay`` argument, a learning-rate schedule: ``η(k) = 1 / (1 + decay·k)``."""
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from weightdecay.checks import is_number, nonnegative, positive, positive_int
 from weightdecay.decay import get_mode, shrink
 from weightdecay.errors import UserError
 from weightdecay.schedules.lr import make_multiplier
@@ -45,12 +46,9 @@ def normalized_weight_decay(weight_decay_norm: float, batch_size: int, dataset_s
     >>> round(normalized_weight_decay(0.05, batch_size=128, dataset_size=50_000, epochs=100), 7)
     0.000253
     """
-    for name, value in (("weight_decay_norm", weight_decay_norm), ("batch_size", batch_size),
-                        ("dataset_size", dataset_size), ("epochs", epochs)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
-                value < 0 if name == "weight_decay_norm" else value <= 0):
-            bound = ">= 0" if name == "weight_decay_norm" else "> 0"
-            raise UserError(f"Invalid {name}: {value!r}; give a finite number {bound}")
+    nonnegative("weight_decay_norm", weight_decay_norm)
+    for name, value in (("batch_size", batch_size), ("dataset_size", dataset_size), ("epochs", epochs)):
+        positive(name, value)
     return weight_decay_norm * math.sqrt(batch_size / (dataset_size * epochs))
 
 
@@ -201,9 +199,8 @@ class NormalizedWeightDecay(WeightDecayScheduler):
                  T_mult: float = 1.0, last_epoch: int = -1) -> None:
         if T_0 is None and epochs is None:
             raise UserError("Normalized weight decay needs the run's epochs (or T_0 and T_mult under warm restarts)")
-        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
-            raise UserError(f"Invalid steps_per_epoch: {steps_per_epoch!r}; give a positive whole number")
-        if T_0 is not None and not (isinstance(T_mult, (int, float)) and T_mult >= 1 and T_0 > 0):
+        positive_int("steps_per_epoch", steps_per_epoch)
+        if T_0 is not None and not (is_number(T_mult) and T_mult >= 1 and is_number(T_0) and T_0 > 0):
             raise UserError(f"Invalid warm restarts T_0={T_0!r}, T_mult={T_mult!r}; give T_0 > 0 and T_mult >= 1")
         normalized_weight_decay(1.0, batch_size, dataset_size, epochs if T_0 is None else T_0)  # validates
         self.batch_size, self.dataset_size, self.steps_per_epoch = batch_size, dataset_size, steps_per_epoch

@@ -21,6 +21,11 @@ learning rates ``lr`` and weight decays ``λ``, for several seeds. Every error n
     name = "AdamW paper"
     decay = "paper"
     weight_decay = { min = 1e-7, max = 1e-4, num = 4 }  # per-arm grid: paper's λ is lr·λ in torch units
+
+:func:`parse_config` checks in two steps: :func:`check_schema` (keys, types, ranges: the file alone) and
+:func:`check_environment` (what this machine must provide: the imports, the task and its data, the task's own
+checks of each arm). :meth:`SweepConfig.train_config` builds the :class:`weightdecay.tasks.TrainConfig` of a run,
+the one place that turns a sweep's settings into a training configuration.
 """
 
 from __future__ import annotations
@@ -30,29 +35,39 @@ import importlib
 import json
 import math
 import tomllib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from weightdecay.checks import is_number, is_whole
 from weightdecay.decay import get_mode
 from weightdecay.errors import ConfigError, UserError
 from weightdecay.optim.registry import OPTIMIZERS, get_optimizer
+from weightdecay.tasks import Task, TrainConfig
+from weightdecay.tasks.training import check_weight_decay_schedule
 
-__all__ = ["Arm", "SearchSpace", "SweepConfig", "load_config", "parse_config", "log_grid"]
+__all__ = ["Arm", "SearchSpace", "SweepConfig", "load_config", "parse_config", "check_schema", "check_environment",
+           "log_grid", "train_config", "unused_optimizer_options"]
 
 SAMPLERS = ("grid", "tpe")
 COORDINATES = ("raw", "decoupled", "timescale")
 
 _TOP_KEYS = {"name", "task", "metric", "direction", "epochs", "batch_size", "schedule", "seeds", "imports",
              "extra", "grid", "search", "arms", "basin_tolerance", "monitor_every"}
-_ARM_KEYS = {"name", "optimizer", "decay", "weight_decay", "momentum", "betas", "extra"}
+_ARM_KEYS = {"name", "optimizer", "decay", "weight_decay", "momentum", "betas", "wd_schedule", "normalized_wd",
+             "extra"}
 _GRID_KEYS = {"lr", "weight_decay"}
 _SEARCH_KEYS = {"sampler", "trials", "coordinates", "lr", "weight_decay", "shrink", "tau_epoch", "train_size"}
 
 
 @dataclass(frozen=True)
 class Arm:
-    """One optimizer/decay-convention pair of the comparison, with its own λ grid."""
+    """One optimizer/decay-convention pair of the comparison, with its own λ grid.
+
+    ``wd_schedule`` names a schedule λ follows during each run (``λ_k = λ·η(k)``); with ``normalized_wd`` the λ
+    values are Loshchilov & Hutter's ``λ_norm``, turned into ``λ_norm·sqrt(b/(B·T_i))`` per restart period.
+    """
 
     name: str
     optimizer: str
@@ -61,7 +76,43 @@ class Arm:
     momentum: float = 0.9
     betas: tuple[float, float] = (0.9, 0.999)
     extra: dict[str, Any] = field(default_factory=dict)
+    wd_schedule: str | None = None
+    normalized_wd: bool = False
     optimizer_options: dict[str, Any] = field(default_factory=dict)  # its other registry hyperparameters
+
+
+# Arm fields added after sweeps were first stored: left out of the fingerprint while at their default, so a
+# study made before them still resumes.
+_LATER_ARM_FIELDS = {"wd_schedule": None, "normalized_wd": False, "optimizer_options": {}}
+
+
+def train_config(arm: Arm, *, lr: float, weight_decay: float, seed: int = 0, schedule: str = "cosine",
+                 epochs: int | None = None, batch_size: int | None = None,
+                 extra: dict[str, Any] | None = None) -> TrainConfig:
+    """The training configuration of one run of ``arm`` (its optimizer and decay settings) at ``(lr, λ, seed)``.
+
+    >>> train_config(Arm("a", "sgdw", "paper", (0.1,), momentum=0.5), lr=0.01, weight_decay=0.1).momentum
+    0.5
+    """
+    return TrainConfig(lr=lr, weight_decay=weight_decay, optimizer=arm.optimizer, decay=arm.decay, schedule=schedule,
+                       epochs=epochs, batch_size=batch_size, seed=seed, momentum=arm.momentum, betas=arm.betas,
+                       wd_schedule=arm.wd_schedule, normalized_wd=arm.normalized_wd,
+                       extra={**(extra or {}), **arm.extra}, optimizer_options=dict(arm.optimizer_options))
+
+
+def unused_optimizer_options(optimizer: str, given: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """The hyperparameters in ``given`` that ``optimizer`` does not read, each with the optimizers that do.
+
+    Read from the optimizer registry, for the sweep config and ``weightdecay train`` alike (an option the
+    optimizer ignores would be dropped silently; both refuse it instead).
+
+    >>> unused_optimizer_options("adamw", ["momentum", "betas"])[0][0]
+    'momentum'
+    """
+    info = get_optimizer(optimizer)
+    known = {h.name for o in OPTIMIZERS.values() for h in o.hyperparameters} | {"momentum", "betas"}
+    return [(key, [o.name for o in OPTIMIZERS.values() if o.takes(key)]) for key in given
+            if key in known and not info.takes(key)]
 
 
 @dataclass(frozen=True)
@@ -69,7 +120,7 @@ class SearchSpace:
     """How trials are chosen: the full grid, or TPE over a box in raw or decoupled coordinates.
 
     ``decoupled`` samples ``(lr, s)`` with ``s`` the per-step shrink at the peak lr (``lr·λ`` for ``torch``);
-    ``timescale`` samples ``(lr, τ_epoch)`` with ``s = b / (B·τ_epoch)`` (``SPEC.md`` section 2).
+    ``timescale`` samples ``(lr, τ_epoch)`` with ``s = b / (B·τ_epoch)`` (docs/math.md, "EMA timescale").
     """
 
     sampler: str = "grid"
@@ -107,6 +158,11 @@ class SweepConfig:
                 return a
         raise UserError(f"No arm named {name!r} in sweep {self.name!r}; arms: {', '.join(a.name for a in self.arms)}")
 
+    def train_config(self, arm: Arm, *, lr: float, weight_decay: float, seed: int = 0) -> TrainConfig:
+        """The :class:`TrainConfig` of one run of ``arm`` in this sweep (see :func:`train_config`)."""
+        return train_config(arm, lr=lr, weight_decay=weight_decay, seed=seed, schedule=self.schedule,
+                            epochs=self.epochs, batch_size=self.batch_size, extra=self.extra)
+
     def grid_size(self, arm: Arm) -> int:
         return len(self.lr) * len(arm.weight_decay) * len(self.seeds)
 
@@ -121,9 +177,7 @@ class SweepConfig:
         d.pop("arms")
         d.pop("basin_tolerance")
         d.pop("monitor_every")  # watching a run does not change it
-        d["arm"] = asdict(arm)
-        if not arm.optimizer_options:  # an arm without them keeps the fingerprint it had before they existed
-            d["arm"].pop("optimizer_options")
+        d["arm"] = {k: v for k, v in asdict(arm).items() if k not in _LATER_ARM_FIELDS or v != _LATER_ARM_FIELDS[k]}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @staticmethod
@@ -172,35 +226,25 @@ def load_config(path: str | Path) -> SweepConfig:
 
 
 def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "sweep") -> SweepConfig:
-    """Validate a config already parsed into a dict (see :func:`load_config`)."""
+    """Validate a config already parsed into a dict (see :func:`load_config`): the file, then this machine."""
+    return check_environment(check_schema(raw, source=source, default_name=default_name))
+
+
+def check_schema(raw: dict[str, Any], *, source: str = "", default_name: str = "sweep") -> SweepConfig:
+    """Check a config's keys, types and ranges, without importing or loading anything.
+
+    The task's own defaults (its metric, its training-set size for ``timescale`` coordinates) are filled in by
+    :func:`check_environment`; until then ``metric`` is ``""`` when the file names none.
+    """
     _check_keys(raw, _TOP_KEYS, "")
     imports = tuple(_typed(raw, "imports", list, []))
-    for module in imports:
-        try:
-            importlib.import_module(module)
-        except Exception as exc:  # any import failure is the user's module
-            raise ConfigError(f"imports: cannot import {module!r} ({exc}); check the module name and PYTHONPATH") from None
-
     if "task" not in raw:
         raise ConfigError("task: missing; name a task, e.g. task = \"ridge\" (see `weightdecay tasks`)")
-    from weightdecay.tasks import get_task
-
-    try:
-        task = get_task(_typed(raw, "task", str))
-    except UserError as exc:
-        raise ConfigError(f"task: {exc}") from None
-    ok, how = task.available()
-    if not ok:
-        raise ConfigError(f"task: {task.name!r} cannot run on this machine: {how}")
-
+    task = _typed(raw, "task", str)
     name = _typed(raw, "name", str, default_name)
     if not name or any(c in name for c in "/\\\n"):
         raise ConfigError(f"name: {name!r} is not a valid sweep name; use letters, digits, '-' and '_'")
-    metric = _typed(raw, "metric", str, task.metric)
-    reported = tuple(getattr(task, "metrics", ()) or ())
-    if reported and metric not in reported:
-        raise ConfigError(f"metric: {metric!r} is not reported by task {task.name!r}; choose one of "
-                          f"{', '.join(reported)}")
+    metric = _typed(raw, "metric", str, "")
     direction = _typed(raw, "direction", str, "minimize")
     if direction not in ("minimize", "maximize"):
         raise ConfigError(f"direction: {direction!r}; choose minimize or maximize")
@@ -212,17 +256,7 @@ def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "
     if schedule not in SCHEDULE_NAMES:
         raise ConfigError(f"schedule: {schedule!r} is not a learning-rate schedule; choose one of "
                           f"{', '.join(SCHEDULE_NAMES)}")
-    seeds_raw = raw.get("seeds", 1)
-    if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
-        if seeds_raw < 1:
-            raise ConfigError(f"seeds: {seeds_raw}; give a count >= 1 or a list of seeds")
-        seeds = tuple(range(seeds_raw))
-    elif isinstance(seeds_raw, list) and seeds_raw and all(isinstance(s, int) for s in seeds_raw):
-        seeds = tuple(seeds_raw)
-        if len(set(seeds)) != len(seeds):
-            raise ConfigError(f"seeds: {seeds_raw} repeats a seed; list each seed once")
-    else:
-        raise ConfigError(f"seeds: {seeds_raw!r}; give a count (seeds = 3) or a non-empty list of integers")
+    seeds = _seeds(raw.get("seeds", 1))
     extra = _typed(raw, "extra", dict, {})
     tolerance = _typed(raw, "basin_tolerance", (int, float), 0.1)
     if not tolerance > 0:
@@ -230,85 +264,133 @@ def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "
 
     grid = _typed(raw, "grid", dict, {})
     _check_keys(grid, _GRID_KEYS, "grid.")
-    search_raw = _typed(raw, "search", dict, {})
-    _check_keys(search_raw, _SEARCH_KEYS, "search.")
-    sampler = _typed(search_raw, "sampler", str, "grid", "search.")
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"search.sampler: {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-
-    if sampler == "grid":
-        if "lr" not in grid:
-            raise ConfigError("grid.lr: missing; give lr = { min = 1e-4, max = 1e-2, num = 5 } or a list")
-        lr = _grid_values(grid["lr"], "grid.lr")
-    else:
-        lr = _grid_values(grid["lr"], "grid.lr") if "lr" in grid else ()
-    default_wd = _grid_values(grid["weight_decay"], "grid.weight_decay") if "weight_decay" in grid else None
-
+    lr = _grid_values(grid["lr"], "grid.lr") if "lr" in grid else ()
+    default_wd = _grid_values(grid["weight_decay"], "grid.weight_decay") if "weight_decay" in grid else ()
     arms_raw = raw.get("arms")
     if not isinstance(arms_raw, list) or not arms_raw:
         raise ConfigError("arms: missing or empty; add [[arms]] tables with optimizer and decay")
-    arms = []
-    for i, a in enumerate(arms_raw):
-        where = f"arms[{i}]."
-        if not isinstance(a, dict):
-            raise ConfigError(f"arms[{i}]: expected a table with optimizer and decay")
-        _check_keys(a, _ARM_KEYS | {h.name for o in OPTIMIZERS.values() for h in o.hyperparameters}, where)
-        optimizer = _typed(a, "optimizer", str, "adamw", where)
-        if optimizer not in OPTIMIZERS:
-            raise ConfigError(f"{where}optimizer: {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        info = get_optimizer(optimizer)
-        decay = _typed(a, "decay", str, "torch", where)
-        try:
-            info.check_decay(decay)
-        except UserError as exc:
-            raise ConfigError(f"{where}decay: {exc}") from None
-        if "weight_decay" in a:
-            wd = _grid_values(a["weight_decay"], f"{where}weight_decay")
-        elif default_wd is not None:
-            wd = default_wd
-        elif sampler == "grid":
-            raise ConfigError(f"{where}weight_decay: no λ grid; set grid.weight_decay or the arm's weight_decay")
-        else:
-            wd = ()
-        # An option the arm's optimizer does not use would be dropped silently: refuse it instead.
-        for key in sorted(set(a) - _ARM_KEYS) + [k for k in ("betas", "momentum") if k in a]:
-            if not info.takes(key):
-                users = [o.name for o in OPTIMIZERS.values() if o.takes(key)]
-                raise ConfigError(f"{where}{key}: {optimizer} does not use {key} (only {', '.join(users)} "
-                                  f"{'does' if len(users) == 1 else 'do'}); remove it or set optimizer = "
-                                  f"\"{users[0]}\"")
-        try:
-            optimizer_options = info.check_hyperparameters({k: a[k] for k in set(a) - _ARM_KEYS})
-        except UserError as exc:
-            raise ConfigError(f"{where}{exc}") from None
-        betas = tuple(_typed(a, "betas", list, list(info.defaults.get("betas", (0.9, 0.999))), where))
-        if len(betas) != 2 or not all(_is_number(b) and 0 <= b < 1 for b in betas):
-            raise ConfigError(f"{where}betas: {list(betas)!r}; give two numbers in [0, 1)")
-        momentum = _typed(a, "momentum", (int, float), info.defaults.get("momentum", 0.9), where)
-        if not 0 <= momentum < 1:
-            raise ConfigError(f"{where}momentum: {momentum!r}; give a number in [0, 1)")
-        arm_name = _typed(a, "name", str, f"{optimizer} {decay}", where)
-        arms.append(Arm(name=arm_name, optimizer=optimizer, decay=decay, weight_decay=wd, momentum=float(momentum),
-                        betas=(float(betas[0]), float(betas[1])), extra=_typed(a, "extra", dict, {}, where),
-                        optimizer_options=optimizer_options))
+    arms = tuple(_parse_arm(a, f"arms[{i}]", default_wd) for i, a in enumerate(arms_raw))
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ConfigError(f"arms: names {names} repeat; give each arm a distinct name")
-
-    _dry_resolve(task, arms, lr, epochs=epochs, batch_size=batch_size, schedule=schedule, extra=extra)
-    search = SearchSpace()
-    if sampler == "tpe":
-        search = _parse_tpe(search_raw, lr, arms, task)
-    elif set(search_raw) - {"sampler"}:
-        extra_keys = sorted(set(search_raw) - {"sampler"})
-        raise ConfigError(f"search.{extra_keys[0]}: only used with sampler = \"tpe\"; remove it or set the sampler")
-    return SweepConfig(name=name, task=task.name, metric=metric, direction=direction, epochs=epochs,
-                       batch_size=batch_size, schedule=schedule, seeds=seeds, lr=lr, arms=tuple(arms),
-                       search=search, imports=imports, extra=extra, basin_tolerance=float(tolerance), source=source,
+    search = _parse_search(_typed(raw, "search", dict, {}), lr, arms)
+    return SweepConfig(name=name, task=task, metric=metric, direction=direction, epochs=epochs,
+                       batch_size=batch_size, schedule=schedule, seeds=seeds, lr=lr, arms=arms, search=search,
+                       imports=imports, extra=extra, basin_tolerance=float(tolerance), source=source,
                        monitor_every=_positive_int(raw, "monitor_every", None))
 
 
-def _parse_tpe(s: dict[str, Any], lr_grid: tuple[float, ...], arms: list[Arm], task: Any) -> SearchSpace:
+def check_environment(config: SweepConfig) -> SweepConfig:
+    """Check what the config needs from this machine, and fill in the task's defaults.
+
+    Imports the config's modules, finds the task and asks whether its data is here, checks the metric against
+    the task's, and runs the task's own checks (options, schedule, epochs) on every arm before any trial.
+    """
+    for module in config.imports:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # any import failure is the user's module
+            raise ConfigError(f"imports: cannot import {module!r} ({exc}); check the module name and PYTHONPATH") from None
+    from weightdecay.tasks import get_task
+
+    try:
+        task = get_task(config.task)
+    except UserError as exc:
+        raise ConfigError(f"task: {exc}") from None
+    ok, how = task.available()
+    if not ok:
+        raise ConfigError(f"task: {task.name!r} cannot run on this machine: {how}")
+    metric = config.metric or task.metric
+    reported = tuple(getattr(task, "metrics", ()) or ())
+    if reported and metric not in reported:
+        raise ConfigError(f"metric: {metric!r} is not reported by task {task.name!r}; choose one of "
+                          f"{', '.join(reported)}")
+    search = config.search
+    if search.sampler == "tpe" and search.train_size is None:
+        search = replace(search, train_size=getattr(task, "train_size", None))
+        if search.coordinates == "timescale" and not search.train_size:
+            raise ConfigError("search.train_size: missing; τ_epoch needs the training-set size B, e.g. "
+                              "train_size = 1437")
+    config = replace(config, task=task.name, metric=metric, search=search)
+    _dry_resolve(task, config)
+    return config
+
+
+def _seeds(value: Any) -> tuple[int, ...]:
+    if is_whole(value):
+        if value < 1:
+            raise ConfigError(f"seeds: {value}; give a count >= 1 or a list of seeds")
+        return tuple(range(value))
+    if isinstance(value, list) and value and all(is_whole(s) for s in value):
+        if len(set(value)) != len(value):
+            raise ConfigError(f"seeds: {value} repeats a seed; list each seed once")
+        return tuple(value)
+    raise ConfigError(f"seeds: {value!r}; give a count (seeds = 3) or a non-empty list of integers")
+
+
+def _parse_arm(a: Any, at: str, default_wd: tuple[float, ...]) -> Arm:
+    where = f"{at}."
+    if not isinstance(a, dict):
+        raise ConfigError(f"{at}: expected a table with optimizer and decay")
+    _check_keys(a, _ARM_KEYS | {h.name for o in OPTIMIZERS.values() for h in o.hyperparameters}, where)
+    optimizer = _typed(a, "optimizer", str, "adamw", where)
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"{where}optimizer: {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    info = get_optimizer(optimizer)
+    decay = _typed(a, "decay", str, "torch", where)
+    try:
+        info.check_decay(decay)
+    except UserError as exc:
+        raise ConfigError(f"{where}decay: {exc}") from None
+    wd = _grid_values(a["weight_decay"], f"{where}weight_decay") if "weight_decay" in a else default_wd
+    # An option the arm's optimizer does not use would be dropped silently: refuse it instead.
+    for key, users in unused_optimizer_options(optimizer, sorted(set(a) - _ARM_KEYS) +
+                                               [k for k in ("betas", "momentum") if k in a]):
+        raise ConfigError(f"{where}{key}: {optimizer} does not use {key} (only {', '.join(users)} "
+                          f"{'does' if len(users) == 1 else 'do'}); remove it or set optimizer = \"{users[0]}\"")
+    try:
+        optimizer_options = info.check_hyperparameters({k: a[k] for k in set(a) - _ARM_KEYS})
+    except UserError as exc:
+        raise ConfigError(f"{where}{exc}") from None
+    betas = tuple(_typed(a, "betas", list, list(info.defaults.get("betas", (0.9, 0.999))), where))
+    if len(betas) != 2 or not all(is_number(b) and 0 <= b < 1 for b in betas):
+        raise ConfigError(f"{where}betas: {list(betas)!r}; give two numbers in [0, 1)")
+    momentum = _typed(a, "momentum", (int, float), info.defaults.get("momentum", 0.9), where)
+    if not 0 <= momentum < 1:
+        raise ConfigError(f"{where}momentum: {momentum!r}; give a number in [0, 1)")
+    wd_schedule = _typed(a, "wd_schedule", str, None, where)
+    normalized_wd = _typed(a, "normalized_wd", bool, False, where)
+    try:
+        check_weight_decay_schedule(decay, wd_schedule, normalized_wd)
+    except UserError as exc:
+        key = "normalized_wd" if normalized_wd else "wd_schedule"
+        raise ConfigError(f"{where}{key}: {exc}") from None
+    return Arm(name=_typed(a, "name", str, f"{optimizer} {decay}", where), optimizer=optimizer, decay=decay,
+               weight_decay=wd, momentum=float(momentum), betas=(float(betas[0]), float(betas[1])),
+               extra=_typed(a, "extra", dict, {}, where), wd_schedule=wd_schedule, normalized_wd=normalized_wd,
+               optimizer_options=optimizer_options)
+
+
+def _parse_search(s: dict[str, Any], lr: tuple[float, ...], arms: tuple[Arm, ...]) -> SearchSpace:
+    """The ``[search]`` table: what the grid needs, or TPE's budget and box (the grid/TPE split of the file)."""
+    _check_keys(s, _SEARCH_KEYS, "search.")
+    sampler = _typed(s, "sampler", str, "grid", "search.")
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"search.sampler: {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if sampler == "tpe":
+        return _parse_tpe(s, lr, arms)
+    if set(s) - {"sampler"}:
+        extra_keys = sorted(set(s) - {"sampler"})
+        raise ConfigError(f"search.{extra_keys[0]}: only used with sampler = \"tpe\"; remove it or set the sampler")
+    if not lr:
+        raise ConfigError("grid.lr: missing; give lr = { min = 1e-4, max = 1e-2, num = 5 } or a list")
+    for i, arm in enumerate(arms):
+        if not arm.weight_decay:
+            raise ConfigError(f"arms[{i}].weight_decay: no λ grid; set grid.weight_decay or the arm's weight_decay")
+    return SearchSpace()
+
+
+def _parse_tpe(s: dict[str, Any], lr_grid: tuple[float, ...], arms: tuple[Arm, ...]) -> SearchSpace:
     trials = _positive_int(s, "trials", None, "search.")
     if trials is None:
         raise ConfigError("search.trials: missing; TPE needs a trial budget per arm, e.g. trials = 30")
@@ -333,30 +415,23 @@ def _parse_tpe(s: dict[str, Any], lr_grid: tuple[float, ...], arms: list[Arm], t
             if not get_mode(a.decay).decoupled or a.decay == "stable":
                 raise ConfigError(f"search.coordinates: {coordinates!r} needs a decay mode whose shrink is "
                                   f"linear in λ; arm {a.name!r} uses {a.decay!r}: use coordinates = \"raw\"")
-    train_size = _positive_int(s, "train_size", getattr(task, "train_size", None), "search.")
-    if coordinates == "timescale" and not train_size:
-        raise ConfigError("search.train_size: missing; τ_epoch needs the training-set size B, e.g. train_size = 1437")
+    train_size = _positive_int(s, "train_size", None, "search.")
     return SearchSpace(sampler="tpe", trials=trials, coordinates=coordinates, lr=lr, second=second,
                        train_size=train_size)
 
 
-def _dry_resolve(task: Any, arms: list[Arm], lr: tuple[float, ...], **fields: Any) -> None:
+def _dry_resolve(task: Task, config: SweepConfig) -> None:
     # The task's own checks (unknown options, bad epochs or batch size), run once per arm before any trial.
     resolve = getattr(task, "resolve", None)
     if resolve is None:
         return
-    from weightdecay.tasks import TrainConfig
-
-    for i, arm in enumerate(arms):
-        extra = {**fields["extra"], **arm.extra}
-        config = TrainConfig(lr=lr[0] if lr else 1e-3, weight_decay=arm.weight_decay[0] if arm.weight_decay else 0.0,
-                             optimizer=arm.optimizer, decay=arm.decay, schedule=fields["schedule"],
-                             epochs=fields["epochs"], batch_size=fields["batch_size"], momentum=arm.momentum,
-                             betas=arm.betas, extra=extra, optimizer_options=arm.optimizer_options)
+    for i, arm in enumerate(config.arms):
+        run = config.train_config(arm, lr=config.lr[0] if config.lr else 1e-3,
+                                  weight_decay=arm.weight_decay[0] if arm.weight_decay else 0.0)
         try:
-            resolve(config)
+            resolve(run)
         except UserError as exc:
-            where = f"arms[{i}].extra" if set(arm.extra) - set(fields["extra"]) else "extra"
+            where = f"arms[{i}].extra" if set(arm.extra) - set(config.extra) else "extra"
             raise ConfigError(f"{where}: {exc}") from None
 
 
@@ -383,15 +458,11 @@ def _positive_int(d: dict[str, Any], key: str, default: Any, where: str = "") ->
     return value
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _range(value: Any, where: str) -> tuple[float, float]:
     if not isinstance(value, dict) or set(value) != {"min", "max"}:
         raise ConfigError(f"{where}: {value!r}; give a range {{ min = ..., max = ... }}")
     low, high = value["min"], value["max"]
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or not 0 < low < high:
+    if not all(is_number(v, finite=False) for v in (low, high)) or not 0 < low < high:
         raise ConfigError(f"{where}: min={low!r}, max={high!r}; need 0 < min < max (log scale)")
     return float(low), float(high)
 
@@ -400,7 +471,7 @@ def _grid_values(value: Any, where: str) -> tuple[float, ...]:
     if isinstance(value, list):
         if not value:
             raise ConfigError(f"{where}: empty grid; list at least one value")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        if not all(is_number(v) for v in value):
             raise ConfigError(f"{where}: {value!r}; every value must be a finite number")
         if any(v <= 0 for v in value):
             raise ConfigError(f"{where}: {value!r}; grid values must be > 0 (the grid is in log space)")
@@ -415,12 +486,12 @@ def _grid_values(value: Any, where: str) -> tuple[float, ...]:
         if "num" not in value:
             raise ConfigError(f"{where}.num: missing; give the number of grid points")
         num = value["num"]
-        if not isinstance(num, int) or isinstance(num, bool) or num < 1:
+        if not is_whole(num, minimum=1):
             raise ConfigError(f"{where}.num: {num!r}; empty grid: give num >= 1")
         if num > 1:
             return log_grid(*_range({"min": value.get("min"), "max": value.get("max")}, where), num)
         low = value.get("min")
-        if not _is_number(low) or not low > 0:
+        if not is_number(low) or not low > 0:
             raise ConfigError(f"{where}.min: {low!r}; a one-point grid needs min, a finite number > 0")
         return log_grid(float(low), float(low), 1)
     raise ConfigError(f"{where}: {value!r}; give a list of values or {{ min = ..., max = ..., num = ... }}")

@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from weightdecay.errors import UserError
 from weightdecay.sweeps.config import SweepConfig
+from weightdecay.sweeps.runner import read_run_dir
+from weightdecay.sweeps.search import RunRecord, strategy_for
 from weightdecay.sweeps.storage import open_storage, resolve_storage
-from weightdecay.sweeps.study import study_name, trial_key
+from weightdecay.sweeps.study import study_name
 
 __all__ = ["RunRecord", "SweepResults", "load_results", "list_sweeps"]
-
-
-@dataclass
-class RunRecord:
-    """One finished training run: an arm, a grid point, a seed, the metric and its history."""
-
-    arm: str
-    lr: float
-    weight_decay: float
-    seed: int
-    value: float
-    diverged: bool
-    metrics: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
-    monitor: dict[str, Any] | None = None  # the run's MonitorSummary.to_dict(), with monitor_every set
 
 
 @dataclass
@@ -74,8 +59,6 @@ def load_results(source: str | Path, sweep: str | None = None) -> SweepResults:
     96
     """
     if Path(str(source)).is_dir():
-        from weightdecay.sweeps.runner import read_run_dir
-
         meta = read_run_dir(source)
         url, sweep = meta["storage"], sweep or meta["name"]
     else:
@@ -96,11 +79,12 @@ def load_results(source: str | Path, sweep: str | None = None) -> SweepResults:
     config = None
     for s in summaries.values():
         if s.user_attrs.get("weightdecay:sweep") == sweep:
-            config = SweepConfig.from_dict(s.user_attrs["weightdecay:config"])
-            config = _with_source(config, s.user_attrs.get("weightdecay:source", ""))
+            config = replace(SweepConfig.from_dict(s.user_attrs["weightdecay:config"]),
+                             source=s.user_attrs.get("weightdecay:source", ""))
             break
     if config is None:
         raise UserError(f"{source}: no sweep named {sweep!r}; it holds {', '.join(list_sweeps(url)) or 'none'}")
+    strategy = strategy_for(config)
     records: list[RunRecord] = []
     failed, failed_points = 0, 0
     for arm in config.arms:
@@ -110,34 +94,15 @@ def load_results(source: str | Path, sweep: str | None = None) -> SweepResults:
         study = optuna.load_study(study_name=name, storage=storage)
         completed, errored = set(), []
         for t in study.get_trials(deepcopy=False):
-            point = trial_key(t) or ("trial", t.number)  # a TPE trial is a point of its own
+            point = strategy.point(t)
             if t.state == TrialState.FAIL and "error" in t.user_attrs:
                 errored.append(point)
             if t.state != TrialState.COMPLETE:
                 continue
             completed.add(point)
-            records.extend(_records(arm.name, t))
+            records.extend(strategy.records(arm, t))
         still_failed = [p for p in errored if p not in completed]
         failed += len(still_failed)
         failed_points += len(set(still_failed))
     return SweepResults(config=config, records=records, failed=failed, failed_points=failed_points, storage=url)
 
-
-def _with_source(config: SweepConfig, source: str) -> SweepConfig:
-    from dataclasses import replace
-
-    return replace(config, source=source)
-
-
-def _records(arm: str, t: optuna.trial.FrozenTrial) -> list[RunRecord]:
-    a = t.user_attrs
-    if "seeds" in a:  # a TPE trial: every seed of one (lr, λ)
-        return [RunRecord(arm=arm, lr=float(t.params["lr"]), weight_decay=float(a["weight_decay"]),
-                          seed=int(r["seed"]), value=float(r["value"]), diverged=bool(r["diverged"]),
-                          metrics=r["metrics"], history=r["history"], seconds=float(r["seconds"]),
-                          monitor=r.get("monitor"))
-                for r in a["seeds"]]
-    return [RunRecord(arm=arm, lr=float(t.params["lr"]), weight_decay=float(t.params["weight_decay"]),
-                      seed=int(t.params["seed"]), value=float(t.value), diverged=bool(a.get("diverged", False)),
-                      metrics=a.get("metrics", {}), history=a.get("history", []),
-                      seconds=float(a.get("seconds", 0.0)), monitor=a.get("monitor"))]

@@ -11,29 +11,39 @@ import json
 import logging
 import multiprocessing
 import os
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from weightdecay.sweeps.config import SweepConfig
-from weightdecay.sweeps.storage import open_storage, resolve_storage, setup_lock
-from weightdecay.sweeps.study import GridStatus, grid_status, open_arm_study, reconcile
-from weightdecay.sweeps.worker import WorkerOptions, run_worker
+import optuna
 
-__all__ = ["SweepSummary", "run_sweep", "write_run_dir", "read_run_dir", "atomic_write"]
+from weightdecay._io import atomic_write
+from weightdecay.errors import UserError
+from weightdecay.sweeps.config import SweepConfig
+from weightdecay.sweeps.search import ArmStatus, SearchStrategy, WorkerOptions, strategy_for
+from weightdecay.sweeps.storage import open_storage, resolve_storage, setup_lock
+from weightdecay.sweeps.study import open_arm_study
+from weightdecay.sweeps.worker import run_worker
+
+__all__ = ["SweepSummary", "run_sweep", "write_run_dir", "read_run_dir", "PROGRESS_LOG_INTERVAL"]
 
 log = logging.getLogger(__name__)
+
+# Without a terminal (a CI log, a file) progress is a plain log line at most this often, not a redrawn bar.
+PROGRESS_LOG_INTERVAL = 30.0
 
 
 @dataclass
 class SweepSummary:
-    """What a sweep command leaves behind: per-arm grid status, and where the results are."""
+    """What a sweep command leaves behind: per-arm status, and where the results are."""
 
     name: str
     storage: str
     out_dir: Path
-    status: dict[str, GridStatus] = field(default_factory=dict)
+    status: dict[str, ArmStatus] = field(default_factory=dict)
     seconds: float = 0.0
     ran_here: int = 0
 
@@ -51,16 +61,6 @@ class SweepSummary:
                 f"in {self.seconds:.0f} s")
 
 
-def atomic_write(path: str | Path, data: str | bytes) -> None:
-    """Write a file so a reader never sees half of it: a temp file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
 def write_run_dir(out_dir: Path, config: SweepConfig, storage_url: str) -> None:
     """Keep the config and the storage address beside the results, so ``weightdecay report RUN_DIR`` finds them."""
     atomic_write(out_dir / "sweep.toml", config.source)
@@ -70,8 +70,6 @@ def write_run_dir(out_dir: Path, config: SweepConfig, storage_url: str) -> None:
 
 def read_run_dir(run_dir: str | Path) -> dict[str, Any]:
     """The ``sweep.json`` a sweep wrote into its output folder."""
-    from weightdecay.errors import UserError
-
     path = Path(run_dir) / "sweep.json"
     try:
         return json.loads(path.read_text())
@@ -89,23 +87,8 @@ def _worker_main(config_dict: dict[str, Any], storage_url: str, options: dict[st
         raise SystemExit(130) from None
 
 
-def _status(studies: dict[str, Any], config: SweepConfig) -> dict[str, GridStatus]:
-    out = {}
-    for arm in config.arms:
-        study = studies[arm.name]
-        if config.search.sampler == "grid":
-            out[arm.name] = grid_status(study, config, arm)
-        else:
-            from optuna.trial import TrialState
-
-            trials = study.get_trials(deepcopy=False)
-            s = GridStatus(total=config.search.trials)
-            s.complete = sum(t.state == TrialState.COMPLETE for t in trials)
-            s.diverged = sum(t.state == TrialState.COMPLETE and bool(t.user_attrs.get("diverged")) for t in trials)
-            s.running = sum(t.state == TrialState.RUNNING for t in trials)
-            s.missing = max(0, s.total - s.complete - s.running)
-            out[arm.name] = s
-    return out
+def _status(strategy: SearchStrategy, studies: dict[str, optuna.Study]) -> dict[str, ArmStatus]:
+    return {arm.name: strategy.status(studies[arm.name], arm) for arm in strategy.config.arms}
 
 
 def run_sweep(config: SweepConfig, *, out_dir: str | Path | None = None, storage: str | None = None,
@@ -119,13 +102,12 @@ def run_sweep(config: SweepConfig, *, out_dir: str | Path | None = None, storage
         storage: ``--storage`` (``None``: ``journal:OUT_DIR/study.journal``).
         jobs: worker processes on this machine.
         threads: torch threads per worker (default: this machine's cores divided by ``jobs``).
-        quiet: log one line per finished trial instead of drawing a progress bar.
+        quiet: log one line per finished trial instead of drawing a progress bar. Without a terminal on
+            stderr there is no bar either: a log line every :data:`PROGRESS_LOG_INTERVAL` seconds.
         heartbeat_interval, grace_period: a worker silent for ``grace_period`` seconds counts as gone.
 
     >>> summary = run_sweep(load_config("experiments/demo.toml"), jobs=2)  # doctest: +SKIP
     """
-    from weightdecay.errors import UserError
-
     if jobs < 1:
         raise UserError(f"--jobs {jobs}: give at least 1 worker process")
     if not (heartbeat_interval > 0 and grace_period >= 1 and grace_period > 2 * heartbeat_interval):
@@ -138,18 +120,19 @@ def run_sweep(config: SweepConfig, *, out_dir: str | Path | None = None, storage
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = threads or max(1, cores // jobs)
     start = time.perf_counter()
+    strategy = strategy_for(config)
 
     # 1. Set the studies up and queue every point that is not done (under the lock: no point queued twice).
     with setup_lock(url, config.name):
         store = open_storage(url)
         studies = {arm.name: open_arm_study(store, config, arm) for arm in config.arms}
         for arm in config.arms:
-            if config.search.sampler == "grid":
-                reconcile(studies[arm.name], config, arm, grace_period=grace_period, retry_errors=True)
+            strategy.prepare(store, studies[arm.name], arm, grace_period=grace_period, retry_errors=True)
     write_run_dir(out_dir, config, url)
 
     # 2. Workers, each its own process with its own torch threads (spawn: no fork of a threaded parent).
-    options = {"threads": threads, "heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
+    options = asdict(WorkerOptions(threads=threads, heartbeat_interval=heartbeat_interval,
+                                   grace_period=grace_period))
     ctx = multiprocessing.get_context("spawn")
     config_dict = {**config.to_dict(), "source": config.source}
     level = logging.INFO if quiet else logging.WARNING
@@ -159,7 +142,7 @@ def run_sweep(config: SweepConfig, *, out_dir: str | Path | None = None, storage
         p.start()
     log.info("sweep %s: %d workers x %d torch threads, storage %s", config.name, jobs, threads, url)
     try:
-        _monitor(procs, studies, config, quiet)
+        _monitor(procs, strategy, studies, quiet)
     except KeyboardInterrupt:
         for p in procs:
             if p.is_alive():
@@ -172,36 +155,45 @@ def run_sweep(config: SweepConfig, *, out_dir: str | Path | None = None, storage
     for p in procs:
         if p.exitcode not in (0, None):
             log.warning("worker %s exited with status %s; run the same command again to finish", p.name, p.exitcode)
-    summary = SweepSummary(name=config.name, storage=url, out_dir=out_dir, status=_status(studies, config),
-                           seconds=time.perf_counter() - start)
-    return summary
+    return SweepSummary(name=config.name, storage=url, out_dir=out_dir, status=_status(strategy, studies),
+                        seconds=time.perf_counter() - start)
 
 
-def _monitor(procs: list[Any], studies: dict[str, Any], config: SweepConfig, quiet: bool) -> None:
-    """Poll the storage until the workers exit: a tqdm bar (done, running, ETA) or, with ``quiet``, log lines."""
-    status = _status(studies, config)
+def _monitor(procs: list[BaseProcess], strategy: SearchStrategy, studies: dict[str, optuna.Study],
+             quiet: bool) -> None:
+    """Poll the storage until the workers exit: a tqdm bar on a terminal, log lines otherwise.
+
+    ``quiet`` logs a line whenever a trial finishes; without a terminal (and not quiet) a line at most every
+    :data:`PROGRESS_LOG_INTERVAL` seconds, and one at the end, so a CI log stays short.
+    """
+    name = strategy.config.name
+    status = _status(strategy, studies)
     total = sum(s.total for s in status.values())
     done0 = sum(s.complete + s.failed for s in status.values())
     bar = None
-    if not quiet:
+    if not quiet and sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(total=total, initial=done0, desc=config.name, unit="trial", dynamic_ncols=True)
-    last_done = done0
+        bar = tqdm(total=total, initial=done0, desc=name, unit="trial", dynamic_ncols=True)
+    interval = 0.0 if quiet else PROGRESS_LOG_INTERVAL
+    logged_done, logged_at = done0, time.monotonic()
     try:
         while any(p.is_alive() for p in procs):
             time.sleep(1.0)
-            status = _status(studies, config)
+            status = _status(strategy, studies)
             done = sum(s.complete + s.failed for s in status.values())
             running = sum(s.running for s in status.values())
             diverged = sum(s.diverged for s in status.values())
             if bar is not None:
                 bar.update(done - bar.n)
                 bar.set_postfix(running=running, diverged=diverged, refresh=True)
-            elif done != last_done:
-                log.info("%s: %d/%d trials done, %d running, %d diverged", config.name, done, total, running,
-                         diverged)
-            last_done = done
+            elif done != logged_done and time.monotonic() - logged_at >= interval:
+                log.info("%s: %d/%d trials done, %d running, %d diverged", name, done, total, running, diverged)
+                logged_done, logged_at = done, time.monotonic()
+        if bar is None:  # the last trials may have finished since the last line
+            done = sum(s.complete + s.failed for s in _status(strategy, studies).values())
+            if done != logged_done:
+                log.info("%s: %d/%d trials done", name, done, total)
     finally:
         if bar is not None:
             bar.close()

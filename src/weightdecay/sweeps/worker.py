@@ -1,229 +1,26 @@
-"""A sweep worker: claims queued trials one at a time, trains, records the result; many run side by side.
+"""A sweep worker process: opens the storage and the arms' studies, then runs the search's worker loop.
 
-Each trial is one call of ``task.run(TrainConfig)``. The result goes into the trial: its value is the metric
-(``+inf`` for a minimized metric that came out NaN/inf), and its user attributes hold every final metric, the
-per-epoch history, ``diverged`` and the wall time. A diverged run is a COMPLETE trial flagged ``diverged``,
-not a failure; a Python exception in the task is a FAIL with the error text, queued again on the next run.
+Many workers run side by side, on one machine or many; the search strategy
+(:meth:`weightdecay.sweeps.search.SearchStrategy.work`) takes the next trial, holds its lease while it trains and
+records the result. This module adds what a worker *process* needs: torch threads, the user's imports, and
+stopping cleanly when the sweep command is interrupted or killed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import math
+import importlib
 import os
 import signal
 import threading
 import time
-import traceback
 from typing import Any
 
-import optuna
-from optuna.trial import TrialState
+from weightdecay.sweeps.config import SweepConfig
+from weightdecay.sweeps.search import WorkerOptions, strategy_for
+from weightdecay.sweeps.storage import open_storage
+from weightdecay.sweeps.study import open_arm_study
 
-from weightdecay.decay import shrink
-from weightdecay.sweeps.config import Arm, SweepConfig
-from weightdecay.sweeps.storage import open_storage, setup_lock, storage_kind
-from weightdecay.sweeps.study import (HEARTBEAT_ATTR, HOST_ID, OWNER_ATTR, fail_stale_trials, grid_status,
-                                      open_arm_study, reconcile, study_name)
-
-__all__ = ["WorkerOptions", "run_worker", "train_once", "weight_decay_from"]
-
-log = logging.getLogger(__name__)
-
-
-class WorkerOptions:
-    """How a worker behaves: torch threads, heartbeat timing, and how long to wait for other workers."""
-
-    def __init__(self, threads: int = 1, heartbeat_interval: float = 10.0, grace_period: float = 60.0,
-                 poll_interval: float = 2.0):
-        self.threads = threads
-        self.heartbeat_interval = heartbeat_interval
-        self.grace_period = grace_period
-        self.poll_interval = poll_interval
-
-
-def train_once(config: SweepConfig, arm: Arm, lr: float, weight_decay: float, seed: int) -> dict[str, Any]:
-    """Run one training run and return what a trial records (value, metrics, history, diverged, seconds)."""
-    from weightdecay.tasks import TrainConfig, get_task
-
-    task = get_task(config.task)
-    train_config = TrainConfig(lr=lr, weight_decay=weight_decay, optimizer=arm.optimizer, decay=arm.decay,
-                               schedule=config.schedule, epochs=config.epochs, batch_size=config.batch_size,
-                               seed=seed, momentum=arm.momentum, betas=arm.betas,
-                               optimizer_options=arm.optimizer_options,
-                               extra={**config.extra, **arm.extra})
-    start = time.perf_counter()
-    monitors = []
-    if config.monitor_every:
-        from weightdecay.monitors import Monitor
-
-        monitors = [Monitor(every=config.monitor_every)]
-    result = task.run(train_config, **({"monitors": monitors} if monitors else {}))
-    seconds = result.seconds or time.perf_counter() - start
-    if config.metric not in result.metrics:
-        raise KeyError(f"task {config.task!r} reports no metric {config.metric!r}; it reports "
-                       f"{', '.join(sorted(result.metrics))}: set `metric` in the config to one of them")
-    value = float(result.metrics[config.metric])
-    diverged = bool(result.diverged) or not math.isfinite(value)
-    if not math.isfinite(value):
-        value = math.inf if config.direction == "minimize" else -math.inf
-    record = {"value": value, "diverged": diverged, "seconds": float(seconds),
-              "metrics": _json_floats(result.metrics), "history": [_json_floats(h) for h in result.history]}
-    if monitors:
-        record["monitor"] = _json_safe(monitors[0].summary().to_dict())
-    return record
-
-
-def _json_safe(value: Any) -> Any:
-    """``value`` with every NaN/inf float replaced by None, at any depth (trial attributes are JSON)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def weight_decay_from(config: SweepConfig, arm: Arm, lr: float, second: float) -> float:
-    """The λ of a TPE sample in the sweep's coordinates: λ itself, the shrink ``s``, or ``τ_epoch``.
-
-    ``s`` is the per-step shrink at the peak lr, linear in λ: ``λ = s / shrink(mode, 1, lr, lr)``; ``τ_epoch``
-    gives ``s = b / (B·τ_epoch)`` (``SPEC.md`` section 2).
-    """
-    coordinates = config.search.coordinates
-    if coordinates == "raw":
-        return second
-    if coordinates == "timescale":
-        from weightdecay.tasks import get_task
-
-        batch = config.batch_size or get_task(config.task).default_batch_size
-        second = batch / (config.search.train_size * second)
-    return second / shrink(arm.decay, 1.0, lr=lr, peak_lr=lr)
-
-
-def _json_floats(d: dict[str, Any]) -> dict[str, Any]:
-    # NaN/inf are not JSON; None marks them in the stored attributes.
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[k] = float(v) if math.isfinite(v) else None
-        else:
-            out[k] = v
-    return out
-
-
-class _Heartbeat:
-    """Rewrites the trial's heartbeat timestamp every interval while the trial trains."""
-
-    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, interval: float):
-        self._storage, self._trial_id, self._interval = storage, trial_id, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._storage.set_trial_system_attr(self._trial_id, HEARTBEAT_ATTR, time.time())
-            except Exception:  # a finished trial or a network blip: the next beat or the grace period decides
-                log.debug("heartbeat failed", exc_info=True)
-
-    def __enter__(self) -> "_Heartbeat":
-        self._storage.set_trial_system_attr(self._trial_id, OWNER_ATTR, {"host": HOST_ID, "pid": os.getpid()})
-        self._storage.set_trial_system_attr(self._trial_id, HEARTBEAT_ATTR, time.time())
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def _claim(study: optuna.Study) -> optuna.Trial | None:
-    """Claim one queued trial: WAITING → RUNNING is atomic in every Optuna storage, so no two workers share one."""
-    storage = study._storage  # noqa: SLF001
-    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        try:
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                return optuna.Trial(study, t._trial_id)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-    return None
-
-
-def _finish(study: optuna.Study, trial: optuna.Trial, record: dict[str, Any] | None, error: str | None) -> None:
-    try:
-        for key in ("metrics", "history", "diverged", "seconds", "monitor") if record else ():
-            if key not in record:
-                continue
-            trial.set_user_attr(key, record[key])
-        if error is not None:
-            trial.set_user_attr("error", error[-2000:])
-        if record is not None:
-            study.tell(trial, record["value"])
-        else:
-            study.tell(trial, state=TrialState.FAIL)
-    except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
-        # Another worker declared this one gone and re-queued the point: the re-run counts, not this one.
-        log.warning("trial %d was taken over by another worker; its result is dropped", trial.number)
-
-
-def _run_grid_trial(study: optuna.Study, config: SweepConfig, arm: Arm, trial: optuna.Trial,
-                    options: WorkerOptions) -> None:
-    storage = study._storage  # noqa: SLF001
-    with _Heartbeat(storage, trial._trial_id, options.heartbeat_interval):
-        lr = trial.suggest_categorical("lr", list(config.lr))
-        wd = trial.suggest_categorical("weight_decay", list(arm.weight_decay))
-        seed = trial.suggest_categorical("seed", list(config.seeds))
-        record, error = None, None
-        try:
-            record = train_once(config, arm, lr, wd, seed)
-        except KeyboardInterrupt:
-            study.tell(trial, state=TrialState.FAIL)  # interrupted, not broken: queued again on resume
-            raise
-        except Exception:
-            error = traceback.format_exc()
-            log.error("trial %d (%s, lr=%g, wd=%g, seed=%d) failed:\n%s", trial.number, arm.name, lr, wd, seed,
-                      error)
-    _finish(study, trial, record, error)
-
-
-def _run_tpe_trial(study: optuna.Study, config: SweepConfig, arm: Arm, trial: optuna.Trial,
-                   options: WorkerOptions) -> None:
-    storage = study._storage  # noqa: SLF001
-    name = {"raw": "weight_decay", "decoupled": "shrink", "timescale": "tau_epoch"}[config.search.coordinates]
-    with _Heartbeat(storage, trial._trial_id, options.heartbeat_interval):
-        lr = trial.suggest_float("lr", *config.search.lr, log=True)
-        second = trial.suggest_float(name, *config.search.second, log=True)
-        wd = weight_decay_from(config, arm, lr, second)
-        trial.set_user_attr("weight_decay", wd)
-        runs, error = [], None
-        try:
-            for seed in config.seeds:
-                runs.append({"seed": seed, **train_once(config, arm, lr, wd, seed)})
-        except KeyboardInterrupt:
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        except Exception:
-            error = traceback.format_exc()
-            log.error("trial %d (%s, lr=%g, wd=%g) failed:\n%s", trial.number, arm.name, lr, wd, error)
-    record = None
-    if error is None:
-        values = [r["value"] for r in runs]
-        trial.set_user_attr("seeds", runs)
-        record = {"value": sum(values) / len(values), "diverged": any(r["diverged"] for r in runs),
-                  "seconds": sum(r["seconds"] for r in runs), "metrics": runs[0]["metrics"],
-                  "history": runs[0]["history"]}
-        if "monitor" in runs[0]:
-            record["monitor"] = runs[0]["monitor"]
-    _finish(study, trial, record, error)
-
-
-def _tpe_started(study: optuna.Study) -> int:
-    # Spent budget: finished, running, or failed with an error; interrupted or stale trials are asked again.
-    return sum(t.state in (TrialState.COMPLETE, TrialState.RUNNING)
-               or (t.state == TrialState.FAIL and "error" in t.user_attrs) for t in study.get_trials(deepcopy=False))
+__all__ = ["WorkerOptions", "run_worker"]
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -254,8 +51,6 @@ def run_worker(config_dict: dict[str, Any], storage_url: str, options: WorkerOpt
         storage_url: a canonical storage string (:func:`weightdecay.sweeps.storage.resolve_storage`).
         options: threads and heartbeat timing.
     """
-    import importlib
-
     import torch
 
     if watch_parent:
@@ -267,46 +62,4 @@ def run_worker(config_dict: dict[str, Any], storage_url: str, options: WorkerOpt
         importlib.import_module(module)
     storage = open_storage(storage_url)
     studies = {arm.name: open_arm_study(storage, config, arm) for arm in config.arms}
-    ran = 0
-    if config.search.sampler == "tpe":
-        for arm in config.arms:
-            study = studies[arm.name]
-            while True:
-                # Ask inside the lock, so that workers on all machines together never overshoot the budget.
-                with setup_lock(storage_url, study_name(config, arm)):
-                    fail_stale_trials(study, options.grace_period)
-                    trial = study.ask() if _tpe_started(study) < config.search.trials else None
-                if trial is None:
-                    break
-                _run_tpe_trial(study, config, arm, trial, options)
-                ran += 1
-        return ran
-
-    # SQLite has no row locks: two processes could both flip the same WAITING trial to RUNNING, so there the
-    # claim runs under the storage's file lock. Journal (one ordered log) and PostgreSQL (FOR UPDATE) need none.
-    claim_lock = (lambda: setup_lock(storage_url, config.name)) if storage_kind(storage_url) == "sqlite" else (
-        contextlib.nullcontext)
-    last_reconcile = 0.0
-    while True:
-        claimed = None
-        with claim_lock():
-            for arm in config.arms:
-                trial = _claim(studies[arm.name])
-                if trial is not None:
-                    claimed = (arm, trial)
-                    break
-        if claimed is not None:
-            arm, trial = claimed
-            _run_grid_trial(studies[arm.name], config, arm, trial, options)
-            ran += 1
-            continue
-        statuses = [grid_status(studies[a.name], config, a) for a in config.arms]
-        if all(s.finished for s in statuses):
-            return ran
-        # Others are still training: wait, and every so often re-queue points whose worker is gone.
-        if time.monotonic() - last_reconcile > options.poll_interval:
-            with setup_lock(storage_url, config.name):
-                for arm in config.arms:
-                    reconcile(studies[arm.name], config, arm, grace_period=options.grace_period, retry_errors=False)
-            last_reconcile = time.monotonic()
-        time.sleep(options.poll_interval / 4)
+    return strategy_for(config).work(storage, storage_url, studies, options)

@@ -29,6 +29,8 @@ class TrainConfig:
     momentum: float | None = None  # for optimizers that take one; None: the registry's default (sgdw 0.9)
     betas: tuple[float, float] | None = None  # likewise (adamw (0.9, 0.999))
     diagnostics: bool = False  # add a monitors.LayerDiagnostics: per-epoch layer norms, rotations, gradient norms
+    wd_schedule: str | None = None  # λ follows this schedule's multiplier, λ_k = λ·η(k) (weightdecay.schedules)
+    normalized_wd: bool = False  # weight_decay is λ_norm: λ = λ_norm·sqrt(b/(B·T_i)) in paper units per period
     extra: dict[str, Any] = field(default_factory=dict)  # task-specific options
     optimizer_options: dict[str, Any] = field(default_factory=dict)  # the optimizer's other hyperparameters
 

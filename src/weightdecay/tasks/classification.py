@@ -156,5 +156,5 @@ class ImageClassificationTask(BuiltinTask):
         return fit(lambda: self.build_model(opts, dataset.num_classes), config, batches=batches,
                    steps_per_epoch=batches_per_epoch(n, batch_size),
                    loss_fn=lambda model, xb, yb: F.cross_entropy(model(xb), yb),
-                   evaluate=evaluate, options=opts, metric_names=names, progress=progress,
+                   evaluate=evaluate, options=opts, metric_names=names, progress=progress, train_size=n,
                    monitors=monitors)

@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from weightdecay.data import ImageDataset, load_cifar10, load_digits, load_fashion_mnist
+from weightdecay.checks import is_whole
 from weightdecay.errors import UserError
 from weightdecay.tasks.classification import ImageClassificationTask
 from weightdecay.tasks.models import MLP, SmallCNN
@@ -19,7 +20,7 @@ __all__ = ["DigitsMLP", "FashionMLP", "FashionCNN", "Cifar10CNN", "Cifar10Tutori
 def _channels(opts: dict[str, Any]) -> tuple[int, ...]:
     value = opts["channels"]
     if (not isinstance(value, (list, tuple)) or not value
-            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in value)):
+            or not all(is_whole(c, minimum=1) for c in value)):
         raise UserError(f"Option channels must be a non-empty list of integers >= 1, got {value!r}")
     return tuple(value)
 

@@ -81,4 +81,4 @@ class RidgeTask(BuiltinTask):
                    batches=batches, steps_per_epoch=batches_per_epoch(len(y), batch_size),
                    loss_fn=lambda model, xb, yb: squared_loss(model(xb).squeeze(-1), yb),
                    evaluate=evaluate, options=opts, metric_names=("val_loss", "test_loss"), progress=progress,
-                   monitors=monitors)
+                   train_size=len(y), monitors=monitors)

@@ -100,4 +100,5 @@ class ShakespeareCharLM(BuiltinTask):
 
         return fit(build_model, config, batches=batches, steps_per_epoch=opts["steps_per_epoch"], loss_fn=loss_fn,
                    evaluate=evaluate, options=opts, metric_names=("val_loss", "perplexity"), progress=progress,
+                   train_size=opts["steps_per_epoch"] * batch_size,  # an "epoch" is that many windows
                    monitors=monitors)

@@ -23,14 +23,15 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
+from weightdecay.checks import is_number, is_whole
 from weightdecay.errors import UserError
 from weightdecay.monitors import LayerDiagnostics
 from weightdecay.optim.registry import OPTIMIZERS, betas, fraction, get_optimizer  # OPTIMIZERS: name → row
 from weightdecay.tasks.base import ProgressFn, Task, TrainConfig, TrainResult
 
 __all__ = ["OPTIMIZERS", "Option", "BuiltinTask", "int_option", "float_option", "validate_config",
-           "optimizer_hyperparameters", "resolved_hyperparameters", "build_optimizer", "build_schedule", "fit",
-           "shuffled_batches", "batches_per_epoch", "evaluate_in_chunks"]
+           "optimizer_hyperparameters", "resolved_hyperparameters", "check_weight_decay_schedule", "build_optimizer",
+           "build_schedule", "build_wd_schedule", "fit", "shuffled_batches", "batches_per_epoch", "evaluate_in_chunks"]
 
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -107,7 +108,7 @@ def int_option(opts: dict[str, Any], key: str, minimum: int = 1, *, allow_none: 
     value = opts[key]
     if value is None and allow_none:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    if not is_whole(value, minimum):
         raise UserError(f"Option {key} must be an integer >= {minimum}{' or null' if allow_none else ''}, "
                         f"got {value!r}")
     return value
@@ -116,7 +117,7 @@ def int_option(opts: dict[str, Any], key: str, minimum: int = 1, *, allow_none: 
 def float_option(opts: dict[str, Any], key: str, minimum: float = 0.0) -> float:
     """The finite number option ``key`` (>= ``minimum``), or a UserError that names it."""
     value = opts[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
+    if not is_number(value) or value < minimum:
         raise UserError(f"Option {key} must be a finite number >= {minimum:g}, got {value!r}")
     return float(value)
 
@@ -129,15 +130,15 @@ def validate_config(config: TrainConfig) -> None:
 
     if config.schedule not in SCHEDULE_NAMES:
         raise UserError(f"Unknown schedule: {config.schedule!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
-    if not (isinstance(config.lr, (int, float)) and math.isfinite(config.lr) and config.lr > 0):
+    if not (is_number(config.lr) and config.lr > 0):
         raise UserError(f"Invalid learning rate {config.lr!r}: must be a finite number > 0")
-    if not (isinstance(config.weight_decay, (int, float)) and math.isfinite(config.weight_decay)
-            and config.weight_decay >= 0):
+    if not (is_number(config.weight_decay) and config.weight_decay >= 0):
         raise UserError(f"Invalid weight decay {config.weight_decay!r}: must be a finite number >= 0")
     for field in ("epochs", "batch_size"):
         value = getattr(config, field)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not is_whole(value, minimum=1):
             raise UserError(f"Invalid {field} {value!r}: must be an integer >= 1")
+    check_weight_decay_schedule(config.decay, config.wd_schedule, config.normalized_wd)
 
 
 def optimizer_hyperparameters(config: TrainConfig) -> dict[str, Any]:
@@ -164,6 +165,21 @@ def resolved_hyperparameters(config: TrainConfig) -> TrainConfig:
     info = get_optimizer(config.optimizer)
     return config.with_(**{k: info.defaults[k] for k in ("momentum", "betas")
                            if getattr(config, k) is None and info.takes(k)})
+
+
+def check_weight_decay_schedule(decay: str, wd_schedule: str | None, normalized_wd: bool) -> None:
+    """Refuse a weight-decay schedule that cannot run: an unknown name, two schedules at once, or normalized
+    weight decay in a convention where a ``paper``-units λ has no fixed equivalent (only ``paper`` and ``torch``)."""
+    from weightdecay.schedules import SCHEDULE_NAMES
+
+    if wd_schedule is not None and wd_schedule not in SCHEDULE_NAMES:
+        raise UserError(f"Unknown weight-decay schedule: {wd_schedule!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
+    if wd_schedule is not None and normalized_wd:
+        raise UserError("normalized weight decay sets λ every step itself; drop the weight-decay schedule or "
+                        "normalized_wd")
+    if normalized_wd and decay not in ("paper", "torch"):
+        raise UserError(f"normalized weight decay is a paper-units λ per step, which only the 'paper' and 'torch' "
+                        f"conventions can follow through a schedule; got decay {decay!r}")
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig, **param_group_options: Any) -> torch.optim.Optimizer:
@@ -198,6 +214,44 @@ def build_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, *, tot
     extra = dict(options.get("schedule_options") or {})
     return make_lr_schedule(config.schedule, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                             warmup_steps=options.get("warmup_steps"), **extra)
+
+
+def build_wd_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, lr_schedule: Any, *, total_steps: int,
+                      steps_per_epoch: int, train_size: int | None,
+                      options: dict[str, Any] | None = None) -> Any:
+    """The run's weight-decay scheduler (stepped once per batch), or ``None`` when λ stays fixed.
+
+    ``config.wd_schedule`` makes λ follow that schedule, ``λ_k = λ·η(k)``, with the options of the lr's
+    ``schedule_options`` that the schedule takes. ``config.normalized_wd`` reads ``config.weight_decay`` as
+    ``λ_norm`` and writes ``λ = λ_norm·sqrt(b/(B·T_i))`` (docs/math.md, "Normalized weight decay"), ``T_i`` the
+    current period of an ``sgdr`` lr schedule (AdamWR) or else the run's epochs.
+
+    Args:
+        optimizer: the run's optimizer.
+        config: the run's configuration (epochs and batch size resolved).
+        lr_schedule: the lr scheduler of :func:`build_schedule` (its warm-restart periods, if any).
+        total_steps, steps_per_epoch: the run's horizon.
+        train_size: ``B``, the number of training examples (normalized weight decay only).
+        options: the task's resolved options.
+    """
+    from weightdecay.schedules import NormalizedWeightDecay, make_wd_schedule
+    from weightdecay.schedules.lr import schedule_options_of
+    from weightdecay.schedules.multipliers import WarmRestarts
+
+    if config.normalized_wd:
+        if not train_size:
+            raise UserError("Normalized weight decay needs the training-set size; this task does not give it")
+        restarts = getattr(lr_schedule, "multiplier", None)
+        periods = ({"T_0": restarts.T_0, "T_mult": restarts.T_mult} if isinstance(restarts, WarmRestarts)
+                   else {"epochs": config.epochs})
+        return NormalizedWeightDecay(optimizer, batch_size=config.batch_size, dataset_size=train_size,
+                                     steps_per_epoch=steps_per_epoch, **periods)
+    if config.wd_schedule is None:
+        return None
+    extra = dict((options or {}).get("schedule_options") or {})
+    accepted = schedule_options_of(config.wd_schedule)
+    return make_wd_schedule(config.wd_schedule, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+                            **{k: v for k, v in extra.items() if k in accepted})
 
 
 def batches_per_epoch(n: int, batch_size: int) -> int:
@@ -242,7 +296,7 @@ def _all_finite(values: dict[str, float]) -> bool:
 def _train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Any, generator: torch.Generator,
                   batches: Callable[[torch.Generator], Iterable[Batch]], loss_fn: LossFn,
                   evaluate: Callable[[nn.Module], dict[str, float]], epochs: int, watching: list[Any],
-                  progress: ProgressFn | None) -> tuple[list[dict[str, float]], bool]:
+                  progress: ProgressFn | None, wd_schedule: Any = None) -> tuple[list[dict[str, float]], bool]:
     """The epochs of :func:`fit`: the history, and whether the run diverged."""
     history: list[dict[str, float]] = []
     diverged = False
@@ -258,6 +312,8 @@ def _train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: 
             loss.backward()
             optimizer.step()
             schedule.step()
+            if wd_schedule is not None:
+                wd_schedule.step()
             loss_sum += loss.detach().double() * len(yb)
             examples += len(yb)
         if diverged:
@@ -290,6 +346,7 @@ def fit(
     scale_invariant: Iterable[str] | None = None,
     progress: ProgressFn | None = None,
     monitors: Sequence[Any] = (),
+    train_size: int | None = None,
 ) -> TrainResult:
     """Train ``build_model()`` with the run's optimizer and schedule; return metrics, history and diagnostics.
 
@@ -317,6 +374,7 @@ def fit(
             ``end_epoch(epoch)``); attached to the run's optimizer and model, removed when it ends.
             ``config.diagnostics`` adds a :class:`~weightdecay.monitors.LayerDiagnostics`, whose summary is
             ``TrainResult.diagnostics``.
+        train_size: the number of training examples ``B`` (for normalized weight decay).
 
     >>> import torch
     >>> x, y = torch.randn(64, 3), torch.randn(64)
@@ -337,6 +395,8 @@ def fit(
                                     exempt_biases_and_norms=not (options or {}).get("decay_every_parameter", False))
         schedule = build_schedule(optimizer, config, total_steps=epochs * steps_per_epoch,
                                   steps_per_epoch=steps_per_epoch, options=options)
+        wd_schedule = build_wd_schedule(optimizer, config, schedule, total_steps=epochs * steps_per_epoch,
+                                        steps_per_epoch=steps_per_epoch, train_size=train_size, options=options)
         generator = torch.Generator().manual_seed(config.seed)
         if scale_invariant is None:
             scale_invariant = getattr(model, "scale_invariant", ())
@@ -346,7 +406,7 @@ def fit(
             monitor.attach(optimizer, model, steps_per_epoch=steps_per_epoch, total_steps=epochs * steps_per_epoch)
         try:
             history, diverged = _train_epochs(model, optimizer, schedule, generator, batches, loss_fn, evaluate,
-                                              epochs, watching, progress)
+                                              epochs, watching, progress, wd_schedule)
         finally:
             for monitor in watching:
                 monitor.remove()
