@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "weightdecay"
 
 # Lowest first. `errors`, `checks` and `decay` are the floor every layer may use.
-LAYERS = ["errors", "checks", "decay", "optim", "schedules", "rules", "data", "tasks", "sweeps", "analysis", "reports", "cli"]
+LAYERS = ["errors", "checks", "decay", "report_line", "optim", "schedules", "rules", "data", "tasks", "sweeps", "analysis", "reports", "cli"]
 
 
 def layer_of(module: str) -> int | None:

@@ -48,6 +48,7 @@ def _logging(quiet: bool) -> None:
 
 def _sweep(args: argparse.Namespace) -> int:
     from weightdecay.sweeps import load_config, run_sweep
+    from weightdecay.sweeps.command import trial_dir
 
     _logging(args.quiet)
     config = load_config(args.config)  # every ConfigError surfaces here, before any trial
@@ -62,7 +63,8 @@ def _sweep(args: argparse.Namespace) -> int:
     print(f"sweep {summary.name}: {summary.line()}")
     for arm, s in summary.status.items():
         if s.failed:
-            print(f"  {arm}: {s.failed} trials failed; see the trials' 'error' attribute, then run the same "
+            logs = (f" and {trial_dir(summary.out_dir, arm, 0).parent}/*/stderr.log" if config.command else "")
+            print(f"  {arm}: {s.failed} trials failed; see the trials' 'error' attribute{logs}, then run the same "
                   f"command again to retry them")
     if not summary.complete:
         print(f"  not finished: run the same command again to resume (storage {summary.storage})")

@@ -44,7 +44,9 @@ SAMPLERS = ("grid", "tpe")
 COORDINATES = ("raw", "decoupled", "timescale")
 
 _TOP_KEYS = {"name", "task", "metric", "direction", "epochs", "batch_size", "schedule", "seeds", "imports",
-             "extra", "grid", "search", "arms", "basin_tolerance"}
+             "extra", "grid", "search", "arms", "basin_tolerance", "command", "function", "timeout"}
+# What a trial runs: a registered task, your own command (sweeps/command.py) or a Python function (objective.py).
+WORKLOADS = ("task", "command", "function")
 _ARM_KEYS = {"name", "optimizer", "decay", "weight_decay", "momentum", "betas", "extra"}
 _GRID_KEYS = {"lr", "weight_decay"}
 _SEARCH_KEYS = {"sampler", "trials", "coordinates", "lr", "weight_decay", "shrink", "tau_epoch", "train_size"}
@@ -98,6 +100,19 @@ class SweepConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     basin_tolerance: float = 0.1
     source: str = ""  # the TOML text, kept with the run
+    command: str = ""  # instead of a task: a command template (docs/own_script.md)
+    function: str = ""  # instead of a task: "module:name" or "file.py:name" of an objective function
+    timeout: float | None = None  # seconds per trial of a command
+    base_dir: str = ""  # the config file's folder, where a command's and a function's relative paths resolve
+
+    @property
+    def workload(self) -> str:
+        """What each trial runs, in a few words: the task's name, the command, or the function."""
+        if self.command:
+            return f"command `{self.command}`"
+        if self.function:
+            return f"function {self.function}"
+        return self.task
 
     def arm(self, name: str) -> Arm:
         for a in self.arms:
@@ -111,6 +126,10 @@ class SweepConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("source")
+        d.pop("base_dir")  # where this machine keeps the files: not part of the sweep's identity
+        for key in ("command", "function", "timeout"):
+            if d[key] in ("", None):
+                d.pop(key)  # a task sweep's dict (and fingerprint) stays what it was before these keys
         return d
 
     def fingerprint(self, arm: Arm) -> str:
@@ -163,11 +182,15 @@ def load_config(path: str | Path) -> SweepConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from None
-    return parse_config(raw, source=text, default_name=path.stem)
+    return parse_config(raw, source=text, default_name=path.stem, base_dir=path.resolve().parent)
 
 
-def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "sweep") -> SweepConfig:
-    """Validate a config already parsed into a dict (see :func:`load_config`)."""
+def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "sweep",
+                 base_dir: str | Path | None = None) -> SweepConfig:
+    """Validate a config already parsed into a dict (see :func:`load_config`).
+
+    ``base_dir`` is where a command's or a function's relative paths resolve (default: the current folder).
+    """
     _check_keys(raw, _TOP_KEYS, "")
     imports = tuple(_typed(raw, "imports", list, []))
     for module in imports:
@@ -176,22 +199,15 @@ def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "
         except Exception as exc:  # any import failure is the user's module
             raise ConfigError(f"imports: cannot import {module!r} ({exc}); check the module name and PYTHONPATH") from None
 
-    if "task" not in raw:
-        raise ConfigError("task: missing; name a task, e.g. task = \"ridge\" (see `weightdecay tasks`)")
-    from weightdecay.tasks import get_task
-
-    try:
-        task = get_task(_typed(raw, "task", str))
-    except UserError as exc:
-        raise ConfigError(f"task: {exc}") from None
-    ok, how = task.available()
-    if not ok:
-        raise ConfigError(f"task: {task.name!r} cannot run on this machine: {how}")
+    workload = _workload(raw)
+    task = _load_task(raw) if workload == "task" else None
 
     name = _typed(raw, "name", str, default_name)
     if not name or any(c in name for c in "/\\\n"):
         raise ConfigError(f"name: {name!r} is not a valid sweep name; use letters, digits, '-' and '_'")
-    metric = _typed(raw, "metric", str, task.metric)
+    if task is None and "metric" not in raw:
+        raise ConfigError(f"metric: missing; name the metric your {workload} reports, e.g. metric = \"val_loss\"")
+    metric = _typed(raw, "metric", str, task.metric if task else None)
     reported = tuple(getattr(task, "metrics", ()) or ())
     if reported and metric not in reported:
         raise ConfigError(f"metric: {metric!r} is not reported by task {task.name!r}; choose one of "
@@ -201,10 +217,10 @@ def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "
         raise ConfigError(f"direction: {direction!r}; choose minimize or maximize")
     epochs = _positive_int(raw, "epochs", None)
     batch_size = _positive_int(raw, "batch_size", None)
-    schedule = _typed(raw, "schedule", str, "cosine")
+    schedule = _typed(raw, "schedule", str, "cosine" if task else "")
     from weightdecay.schedules.lr import SCHEDULE_NAMES
 
-    if schedule not in SCHEDULE_NAMES:
+    if task is not None and schedule not in SCHEDULE_NAMES:
         raise ConfigError(f"schedule: {schedule!r} is not a learning-rate schedule; choose one of "
                           f"{', '.join(SCHEDULE_NAMES)}")
     seeds_raw = raw.get("seeds", 1)
@@ -289,9 +305,69 @@ def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "
     elif set(search_raw) - {"sampler"}:
         extra_keys = sorted(set(search_raw) - {"sampler"})
         raise ConfigError(f"search.{extra_keys[0]}: only used with sampler = \"tpe\"; remove it or set the sampler")
-    return SweepConfig(name=name, task=task.name, metric=metric, direction=direction, epochs=epochs,
-                       batch_size=batch_size, schedule=schedule, seeds=seeds, lr=lr, arms=tuple(arms),
-                       search=search, imports=imports, extra=extra, basin_tolerance=float(tolerance), source=source)
+    base = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
+    own = _own_code(workload, raw, arms, search, batch_size, base) if task is None else {}
+    return SweepConfig(name=name, task=task.name if task else "", metric=metric, direction=direction,
+                       epochs=epochs, batch_size=batch_size, schedule=schedule, seeds=seeds, lr=lr, arms=tuple(arms),
+                       search=search, imports=imports, extra=extra, basin_tolerance=float(tolerance), source=source,
+                       base_dir=str(base), **own)
+
+
+def _workload(raw: dict[str, Any]) -> str:
+    given = [key for key in WORKLOADS if key in raw]
+    if not given:
+        raise ConfigError("task: missing; name a task, e.g. task = \"ridge\" (see `weightdecay tasks`), or your "
+                          "own script: command = \"python train.py --lr {lr} ...\" (docs/own_script.md)")
+    if len(given) > 1:
+        raise ConfigError(f"{given[1]}: a sweep runs one of task, command or function; remove {given[1]} or "
+                          f"{given[0]}")
+    return given[0]
+
+
+def _load_task(raw: dict[str, Any]) -> Any:
+    from weightdecay.tasks import get_task
+
+    try:
+        task = get_task(_typed(raw, "task", str))
+    except UserError as exc:
+        raise ConfigError(f"task: {exc}") from None
+    ok, how = task.available()
+    if not ok:
+        raise ConfigError(f"task: {task.name!r} cannot run on this machine: {how}")
+    if "timeout" in raw:
+        raise ConfigError("timeout: only a command sweep has a per-trial timeout; remove it")
+    return task
+
+
+def _own_code(workload: str, raw: dict[str, Any], arms: list[Arm], search: SearchSpace, batch_size: int | None,
+              base_dir: Path) -> dict[str, Any]:
+    """The checks of a command or function sweep (its own code trains; the sweep only passes values on)."""
+    what = "your command" if workload == "command" else "your function"
+    if "schedule" in raw:
+        raise ConfigError(f"schedule: {what} sets its own learning-rate schedule; pass a choice to it through "
+                          f"[extra] instead")
+    for i, a in enumerate(raw["arms"]):
+        for key in ("momentum", "betas"):
+            if key in a:
+                raise ConfigError(f"arms[{i}].{key}: {what} builds its own optimizer; pass {key} through the "
+                                  f"arm's extra instead")
+    if search.coordinates == "timescale" and batch_size is None:
+        raise ConfigError("batch_size: τ_epoch coordinates need the batch size b (s = b / (B·τ_epoch)); set "
+                          "batch_size = N")
+    if workload == "command":
+        from weightdecay.sweeps.command import check_command
+
+        timeout = _typed(raw, "timeout", (int, float), None)
+        if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+            raise ConfigError(f"timeout: {timeout!r}; give the seconds one trial may run, e.g. timeout = 600")
+        return {"command": check_command(raw, arms, base_dir),
+                "timeout": float(timeout) if timeout is not None else None}
+    from weightdecay.sweeps.objective import check_function
+
+    if "timeout" in raw:
+        raise ConfigError("timeout: a function runs inside the worker and cannot be timed out; use a command "
+                          "sweep for a per-trial timeout")
+    return {"function": check_function(raw, arms, base_dir)}
 
 
 def _parse_tpe(s: dict[str, Any], lr_grid: tuple[float, ...], arms: list[Arm], task: Any) -> SearchSpace:

@@ -1,16 +1,18 @@
 """A sweep worker: claims queued trials one at a time, trains, records the result; many run side by side.
 
-Each trial is one call of ``task.run(TrainConfig)``. The result goes into the trial: its value is the metric
+Each trial is one call of ``task.run(TrainConfig)``, of the config's command (:mod:`weightdecay.sweeps.command`)
+or of its function (:mod:`weightdecay.sweeps.objective`), all ending in one
+:class:`~weightdecay.sweeps.outcome.TrialOutcome`. The result goes into the trial: its value is the metric
 (``+inf`` for a minimized metric that came out NaN/inf), and its user attributes hold every final metric, the
 per-epoch history, ``diverged`` and the wall time. A diverged run is a COMPLETE trial flagged ``diverged``,
-not a failure; a Python exception in the task is a FAIL with the error text, queued again on the next run.
+not a failure; a Python exception in the task is a FAIL with the error text, queued again on the next run
+(as is a command that exits non-zero, times out or prints no metric: the error is the tail of its stderr).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import signal
 import threading
@@ -23,6 +25,7 @@ from optuna.trial import TrialState
 
 from weightdecay.decay import shrink
 from weightdecay.sweeps.config import Arm, SweepConfig
+from weightdecay.sweeps.outcome import TrialFailed, TrialOutcome, outcome_from_metrics
 from weightdecay.sweeps.storage import open_storage, setup_lock, storage_kind
 from weightdecay.sweeps.study import (HEARTBEAT_ATTR, HOST_ID, OWNER_ATTR, fail_stale_trials, grid_status,
                                       open_arm_study, reconcile, study_name)
@@ -36,15 +39,35 @@ class WorkerOptions:
     """How a worker behaves: torch threads, heartbeat timing, and how long to wait for other workers."""
 
     def __init__(self, threads: int = 1, heartbeat_interval: float = 10.0, grace_period: float = 60.0,
-                 poll_interval: float = 2.0):
+                 poll_interval: float = 2.0, run_dir: str | None = None):
         self.threads = threads
+        self.run_dir = run_dir  # where a command's trials get their folders (RUN_DIR/trials/ARM/NNNN)
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
         self.poll_interval = poll_interval
 
 
-def train_once(config: SweepConfig, arm: Arm, lr: float, weight_decay: float, seed: int) -> dict[str, Any]:
-    """Run one training run and return what a trial records (value, metrics, history, diverged, seconds)."""
+def train_once(config: SweepConfig, arm: Arm, lr: float, weight_decay: float, seed: int, *,
+               workdir: str | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Run one training run and return what a trial records (value, metrics, history, diverged, seconds).
+
+    The one place a trial runs: a task, a command (in ``workdir``, with ``threads`` OMP threads) or a function.
+    Raises :class:`~weightdecay.sweeps.outcome.TrialFailed` for a run without a result.
+    """
+    if config.command:
+        from weightdecay.sweeps.command import run_command
+
+        outcome = run_command(config, arm, lr, weight_decay, seed, workdir=workdir, threads=threads)
+    elif config.function:
+        from weightdecay.sweeps.objective import run_objective
+
+        outcome = run_objective(config, arm, lr, weight_decay, seed)
+    else:
+        outcome = _run_task(config, arm, lr, weight_decay, seed)
+    return outcome.record()
+
+
+def _run_task(config: SweepConfig, arm: Arm, lr: float, weight_decay: float, seed: int) -> TrialOutcome:
     from weightdecay.tasks import TrainConfig, get_task
 
     task = get_task(config.task)
@@ -55,15 +78,8 @@ def train_once(config: SweepConfig, arm: Arm, lr: float, weight_decay: float, se
     start = time.perf_counter()
     result = task.run(train_config)
     seconds = result.seconds or time.perf_counter() - start
-    if config.metric not in result.metrics:
-        raise KeyError(f"task {config.task!r} reports no metric {config.metric!r}; it reports "
-                       f"{', '.join(sorted(result.metrics))}: set `metric` in the config to one of them")
-    value = float(result.metrics[config.metric])
-    diverged = bool(result.diverged) or not math.isfinite(value)
-    if not math.isfinite(value):
-        value = math.inf if config.direction == "minimize" else -math.inf
-    return {"value": value, "diverged": diverged, "seconds": float(seconds),
-            "metrics": _json_floats(result.metrics), "history": [_json_floats(h) for h in result.history]}
+    return outcome_from_metrics(config.metric, config.direction, result.metrics, result.history, seconds,
+                                diverged=bool(result.diverged), source=f"task {config.task!r}")
 
 
 def weight_decay_from(config: SweepConfig, arm: Arm, lr: float, second: float) -> float:
@@ -81,17 +97,6 @@ def weight_decay_from(config: SweepConfig, arm: Arm, lr: float, second: float) -
         batch = config.batch_size or get_task(config.task).default_batch_size
         second = batch / (config.search.train_size * second)
     return second / shrink(arm.decay, 1.0, lr=lr, peak_lr=lr)
-
-
-def _json_floats(d: dict[str, Any]) -> dict[str, Any]:
-    # NaN/inf are not JSON; None marks them in the stored attributes.
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[k] = float(v) if math.isfinite(v) else None
-        else:
-            out[k] = v
-    return out
 
 
 class _Heartbeat:
@@ -154,12 +159,17 @@ def _run_grid_trial(study: optuna.Study, config: SweepConfig, arm: Arm, trial: o
         lr = trial.suggest_categorical("lr", list(config.lr))
         wd = trial.suggest_categorical("weight_decay", list(arm.weight_decay))
         seed = trial.suggest_categorical("seed", list(config.seeds))
+        workdir = _trial_workdir(config, arm, trial, options)
         record, error = None, None
         try:
-            record = train_once(config, arm, lr, wd, seed)
+            record = train_once(config, arm, lr, wd, seed, workdir=workdir, threads=options.threads)
         except KeyboardInterrupt:
             study.tell(trial, state=TrialState.FAIL)  # interrupted, not broken: queued again on resume
             raise
+        except TrialFailed as exc:
+            error = str(exc)
+            log.error("trial %d (%s, lr=%g, wd=%g, seed=%d) failed: %s", trial.number, arm.name, lr, wd, seed,
+                      error)
         except Exception:
             error = traceback.format_exc()
             log.error("trial %d (%s, lr=%g, wd=%g, seed=%d) failed:\n%s", trial.number, arm.name, lr, wd, seed,
@@ -176,13 +186,19 @@ def _run_tpe_trial(study: optuna.Study, config: SweepConfig, arm: Arm, trial: op
         second = trial.suggest_float(name, *config.search.second, log=True)
         wd = weight_decay_from(config, arm, lr, second)
         trial.set_user_attr("weight_decay", wd)
+        workdir = _trial_workdir(config, arm, trial, options)
         runs, error = [], None
         try:
             for seed in config.seeds:
-                runs.append({"seed": seed, **train_once(config, arm, lr, wd, seed)})
+                seed_dir = os.path.join(workdir, f"seed{seed}") if workdir else None
+                runs.append({"seed": seed, **train_once(config, arm, lr, wd, seed, workdir=seed_dir,
+                                                        threads=options.threads)})
         except KeyboardInterrupt:
             study.tell(trial, state=TrialState.FAIL)
             raise
+        except TrialFailed as exc:
+            error = str(exc)
+            log.error("trial %d (%s, lr=%g, wd=%g) failed: %s", trial.number, arm.name, lr, wd, error)
         except Exception:
             error = traceback.format_exc()
             log.error("trial %d (%s, lr=%g, wd=%g) failed:\n%s", trial.number, arm.name, lr, wd, error)
@@ -194,6 +210,17 @@ def _run_tpe_trial(study: optuna.Study, config: SweepConfig, arm: Arm, trial: op
                   "seconds": sum(r["seconds"] for r in runs), "metrics": runs[0]["metrics"],
                   "history": runs[0]["history"]}
     _finish(study, trial, record, error)
+
+
+def _trial_workdir(config: SweepConfig, arm: Arm, trial: optuna.Trial, options: WorkerOptions) -> str | None:
+    # A command's trial runs in a folder of its own; the trial records where, so its logs can be found.
+    if not (config.command and options.run_dir):
+        return None
+    from weightdecay.sweeps.command import trial_dir
+
+    workdir = str(trial_dir(options.run_dir, arm.name, trial.number))
+    trial.set_user_attr("workdir", workdir)  # on the machine of the trial's owner (its system attributes)
+    return workdir
 
 
 def _tpe_started(study: optuna.Study) -> int:
