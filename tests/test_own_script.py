@@ -25,7 +25,7 @@ import weightdecay
 from conftest import ROOT, cli_env, run_cli, start_cli, wait_for, write_config
 from weightdecay.cli import main as cli_main
 from weightdecay.report_line import read_report
-from weightdecay.sweeps import load_config, load_results, open_storage, resolve_storage, run_sweep
+from weightdecay.sweeps import load_config, load_results, parse_config, open_storage, resolve_storage, run_sweep
 from weightdecay.sweeps.study import OWNER_ATTR, STALE_ATTR, grid_keys, study_name, trial_key
 
 EXAMPLE = ROOT / "examples" / "train_script.py"
@@ -142,6 +142,12 @@ def test_example_config_resolves_the_example_script():
     assert argv == [sys.executable, str(EXAMPLE), "--lr", "0.003", "--weight-decay", "0.01", "--decay", "paper",
                     "--seed", "1", "--epochs", str(config.epochs)]
     assert config.timeout == 600 and config.metric == "val_loss" and not config.task
+    # A longer timeout resumes the same trials (to retry those that hit it); another command does not.
+    raw = tomllib.loads((ROOT / "examples" / "train_script.toml").read_text())
+    longer = parse_config({**raw, "timeout": 3600}, base_dir=EXAMPLE.parent)
+    other = parse_config({**raw, "command": raw["command"] + " --hidden 64"}, base_dir=EXAMPLE.parent)
+    assert longer.fingerprint(longer.arms[0]) == config.fingerprint(config.arms[0])
+    assert other.fingerprint(other.arms[0]) != config.fingerprint(config.arms[0])
 
 
 def test_example_script_swept_end_to_end_with_its_report(tmp_path):

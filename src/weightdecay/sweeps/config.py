@@ -137,6 +137,7 @@ class SweepConfig:
         d = self.to_dict()
         d.pop("arms")
         d.pop("basin_tolerance")
+        d.pop("timeout", None)  # a longer timeout, to retry the runs that hit it, resumes the same trials
         d["arm"] = asdict(arm)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
