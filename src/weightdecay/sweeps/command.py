@@ -189,9 +189,15 @@ def run_command(config: Any, arm: Any, lr: float, weight_decay: float, seed: int
     workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="weightdecay-trial-"))
     workdir.mkdir(parents=True, exist_ok=True)
     argv = command_argv(config.command, trial_values(config, arm, lr, weight_decay, seed), config.base_dir or ".")
-    (workdir / "command.txt").write_text(shlex.join(argv) + "\n")
+    from weightdecay.sweeps.runner import atomic_write  # (runner imports the worker, which imports this module)
+
+    atomic_write(workdir / "command.txt", shlex.join(argv) + "\n")
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")  # so stdout.log shows a running trial's progress as it happens
+    if env.get("PYTHONPATH"):
+        # The run's current folder is its trial folder: PYTHONPATH=src must still mean the sweep's src.
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) if p else p
+                                            for p in env["PYTHONPATH"].split(os.pathsep))
     if threads:
         env.setdefault("OMP_NUM_THREADS", str(threads))
     stdout_path, stderr_path = workdir / "stdout.log", workdir / "stderr.log"
