@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "weightdecay"
 
 # Lowest first. `errors`, `checks`, `_io` (atomic writes) and `decay` are the floor every layer may use.
-LAYERS = ["errors", "checks", "_io", "decay", "optim", "schedules", "rules", "monitors", "data", "tasks", "sweeps", "analysis", "reports", "cli"]
+LAYERS = ["errors", "checks", "_io", "decay", "report_line", "optim", "schedules", "rules", "monitors", "data", "tasks", "sweeps", "analysis", "reports", "cli"]
 
 
 def layer_of(module: str) -> int | None:

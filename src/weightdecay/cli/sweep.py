@@ -62,6 +62,7 @@ def _logging(quiet: bool) -> None:
 
 def _sweep(args: argparse.Namespace) -> int:
     from weightdecay.sweeps import load_config
+    from weightdecay.sweeps.command import trial_dir
 
     _logging(args.quiet)
     configs = [load_config(path) for path in args.config]  # every ConfigError surfaces here, before any trial
@@ -95,7 +96,8 @@ def _run_one(args: argparse.Namespace, config: SweepConfig, out: str | Path | No
     print(f"sweep {summary.name}: {summary.line()}")
     for arm, s in summary.status.items():
         if s.failed:
-            print(f"  {arm}: {s.failed} trials failed; see the trials' 'error' attribute, then run the same "
+            logs = (f" and {trial_dir(summary.out_dir, arm, 0).parent}/*/stderr.log" if config.command else "")
+            print(f"  {arm}: {s.failed} trials failed; see the trials' 'error' attribute{logs}, then run the same "
                   f"command again to retry them")
     if not summary.complete:
         print(f"  not finished: run the same command again to resume (storage {summary.storage})")

@@ -113,13 +113,14 @@ def render_html(results: SweepResults, analysis: SweepAnalysis, figures: dict[st
             ("curves", "learning curves of each arm's best configuration (mean over seeds, min–max band)")]
     fig_html = "".join(_figure(name, figures[name], cap) for name, cap in figs if name in figures)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    own = "task default" if c.task else "set by your code"  # a command or function sweep trains its own way
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>weightdecay sweep {esc(c.name)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
 <body>
-<h1>Sweep <code>{esc(c.name)}</code>: {esc(c.task)}, {esc(c.metric)} ({esc(c.direction)})</h1>
-{'' if c.imports else f'<p class="rec" id="own-model">{OWN_MODEL}</p>'}
-<p class="meta">{esc(grid)} · {len(c.seeds)} seeds · epochs {c.epochs or 'task default'} · schedule {esc(c.schedule)}
+<h1>Sweep <code>{esc(c.name)}</code>: {esc(c.workload)}, {esc(c.metric)} ({esc(c.direction)})</h1>
+{'' if c.imports or not c.task else f'<p class="rec" id="own-model">{OWN_MODEL}</p>'}
+<p class="meta">{esc(grid)} · {len(c.seeds)} seeds · epochs {c.epochs or own} · schedule {esc(c.schedule or own)}
  · {len(results.records)} runs ({n_div} diverged) · written {stamp}</p>
 <p class="meta">Arms: {esc(arms)}</p>
 <h2>Recommendation</h2>

@@ -54,7 +54,9 @@ SAMPLERS = ("grid", "tpe")
 COORDINATES = ("raw", "decoupled", "timescale")
 
 _TOP_KEYS = {"name", "task", "metric", "direction", "epochs", "batch_size", "schedule", "seeds", "imports",
-             "extra", "grid", "search", "arms", "basin_tolerance", "monitor_every"}
+             "extra", "grid", "search", "arms", "basin_tolerance", "monitor_every", "command", "function", "timeout"}
+# What a trial runs: a registered task, your own command (sweeps/command.py) or a Python function (objective.py).
+WORKLOADS = ("task", "command", "function")
 _ARM_KEYS = {"name", "optimizer", "decay", "weight_decay", "momentum", "betas", "wd_schedule", "normalized_wd",
              "extra"}
 _GRID_KEYS = {"lr", "weight_decay"}
@@ -151,6 +153,19 @@ class SweepConfig:
     basin_tolerance: float = 0.1
     source: str = ""  # the TOML text, kept with the run
     monitor_every: int | None = None  # watch each run with weightdecay.Monitor(every=N), keep its summary
+    command: str = ""  # instead of a task: a command template (docs/own_script.md)
+    function: str = ""  # instead of a task: "module:name" or "file.py:name" of an objective function
+    timeout: float | None = None  # seconds per trial of a command
+    base_dir: str = ""  # the config file's folder, where a command's and a function's relative paths resolve
+
+    @property
+    def workload(self) -> str:
+        """What each trial runs, in a few words: the task's name, the command, or the function."""
+        if self.command:
+            return f"command `{self.command}`"
+        if self.function:
+            return f"function {self.function}"
+        return self.task
 
     def arm(self, name: str) -> Arm:
         for a in self.arms:
@@ -169,6 +184,10 @@ class SweepConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("source")
+        d.pop("base_dir")  # where this machine keeps the files: not part of the sweep's identity
+        for key in ("command", "function", "timeout"):
+            if d[key] in ("", None):
+                d.pop(key)  # a task sweep's dict (and fingerprint) stays what it was before these keys
         return d
 
     def fingerprint(self, arm: Arm) -> str:
@@ -177,6 +196,7 @@ class SweepConfig:
         d.pop("arms")
         d.pop("basin_tolerance")
         d.pop("monitor_every")  # watching a run does not change it
+        d.pop("timeout", None)  # a longer timeout, to retry the runs that hit it, resumes the same trials
         d["arm"] = {k: v for k, v in asdict(arm).items() if k not in _LATER_ARM_FIELDS or v != _LATER_ARM_FIELDS[k]}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -222,38 +242,47 @@ def load_config(path: str | Path) -> SweepConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from None
-    return parse_config(raw, source=text, default_name=path.stem)
+    return parse_config(raw, source=text, default_name=path.stem, base_dir=path.resolve().parent)
 
 
-def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "sweep") -> SweepConfig:
-    """Validate a config already parsed into a dict (see :func:`load_config`): the file, then this machine."""
-    return check_environment(check_schema(raw, source=source, default_name=default_name))
+def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "sweep",
+                 base_dir: str | Path | None = None) -> SweepConfig:
+    """Validate a config already parsed into a dict (see :func:`load_config`): the file, then this machine.
+
+    ``base_dir`` is where a command's or a function's relative paths resolve (default: the current folder).
+    """
+    return check_environment(check_schema(raw, source=source, default_name=default_name, base_dir=base_dir))
 
 
-def check_schema(raw: dict[str, Any], *, source: str = "", default_name: str = "sweep") -> SweepConfig:
-    """Check a config's keys, types and ranges, without importing or loading anything.
+def check_schema(raw: dict[str, Any], *, source: str = "", default_name: str = "sweep",
+                 base_dir: str | Path | None = None) -> SweepConfig:
+    """Check a config's keys, types and ranges, without importing the user's modules or loading data.
 
     The task's own defaults (its metric, its training-set size for ``timescale`` coordinates) are filled in by
-    :func:`check_environment`; until then ``metric`` is ``""`` when the file names none.
+    :func:`check_environment`; until then ``metric`` is ``""`` when the file names none. A command's program
+    and a function's module are looked up here too (they are what the config names, not a task's data).
     """
     _check_keys(raw, _TOP_KEYS, "")
     imports = tuple(_typed(raw, "imports", list, []))
-    if "task" not in raw:
-        raise ConfigError("task: missing; name a task, e.g. task = \"ridge\" (see `weightdecay tasks`)")
-    task = _typed(raw, "task", str)
+    workload = _workload(raw)
+    task = _typed(raw, "task", str) if workload == "task" else ""
+    if task and "timeout" in raw:
+        raise ConfigError("timeout: only a command sweep has a per-trial timeout; remove it")
     name = _typed(raw, "name", str, default_name)
     if not name or any(c in name for c in "/\\\n"):
         raise ConfigError(f"name: {name!r} is not a valid sweep name; use letters, digits, '-' and '_'")
+    if not task and "metric" not in raw:
+        raise ConfigError(f"metric: missing; name the metric your {workload} reports, e.g. metric = \"val_loss\"")
     metric = _typed(raw, "metric", str, "")
     direction = _typed(raw, "direction", str, "minimize")
     if direction not in ("minimize", "maximize"):
         raise ConfigError(f"direction: {direction!r}; choose minimize or maximize")
     epochs = _positive_int(raw, "epochs", None)
     batch_size = _positive_int(raw, "batch_size", None)
-    schedule = _typed(raw, "schedule", str, "cosine")
+    schedule = _typed(raw, "schedule", str, "cosine" if task else "")
     from weightdecay.schedules.lr import SCHEDULE_NAMES
 
-    if schedule not in SCHEDULE_NAMES:
+    if task and schedule not in SCHEDULE_NAMES:
         raise ConfigError(f"schedule: {schedule!r} is not a learning-rate schedule; choose one of "
                           f"{', '.join(SCHEDULE_NAMES)}")
     seeds = _seeds(raw.get("seeds", 1))
@@ -274,10 +303,12 @@ def check_schema(raw: dict[str, Any], *, source: str = "", default_name: str = "
     if len(set(names)) != len(names):
         raise ConfigError(f"arms: names {names} repeat; give each arm a distinct name")
     search = _parse_search(_typed(raw, "search", dict, {}), lr, arms)
+    base = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
+    own = _own_code(workload, raw, list(arms), search, batch_size, base) if not task else {}
     return SweepConfig(name=name, task=task, metric=metric, direction=direction, epochs=epochs,
                        batch_size=batch_size, schedule=schedule, seeds=seeds, lr=lr, arms=arms, search=search,
                        imports=imports, extra=extra, basin_tolerance=float(tolerance), source=source,
-                       monitor_every=_positive_int(raw, "monitor_every", None))
+                       monitor_every=_positive_int(raw, "monitor_every", None), base_dir=str(base), **own)
 
 
 def check_environment(config: SweepConfig) -> SweepConfig:
@@ -291,6 +322,11 @@ def check_environment(config: SweepConfig) -> SweepConfig:
             importlib.import_module(module)
         except Exception as exc:  # any import failure is the user's module
             raise ConfigError(f"imports: cannot import {module!r} ({exc}); check the module name and PYTHONPATH") from None
+    if not config.task:  # your own command or function: nothing of the project's to find on this machine
+        if config.search.coordinates == "timescale" and not config.search.train_size:
+            raise ConfigError("search.train_size: missing; τ_epoch needs the training-set size B, e.g. "
+                              "train_size = 1437")
+        return config
     from weightdecay.tasks import get_task
 
     try:
@@ -388,6 +424,48 @@ def _parse_search(s: dict[str, Any], lr: tuple[float, ...], arms: tuple[Arm, ...
         if not arm.weight_decay:
             raise ConfigError(f"arms[{i}].weight_decay: no λ grid; set grid.weight_decay or the arm's weight_decay")
     return SearchSpace()
+
+
+def _workload(raw: dict[str, Any]) -> str:
+    given = [key for key in WORKLOADS if key in raw]
+    if not given:
+        raise ConfigError("task: missing; name a task, e.g. task = \"ridge\" (see `weightdecay tasks`), or your "
+                          "own script: command = \"python train.py --lr {lr} ...\" (docs/own_script.md)")
+    if len(given) > 1:
+        raise ConfigError(f"{given[1]}: a sweep runs one of task, command or function; remove {given[1]} or "
+                          f"{given[0]}")
+    return given[0]
+
+
+def _own_code(workload: str, raw: dict[str, Any], arms: list[Arm], search: SearchSpace, batch_size: int | None,
+              base_dir: Path) -> dict[str, Any]:
+    """The checks of a command or function sweep (its own code trains; the sweep only passes values on)."""
+    what = "your command" if workload == "command" else "your function"
+    if "schedule" in raw:
+        raise ConfigError(f"schedule: {what} sets its own learning-rate schedule; pass a choice to it through "
+                          f"[extra] instead")
+    for i, a in enumerate(raw["arms"]):
+        for key in ("momentum", "betas"):
+            if key in a:
+                raise ConfigError(f"arms[{i}].{key}: {what} builds its own optimizer; pass {key} through the "
+                                  f"arm's extra instead")
+    if search.coordinates == "timescale" and batch_size is None:
+        raise ConfigError("batch_size: τ_epoch coordinates need the batch size b (s = b / (B·τ_epoch)); set "
+                          "batch_size = N")
+    if workload == "command":
+        from weightdecay.sweeps.command import check_command
+
+        timeout = _typed(raw, "timeout", (int, float), None)
+        if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+            raise ConfigError(f"timeout: {timeout!r}; give the seconds one trial may run, e.g. timeout = 600")
+        return {"command": check_command(raw, arms, base_dir),
+                "timeout": float(timeout) if timeout is not None else None}
+    from weightdecay.sweeps.objective import check_function
+
+    if "timeout" in raw:
+        raise ConfigError("timeout: a function runs inside the worker and cannot be timed out; use a command "
+                          "sweep for a per-trial timeout")
+    return {"function": check_function(raw, arms, base_dir)}
 
 
 def _parse_tpe(s: dict[str, Any], lr_grid: tuple[float, ...], arms: tuple[Arm, ...]) -> SearchSpace:

@@ -132,9 +132,9 @@ def run_sweep(config: SweepConfig, *, out_dir: str | Path | None = None, storage
 
     # 2. Workers, each its own process with its own torch threads (spawn: no fork of a threaded parent).
     options = asdict(WorkerOptions(threads=threads, heartbeat_interval=heartbeat_interval,
-                                   grace_period=grace_period))
+                                   grace_period=grace_period, run_dir=str(out_dir.resolve())))
     ctx = multiprocessing.get_context("spawn")
-    config_dict = {**config.to_dict(), "source": config.source}
+    config_dict = {**config.to_dict(), "source": config.source, "base_dir": config.base_dir}
     level = logging.INFO if quiet else logging.WARNING
     procs = [ctx.Process(target=_worker_main, args=(config_dict, url, options, level), name=f"sweep-worker-{i}")
              for i in range(jobs)]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 import traceback
 from collections.abc import Callable, Hashable
@@ -33,6 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from weightdecay.sweeps.config import Arm, SweepConfig
 from weightdecay.sweeps.lease import STALE_ATTR, Heartbeat, fail_stale_trials, trial_id
+from weightdecay.sweeps.outcome import TrialFailed
 from weightdecay.sweeps.storage import setup_lock, storage_kind
 from weightdecay.sweeps.trial import train_once
 
@@ -91,6 +93,7 @@ class WorkerOptions:
     heartbeat_interval: float = 10.0
     grace_period: float = 60.0
     poll_interval: float = 2.0
+    run_dir: str | None = None  # where a command's trials get their folders (RUN_DIR/trials/ARM/NNNN)
 
 
 class SearchStrategy:
@@ -135,13 +138,18 @@ class SearchStrategy:
         """Hold the trial's lease, let ``suggest(trial)`` give ``(lr, λ, seeds)``, train each seed, tell the study."""
         with Heartbeat(storage, trial_id(storage, study, trial), options.heartbeat_interval):
             lr, wd, seeds = suggest(trial)
+            workdir = _trial_workdir(self.config, arm, trial, options)
             runs, error = [], None
             try:
                 for seed in seeds:
-                    runs.append({"seed": seed, **train_once(self.config, arm, lr, wd, seed)})
+                    runs.append({"seed": seed, **train_once(self.config, arm, lr, wd, seed, threads=options.threads,
+                                                            workdir=self._seed_dir(workdir, seed))})
             except KeyboardInterrupt:
                 study.tell(trial, state=TrialState.FAIL)  # interrupted, not broken: queued again on resume
                 raise
+            except TrialFailed as exc:  # a run without a result (a command's exit, timeout, missing metric)
+                error = str(exc)
+                log.error("trial %d (%s, lr=%g, wd=%g) failed: %s", trial.number, arm.name, lr, wd, error)
             except Exception:
                 error = traceback.format_exc()
                 log.error("trial %d (%s, lr=%g, wd=%g) failed:\n%s", trial.number, arm.name, lr, wd, error)
@@ -149,6 +157,21 @@ class SearchStrategy:
 
     def _summary(self, trial: optuna.Trial, runs: list[dict[str, Any]]) -> dict[str, Any]:
         return runs[0]
+
+    def _seed_dir(self, workdir: str | None, seed: int) -> str | None:
+        """Where one seed's command runs: the trial's folder (a grid trial is one seed)."""
+        return workdir
+
+
+def _trial_workdir(config: SweepConfig, arm: Arm, trial: optuna.Trial, options: WorkerOptions) -> str | None:
+    # A command's trial runs in a folder of its own; the trial records where, so its logs can be found.
+    if not (config.command and options.run_dir):
+        return None
+    from weightdecay.sweeps.command import trial_dir
+
+    workdir = str(trial_dir(options.run_dir, arm.name, trial.number))
+    trial.set_user_attr("workdir", workdir)  # on the machine of the trial's owner (its system attributes)
+    return workdir
 
 
 def strategy_for(config: SweepConfig) -> SearchStrategy:
@@ -323,6 +346,10 @@ class TpeSearch(SearchStrategy):
     """Optuna's TPE over a box in raw, decoupled or timescale coordinates; ``trials`` per arm, every seed each."""
 
     grid = False
+
+    def _seed_dir(self, workdir: str | None, seed: int) -> str | None:
+        # A TPE trial runs every seed of one (lr, λ): each seed's command gets a folder of its own.
+        return os.path.join(workdir, f"seed{seed}") if workdir else None
 
     def sampler(self) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(seed=self.config.seeds[0],
