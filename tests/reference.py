@@ -1,6 +1,6 @@
-"""A deliberately simple float64 reference of SPEC.md section 1: the oracle the optimizer tests compare against.
+"""A deliberately simple float64 reference of docs/math.md, "Decay conventions": the oracle the optimizer tests compare against.
 
-Written straight from ``SPEC.md``, not from ``weightdecay.optim`` nor ``weightdecay.decay``: a test that asked the
+Written straight from ``docs/math.md``, not from ``weightdecay.optim`` nor ``weightdecay.decay``: a test that asked the
 code under test what ``s_t`` is could not catch a wrong ``s_t``. One loop per parameter, no fast paths, no in-place
 tricks. The caller hands in each step's gradients and reads each group's ``lr_t`` from the optimizer under test
 (what a PyTorch scheduler wrote into ``group["lr"]``), so both see the same schedule.
@@ -40,7 +40,7 @@ _F64 = torch.float64
 
 
 def shrink_factor(mode: str, weight_decay: float, lr: float, peak_lr: float, mean_v_hat: float | None = None) -> float:
-    """The per-step shrink ``s_t`` of SPEC.md's table (0 for ``l2``, which decays through the gradient)."""
+    """The per-step shrink ``s_t`` of docs/math.md's table (0 for ``l2``, which decays through the gradient)."""
     if mode == "torch":
         return lr * weight_decay
     if mode == "paper":
@@ -62,7 +62,7 @@ def _groups(groups: Sequence[dict], defaults: dict) -> list[dict]:
     for spec in groups:
         group = {**defaults, **{k: v for k, v in spec.items() if k != "params"}}
         if group.get("peak_lr") is None:
-            group["peak_lr"] = group["lr"]  # SPEC: the group's lr when the optimizer is built
+            group["peak_lr"] = group["lr"]  # docs/math.md: the group's lr when the optimizer is built
         group["params"] = [p.detach().to(_F64).clone() for p in spec["params"]]
         out.append(group)
     return out
@@ -99,7 +99,7 @@ class _Reference:
 
 
 class ReferenceAdamW(_Reference):
-    """float64 AdamW with every decay mode of SPEC.md section 1, one mode per group.
+    """float64 AdamW with every decay mode of docs/math.md, "Decay conventions", one mode per group.
 
     Args:
         groups: dicts with ``params`` (tensors, copied) and any of the keys below, overriding the defaults.
@@ -155,7 +155,7 @@ class ReferenceAdamW(_Reference):
 
 
 class ReferenceSGDW(_Reference):
-    """float64 SGD with momentum/dampening/nesterov and every decay mode of SPEC.md but ``stable``.
+    """float64 SGD with momentum/dampening/nesterov and every decay mode of docs/math.md but ``stable``.
 
     Args:
         groups: dicts with ``params`` (tensors, copied) and any of the keys below, overriding the defaults.

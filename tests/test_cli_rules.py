@@ -49,7 +49,7 @@ def test_convert_to_every_convention_json():
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     rows = {c["target"]: c["weight_decay"] for c in out["conversions"]}
-    lam = 0.025 * math.sqrt(128 / (50_000 * 100))  # SPEC's CIFAR-10 example, ≈ 1.26e-4
+    lam = 0.025 * math.sqrt(128 / (50_000 * 100))  # docs/math.md's CIFAR-10 example, ≈ 1.26e-4
     assert rows["paper"] == pytest.approx(lam) and rows["composer"] == pytest.approx(lam)
     assert rows["pytorch"] == pytest.approx(lam / 1e-3)
     assert set(out["skipped"]) == {"stable", "l2"}

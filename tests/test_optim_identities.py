@@ -1,4 +1,4 @@
-"""The identities of SPEC.md section 1, each as a test on weightdecay's optimizers (every fast path).
+"""The identities of docs/math.md, "Decay conventions", each as a test on weightdecay's optimizers (every fast path).
 
 paper(λ) ≡ torch(λ/peak_lr) under any schedule; corrected(λ) ≡ torch(λ) while lr_t = peak_lr; constant(λ) ≡
 torch(λ/lr_t) step by step; zero gradients give p_T = p_0·Π(1 - s_t); SGD-L2 without momentum ≡ SGDW torch with
@@ -145,7 +145,7 @@ def test_zero_gradients_give_the_product_of_shrinks(name, mode, path):
 
 @pytest.mark.parametrize("path", list(PATHS))
 def test_double_the_lr_halve_the_weight_decay(path):
-    # SPEC's rule of thumb: with torch's convention only lr·λ sets the shrink, so (2·lr, λ/2) decays as (lr, λ).
+    # docs/math.md's rule of thumb: with torch's convention only lr·λ sets the shrink, so (2·lr, λ/2) decays as (lr, λ).
     a = _build("AdamW", [{"lr": 0.01, "weight_decay": 4.0}, {"lr": 0.01, "weight_decay": 4.0}], path)
     b = _build("AdamW", [{"lr": 0.02, "weight_decay": 2.0}, {"lr": 0.02, "weight_decay": 2.0}], path)
     _run([a, b])
@@ -223,7 +223,7 @@ def test_stable_mode_uses_mean_second_moment_over_all_groups():
 @pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_constant_still_shrinks_at_zero_lr(name, path):
-    # SPEC: constant(λ) ≡ torch(λ/lr_t) is undefined at lr_t = 0, but the shrink still happens: p ← p·(1 - λ).
+    # docs/math.md: constant(λ) ≡ torch(λ/lr_t) is undefined at lr_t = 0, but the shrink still happens: p ← p·(1 - λ).
     opt = _build(name, [{"lr": 0.1, "weight_decay": 0.1, "decay": "constant"}, {"lr": 0.1, "decay": "paper",
                                                                                 "weight_decay": 0.1}], path)
     p0 = [p.clone() for p in _params(opt)]

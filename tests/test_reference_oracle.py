@@ -1,4 +1,4 @@
-"""The oracle itself: tests/reference.py against torch.optim in float64 where they overlap, and against SPEC.md's
+"""The oracle itself: tests/reference.py against torch.optim in float64 where they overlap, and against docs/math.md's
 closed forms where they do not (a wrong oracle would make every optimizer test meaningless)."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def test_adam_oracle_matches_torch(peer, mode, kwargs):
 
 @pytest.mark.parametrize("mode", ["paper", "constant", "corrected"])
 def test_adam_oracle_rescaled_modes_match_torch_with_per_step_lambda(mode):
-    # Each mode is torch's AdamW with λ' = s_t / lr_t rewritten every step (SPEC.md's table), under a changing lr.
+    # Each mode is torch's AdamW with λ' = s_t / lr_t rewritten every step (docs/math.md's table), under a changing lr.
     lam, peak = 0.02, 0.1
     lr_at = [0.1 * (0.5 + 0.5 * math.cos(math.pi * t / STEPS)) + 1e-3 for t in range(STEPS)]
     factor = {"paper": lambda lr: 1 / peak, "constant": lambda lr: 1 / lr, "corrected": lambda lr: lr / peak}[mode]

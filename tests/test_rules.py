@@ -1,4 +1,4 @@
-"""weightdecay.rules against SPEC.md's formulas and worked examples, round trips (hypothesis), training
+"""weightdecay.rules against docs/math.md's formulas and worked examples, round trips (hypothesis), training
 equality with weightdecay.AdamW / torch.optim.AdamW, and simulations of the equilibrium claims."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ CIFAR = {"batch_size": 128, "dataset_size": 50_000, "epochs": 100}
 DECOUPLED = [n for n in CONVENTION_NAMES if CONVENTIONS[n].mode not in ("l2", "stable")]
 
 
-# --- SPEC.md worked examples ------------------------------------------------------------------------------
+# --- docs/math.md worked examples ------------------------------------------------------------------------------
 
 def test_spec_cifar10_normalized_example():
     # b=128, B=50,000, T=100: λ ≈ 1.26e-4 per step (paper units), i.e. weight_decay ≈ 0.126 (torch) at lr=1e-3
@@ -79,7 +79,7 @@ def test_spec_rotation_and_adamc_formulas():
 
 def test_sgd_rotation_reads_weight_decay_in_its_convention():
     # Review finding 5: λ=1e-4 in paper units at lr = peak_lr is s = 1e-4 per step, as torch λ = 0.1 is; the
-    # rotation of torch.optim.SGD follows s (SPEC.md §2: sqrt(2·lr·λ/(1+μ)) with torch-convention λ).
+    # rotation of torch.optim.SGD follows s (docs/math.md, "Hyperparameter rules": sqrt(2·lr·λ/(1+μ)) with torch-convention λ).
     lr, mu = 1e-3, 0.9
     expected = math.sqrt(2 * 1e-4 / (1 + mu))
     assert equilibrium_rotation(lr, 1e-4, optimizer="sgd", momentum=mu, convention="paper") == pytest.approx(expected)
@@ -91,7 +91,7 @@ def test_sgd_rotation_reads_weight_decay_in_its_convention():
 
 
 def test_normalized_transfer_follows_inverse_square_roots():
-    # λ* ∝ T^(-1/2) and ∝ B^(-1/2) under normalized weight decay (SPEC §3, claim 5)
+    # λ* ∝ T^(-1/2) and ∝ B^(-1/2) under normalized weight decay (docs/math.md, Claim 5)
     t = transfer(1e-4, lr=1e-3, convention="paper", rule="normalized", epochs=(100, 400), dataset_size=(5e4, 2e5))
     assert t.weight_decay == pytest.approx(1e-4 / 4)
     t = transfer(1e-4, lr=1e-3, convention="paper", rule="normalized", batch_size=(128, 512))

@@ -143,7 +143,7 @@ def test_sgdr_fractional_epoch_api_of_torch_agrees():
                                                  (1.5, 1, False), (2, 1.5, False)])
 def test_sgdr_restarts_fall_on_epoch_ends_when_T_0_and_T_mult_are_whole(T_0, T_mult, whole):
     # docs/tasks.md: tasks evaluate once per epoch, so their history holds the solution just before each restart
-    # (SPEC.md §2) exactly when every restart is an epoch's end. Period i starts at T_0·(1 + T_mult + … +
+    # (docs/math.md, "Hyperparameter rules") exactly when every restart is an epoch's end. Period i starts at T_0·(1 + T_mult + … +
     # T_mult^(i−1)) epochs, i.e. at the first step k with k/steps_per_epoch >= that.
     steps_per_epoch, total = 7, 40 * 7
     starts, period, start = [], float(T_0), float(T_0)
@@ -288,7 +288,7 @@ def test_wd_schedule_makes_constant_mode_train_like_torch_mode():
 
 
 def test_wd_scheduler_zero_gradients_give_the_product_of_shrinks():
-    # SPEC §1: with zero gradients p_T = p_0 · Π (1 - s_t); torch mode s_t = lr_t · λ_t
+    # docs/math.md, "Decay conventions": with zero gradients p_T = p_0 · Π (1 - s_t); torch mode s_t = lr_t · λ_t
     p = torch.nn.Parameter(torch.full((3,), 2.0, dtype=torch.float64))
     opt = weightdecay.AdamW([p], lr=0.1, weight_decay=0.5)
     lr = make_lr_schedule("linear", opt, total_steps=20, steps_per_epoch=5, floor=0.1)
@@ -335,14 +335,14 @@ def test_normalized_weight_decay_paper_and_torch_groups_train_alike():
 
 
 def test_normalized_weight_decay_matches_spec_cifar_example():
-    # SPEC §2: CIFAR-10, b=128, B=50,000, T=100, λ_norm=0.025 -> λ ≈ 1.26e-4 per step (paper units)
+    # docs/math.md, "Hyperparameter rules": CIFAR-10, b=128, B=50,000, T=100, λ_norm=0.025 -> λ ≈ 1.26e-4 per step (paper units)
     assert normalized_weight_decay(0.025, 128, 50_000, 100) == pytest.approx(1.26e-4, abs=0.005e-4)
     assert normalized_weight_decay(0.025, 128, 50_000, 100) == 0.025 * math.sqrt(128 / 5e6)
     assert paper_units_factor("torch", 1e-3) == pytest.approx(1e3)
     assert paper_units_factor("paper", 1e-3) == 1.0
 
 
-# s_t = coefficient · lr_t^power · λ for each decay mode (SPEC.md §1, stable with mean v̂ = 1); l2 never shrinks
+# s_t = coefficient · lr_t^power · λ for each decay mode (docs/math.md, "Decay conventions", stable with mean v̂ = 1); l2 never shrinks
 _SHRINK_POWERS = {"torch": (1, False), "paper": (1, True), "constant": (0, False), "corrected": (2, True),
                   "stable": (1, False)}
 

@@ -200,7 +200,7 @@ def test_fashion_cnn_learns_below_chance_with_and_without_batch_norm(batch_norm)
 
 @needs_fashion
 def test_rotation_of_scale_invariant_weights_reaches_kosson_equilibrium():
-    # SPEC claim 6: under AdamW a weight followed by batch norm settles at an angular update per step of
+    # Claim 6 (docs/math.md): under AdamW a weight followed by batch norm settles at an angular update per step of
     # sqrt(2·lr·λ·(1−β1)/(1+β1)); lr·λ = 0.05 reaches it within ~4 time constants 1/(lr·λ) = 20 steps.
     lr, wd, beta1 = 1e-2, 5.0, 0.9
     extra = dict(SMALL_FASHION, channels=[8, 16], width=32)

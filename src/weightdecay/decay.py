@@ -1,7 +1,7 @@
 """The decay conventions: what multiplies the weight decay λ. One table, one place.
 
 Every decoupled convention shrinks the weights by a factor ``(1 - s_t)`` before the gradient step; the modes
-differ only in ``s_t`` (``SPEC.md`` section 1). ``lr_t`` is the group's current learning rate (what a scheduler
+differ only in ``s_t`` (``docs/math.md``, "Decay conventions"). ``lr_t`` is the group's current learning rate (what a scheduler
 writes into ``group["lr"]``), ``peak_lr`` its reference learning rate and ``η_t = lr_t / peak_lr``:
 
 ==============  =========================================  ==============================================
@@ -34,7 +34,7 @@ class DecayMode:
     """One row of the table: a named convention and the plain sentence that defines it."""
 
     name: str
-    factor: str  # what multiplies λ in s_t, as written in SPEC.md
+    factor: str  # what multiplies λ in s_t, as written in docs/math.md
     decoupled: bool  # False only for "l2", which adds λ·p to the gradient instead of shrinking
     adam_only: bool  # "stable" needs Adam's second moment
     uses_peak_lr: bool  # s_t divides by peak_lr, which must then be > 0

@@ -137,7 +137,7 @@ _check_step_decay_outside_graph = torch.compiler.disable(check_step_decay)
 
 
 class DecayOptimizer(torch.optim.Optimizer):
-    """Base class: validates each group and fills ``decay`` and ``peak_lr`` (see ``SPEC.md`` section 1).
+    """Base class: validates each group and fills ``decay`` and ``peak_lr`` (see ``docs/math.md``, "Decay conventions").
 
     ``peak_lr`` defaults to the group's ``lr`` when the group is added, before any scheduler scales it, so
     warm-up schedulers leave it alone; a scheduler that declares its peak in the group (OneCycleLR's ``max_lr``)

@@ -24,7 +24,7 @@ class AdamW(DecayOptimizer):
     r"""Adam with weight decay whose convention you name: ``decay="torch"`` (default) behaves as torch.optim.AdamW.
 
     Decoupled modes shrink the weights by ``(1 - s_t)`` before the Adam step, with ``s_t`` from
-    :mod:`weightdecay.decay` (``SPEC.md`` section 1)::
+    :mod:`weightdecay.decay` (``docs/math.md``, "Decay conventions")::
 
         m_t = β1·m_{t-1} + (1-β1)·g          v_t = β2·v_{t-1} + (1-β2)·g²
         u_t = m̂_t / (sqrt(v̂_t) + ε)
@@ -360,7 +360,7 @@ def _fused_step_outside_graph(opt: AdamW, group: dict[str, Any], t: dict[str, li
 
 
 def _single_tensor_adamw(t: dict[str, list], group: dict[str, Any], *, lr: float, shrink_t: float) -> None:
-    """The readable path: one tensor at a time, in torch.optim.Adam's arithmetic order (SPEC.md section 1)."""
+    """The readable path: one tensor at a time, in torch.optim.Adam's arithmetic order (docs/math.md, "Decay conventions")."""
     beta1, beta2 = (_number(b) for b in group["betas"])
     eps, amsgrad = group["eps"], group["amsgrad"]
     coupled = coupled_weight_decay(group["decay"], group["weight_decay"])

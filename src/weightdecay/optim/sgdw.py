@@ -23,7 +23,7 @@ __all__ = ["SGDW"]
 class SGDW(DecayOptimizer):
     r"""SGD with momentum where the weight decay's convention is named: ``decay="torch"`` by default.
 
-    PyTorch's momentum form, with the decoupled shrink of :mod:`weightdecay.decay` (``SPEC.md`` section 1)::
+    PyTorch's momentum form, with the decoupled shrink of :mod:`weightdecay.decay` (``docs/math.md``, "Decay conventions")::
 
         b ← μ·b + (1-dampening)·g        (b = g at the first step)
         d = g + μ·b if nesterov else b
@@ -208,7 +208,7 @@ class SGDW(DecayOptimizer):
 
 def _single_tensor_sgdw(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | None],
                         group: dict[str, Any], *, lr: float, shrink_t: float) -> None:
-    """The readable path: one tensor at a time, in torch.optim.SGD's arithmetic order (SPEC.md section 1)."""
+    """The readable path: one tensor at a time, in torch.optim.SGD's arithmetic order (docs/math.md, "Decay conventions")."""
     momentum, dampening, nesterov = group["momentum"], group["dampening"], group["nesterov"]
     coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
     for i, param in enumerate(params):

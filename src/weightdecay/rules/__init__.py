@@ -1,4 +1,4 @@
-"""The literature's weight-decay rules as plain functions (SPEC.md section 2).
+"""The literature's weight-decay rules as plain functions (docs/math.md, "Hyperparameter rules").
 
 Conversions between conventions and frameworks (:func:`convert`), transfer to a new setup (:func:`transfer`),
 normalized weight decay, EMA timescales, rotational equilibrium and AdamC's target, and :func:`advise`, which

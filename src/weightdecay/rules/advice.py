@@ -86,7 +86,7 @@ def _warnings(a: Advice) -> list[str]:
 def advise(*, lr: float, weight_decay: float, batch_size: int, dataset_size: int, epochs: float,
            convention: str = "torch", optimizer: str = "adamw", peak_lr: float | None = None, beta1: float = 0.9,
            momentum: float = 0.9) -> Advice:
-    """Look at one weight-decay setting through every rule of SPEC.md §2.
+    """Look at one weight-decay setting through every rule of docs/math.md, "Hyperparameter rules".
 
     ``s = lr·λ`` (torch units), ``τ_iter = 1/s``, ``τ_epoch = τ_iter·b/B``, ``λ_norm = λ_paper/sqrt(b/(B·T))``
     and the equilibrium rotation of :func:`weightdecay.rules.equilibrium_rotation`; warnings when ``τ_epoch``

@@ -2,7 +2,7 @@
 
 A convention is a row of the decay table (:data:`weightdecay.decay.DECAY_MODES`) and, for the normalized ones,
 a scale: the framework's number ``w`` means ``λ = scale·w`` in that row's mode. Two settings are the same decay
-when they shrink the weights by the same ``s_t`` (SPEC.md §1), so
+when they shrink the weights by the same ``s_t`` (docs/math.md, "Decay conventions"), so
 
     λ_target = shrink(source, scale_s·w, lr_t, peak_lr) / (scale_t · shrink(target, 1, lr_t, peak_lr))
 
@@ -160,7 +160,7 @@ def convert(weight_decay: float, source: str, target: str, *, lr: float, peak_lr
         if not get_mode(conv.mode).decoupled:
             raise UserError(f"Convention {conv.name!r} is coupled L2 (g ← g + λ·p): no decoupled weight decay "
                             "equals it under Adam. Under plain SGD without momentum it equals 'torch' with the "
-                            "same λ (SPEC.md §1); otherwise pick a decoupled convention")
+                            "same λ (docs/math.md, 'Decay conventions'); otherwise pick a decoupled convention")
         if get_mode(conv.mode).adam_only and mean_v_hat is None:
             raise UserError(f"Convention {conv.name!r} divides by sqrt(mean v̂_t), a training state; pass mean_v_hat "
                             "(--mean-v-hat) measured on your run")

@@ -49,7 +49,7 @@ def equilibrium_rotation(lr: float, weight_decay: float, *, optimizer: str = "ad
     """Expected angle (radians) a scale-invariant weight turns per step at equilibrium.
 
     With ``s = lr·λ`` (torch units): AdamW ``sqrt(2·s·(1−β1)/(1+β1))``; SGD with L2 weight decay and momentum μ
-    (``torch.optim.SGD``) ``sqrt(2·s/(1+μ))``, as in SPEC.md §2; decoupled SGDW with momentum μ
+    (``torch.optim.SGD``) ``sqrt(2·s/(1+μ))``, as in docs/math.md, "Hyperparameter rules"; decoupled SGDW with momentum μ
     ``sqrt(2·s·(1−μ)/(1+μ))``, since its decay does not pass through the momentum buffer while the updates do.
 
     Args:

@@ -186,7 +186,7 @@ def make_lr_schedule(name: str, optimizer: torch.optim.Optimizer, *, total_steps
     """A learning-rate scheduler by name, to be stepped once per batch: ``lr_k = base_lr · η(k)``.
 
     ``base_lr`` is each group's lr when the scheduler is built (its ``initial_lr``), which is also the default
-    ``peak_lr`` of :class:`weightdecay.AdamW`; ``η`` follows the named closed form (SPEC.md §2).
+    ``peak_lr`` of :class:`weightdecay.AdamW`; ``η`` follows the named closed form (docs/math.md, "Hyperparameter rules").
 
     Args:
         name: one of :data:`SCHEDULE_NAMES`: ``constant``, ``cosine``, ``warmup-cosine``, ``linear``, ``wsd``,

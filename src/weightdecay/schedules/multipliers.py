@@ -32,7 +32,7 @@ def restart_period(epoch: float, T_0: float, T_mult: float) -> tuple[int, float,
     """Which warm-restart period holds ``epoch``: returns ``(i, T_cur, T_i)``, all in (fractional) epochs.
 
     Periods are ``T_i = T_0 · T_mult^i`` and period ``i`` starts at ``T_0 · (T_mult^i − 1)/(T_mult − 1)``
-    (``i · T_0`` when ``T_mult = 1``); ``T_cur = epoch − start_i`` (SPEC.md §2, SGDR).
+    (``i · T_0`` when ``T_mult = 1``); ``T_cur = epoch − start_i`` (docs/math.md, "Hyperparameter rules", SGDR).
 
     Args:
         epoch: fractional epochs done so far, ``k / steps_per_epoch``.
@@ -153,7 +153,7 @@ class WarmRestarts(Multiplier):
     """SGDR, stepped per batch: ``η = f + (1−f)·½(1 + cos(π·T_cur/T_i))`` with ``T_cur`` in fractional epochs.
 
     ``(i, T_cur, T_i) = restart_period(k / steps_per_epoch, T_0, T_mult)``; ``f`` is the floor
-    ``η_min/η_max`` (SPEC.md §2, warm restarts).
+    ``η_min/η_max`` (docs/math.md, "Hyperparameter rules", warm restarts).
     """
 
     steps_per_epoch: int = 1

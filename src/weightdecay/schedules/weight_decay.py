@@ -8,7 +8,7 @@ that resume exactly. Two kinds:
 - :class:`WeightDecayScheduler`: ``λ_k = λ_0 · m(k)``, ``λ_0`` each group's ``weight_decay`` when the scheduler is
   built and ``m`` any multiplier (e.g. a schedule from :func:`weightdecay.schedules.make_multiplier`).
 - :class:`NormalizedWeightDecay`: Loshchilov & Hutter's normalized weight decay, ``λ = λ_norm·sqrt(b/(B·T_i))``
-  in ``paper`` units with ``T_i`` the current warm-restart period (SPEC.md §2), written in each group's own
+  in ``paper`` units with ``T_i`` the current warm-restart period (docs/math.md, "Hyperparameter rules"), written in each group's own
   convention.
 """
 
@@ -56,7 +56,7 @@ def fixed_shrink_ratio(source: str, target: str, peak_lr: float) -> float | None
     """``shrink(source, 1, lr_t) / shrink(target, 1, lr_t)`` if it is the same at every ``lr_t``, else ``None``.
 
     A λ in ``source`` and ``c·λ`` in ``target`` then shrink alike through any lr schedule peaking at ``peak_lr``
-    (SPEC.md §1). The decay table's factors are ``lr_t`` to the power 0, 1 or 2, so two learning rates
+    (docs/math.md, "Decay conventions"). The decay table's factors are ``lr_t`` to the power 0, 1 or 2, so two learning rates
     (``peak_lr`` and ``peak_lr/2``) decide it. A mode that reads a training state (``stable``) has a fixed ratio
     only to itself; coupled ``l2``, which never shrinks, has none.
 

@@ -1,7 +1,7 @@
 """``ridge``: Schaipp's synthetic ridge regression (n=200, d=1,000, squared loss), a linear model without bias.
 
 The weight decay is the ridge penalty: the setting where Schaipp (2024) showed that the best λ of PyTorch's
-AdamW falls as 1/lr while the ``paper`` convention's stays put (SPEC claim 1). Defaults follow him: batch 20,
+AdamW falls as 1/lr while the ``paper`` convention's stays put (Claim 1 (docs/math.md)). Defaults follow him: batch 20,
 50 epochs (500 steps); pair them with ``schedule="constant"`` to reproduce his setup.
 
 Metrics: ``train_loss`` (mean of the epoch's minibatch losses), ``val_loss`` and ``test_loss`` on fresh samples
