@@ -26,7 +26,9 @@ from conftest import ROOT, cli_env, run_cli, start_cli, wait_for, write_config
 from weightdecay.cli import main as cli_main
 from weightdecay.report_line import read_report
 from weightdecay.sweeps import load_config, load_results, parse_config, open_storage, resolve_storage, run_sweep
-from weightdecay.sweeps.study import OWNER_ATTR, STALE_ATTR, grid_keys, study_name, trial_key
+from weightdecay.sweeps.lease import OWNER_ATTR, STALE_ATTR
+from weightdecay.sweeps.search import grid_keys, trial_key
+from weightdecay.sweeps.study import study_name
 
 EXAMPLE = ROOT / "examples" / "train_script.py"
 
