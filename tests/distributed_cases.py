@@ -54,7 +54,12 @@ _IMPLS = {"": {}, "-foreach": {"foreach": True}, "-fused": {"fused": True}}
 
 
 def _wd(mode: str) -> float:
-    return 0.01 if mode == "constant" else 0.1  # constant shrinks by λ every step, whatever lr
+    # constant shrinks by λ every step, whatever lr; stable divides lr·λ by sqrt(mean v̂), which is small for this
+    # model's gradients (λ = 0.1 gives s_t ≈ 1.07, a step the optimizers refuse).
+    return {"constant": 0.01, "stable": STABLE_WD}.get(mode, 0.1)
+
+
+STABLE_WD = 0.005
 
 
 def _adamw_l2_first_layer(params: Any, **kwargs: Any) -> torch.optim.Optimizer:
@@ -71,14 +76,18 @@ CASES: list[Case] = [
            dict(lr=0.1, momentum=0.9, weight_decay=_wd(mode), decay=mode, **kw))
       for mode, m in DECAY_MODES.items() if not m.adam_only for impl, kw in _IMPLS.items()),
     Case("adamw-stable-amsgrad-nobias", weightdecay.AdamW,
-         dict(lr=0.05, weight_decay=0.1, decay="stable", amsgrad=True, bias_correction=False)),
+         dict(lr=0.05, weight_decay=STABLE_WD, decay="stable", amsgrad=True, bias_correction=False)),
     Case("adamw-stable-with-l2-group-fused", _adamw_l2_first_layer,
-         dict(lr=0.05, weight_decay=0.1, decay="stable", fused=True)),
+         dict(lr=0.05, weight_decay=STABLE_WD, decay="stable", fused=True)),
     Case("sgdw-paper-nesterov", weightdecay.SGDW,
          dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1, decay="paper")),
-    # Issue 9's classes join here, one line each, e.g.
-    # Case("nadam-paper", with_decay(torch.optim.NAdam), dict(lr=0.05, weight_decay=0.1, decay="paper")),
-    # Case("adamw-paper-cautious", weightdecay.AdamW, dict(lr=0.05, weight_decay=0.1, decay="paper", cautious=True)),
+    Case("nadam-paper", weightdecay.NAdam, dict(lr=0.05, weight_decay=0.1, decay="paper")),
+    Case("radam-corrected-foreach", weightdecay.RAdam, dict(lr=0.05, weight_decay=0.1, decay="corrected",
+                                                            foreach=True)),
+    Case("adamw-paper-cautious", weightdecay.AdamW, dict(lr=0.05, weight_decay=0.1, decay="paper", cautious=True)),
+    Case("adamw-torch-cautious-fused", weightdecay.AdamW, dict(lr=0.05, weight_decay=0.1, cautious=True, fused=True)),
+    Case("sgdw-paper-cautious-foreach", weightdecay.SGDW,
+         dict(lr=0.1, momentum=0.9, weight_decay=0.1, decay="paper", cautious=True, foreach=True)),
 ]
 HSDP_CASES = ("adamw-stable-fused", "adamw-paper")  # also run on a (replicate=2, shard=1) mesh
 
