@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _demo_configs() -> list[Path]:
     """The config files the Makefile's `demo` recipe passes to `weightdecay sweep`."""
-    recipe = re.search(r"^demo:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE).group(1)
+    # The recipe's sweep line (the line before it only checks the system: scripts/setup_system.sh demo).
+    recipe = re.search(r"^demo:.*\n(?:\t.*\n)*?\t(\S*weightdecay sweep .+)$", (ROOT / "Makefile").read_text(),
+                       re.MULTILINE).group(1)
     words = shlex.split(recipe)
     assert words[0].endswith("weightdecay") and words[1] == "sweep", recipe  # one command, no shell chain
     return [ROOT / w for w in words[2:] if w.endswith(".toml")]

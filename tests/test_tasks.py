@@ -90,6 +90,17 @@ def test_divergence_is_recorded_not_raised():
     assert all(v == math.inf for v in result.metrics.values())
 
 
+def test_a_step_the_optimizer_refuses_for_its_shrink_is_recorded_as_diverged(caplog):
+    # lr·λ = 0.1·20 = 2 > 1 in torch mode: the optimizer refuses the first step (it would flip the weights), and a
+    # sweep over such a grid corner must record the point as diverged, not fail the trial.
+    with caplog.at_level("WARNING", logger="weightdecay.tasks.training"):
+        result = get_task("ridge").run(TrainConfig(lr=0.1, weight_decay=20.0, optimizer="adamw", decay="torch",
+                                                   schedule="constant", epochs=2))
+    assert result.diverged and result.history == []
+    assert all(v == math.inf for v in result.metrics.values())
+    assert "s_t = 2" in caplog.text
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"extra": {"no_such_option": 1}}, "no_such_option"),
     ({"lr": -1.0}, "learning rate"),

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from weightdecay.errors import UserError
+from weightdecay.errors import ShrinkTooLargeError, UserError
 
 __all__ = ["DecayMode", "DECAY_MODES", "MODE_NAMES", "get_mode", "shrink", "check_shrink", "lr_coefficient",
            "coupled_weight_decay"]
@@ -152,7 +152,7 @@ def check_shrink(mode: str, shrink_t: float, weight_decay: float, lr: float, pea
                "constant": f"{weight_decay:g}", "corrected": f"({lr:g}²/{peak_lr:g})·{weight_decay:g}",
                "stable": f"{lr:g}·{weight_decay:g}/sqrt(mean v̂_t)"}.get(mode, "")
     fix = ("; if the schedule peaks above peak_lr, pass its real peak as peak_lr=" if m.uses_peak_lr else "")
-    raise UserError(
+    raise ShrinkTooLargeError(
         f"{where}decay={mode!r} would shrink the weights by s_t = {shrink_t:.4g} this step (s_t = {formula} = "
         f"{numbers}), which zeroes the weights (s_t = 1) or flips their sign (s_t > 1). In mode {mode!r}, "
         f"{m.weight_decay_means}; lower weight_decay so that s_t stays well below 1{fix}"

@@ -20,3 +20,10 @@ class DataNotFoundError(UserError):
 
 class UserTypeError(UserError, TypeError):
     """An argument of the wrong type (a string where a number belongs): caught as TypeError or as ValueError."""
+
+
+class ShrinkTooLargeError(UserError):
+    """A step whose decoupled shrink ``s_t >= 1`` would zero or flip the weights; refused before it is taken.
+
+    Training loops that sweep settings (the built-in tasks) record such a run as diverged: the setting cannot train.
+    """

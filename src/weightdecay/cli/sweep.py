@@ -62,7 +62,6 @@ def _logging(quiet: bool) -> None:
 
 def _sweep(args: argparse.Namespace) -> int:
     from weightdecay.sweeps import load_config
-    from weightdecay.sweeps.command import trial_dir
 
     _logging(args.quiet)
     configs = [load_config(path) for path in args.config]  # every ConfigError surfaces here, before any trial
@@ -88,6 +87,7 @@ def _sweep(args: argparse.Namespace) -> int:
 def _run_one(args: argparse.Namespace, config: SweepConfig, out: str | Path | None) -> int:
     """Run (or resume) one sweep into ``out`` and write its own report; 0 when every trial is complete."""
     from weightdecay.sweeps import run_sweep
+    from weightdecay.sweeps.command import trial_dir
 
     jobs = args.jobs if args.jobs is not None else min(8, len(os.sched_getaffinity(0)))
     summary = run_sweep(config, out_dir=out, storage=args.storage, jobs=jobs, threads=args.threads,

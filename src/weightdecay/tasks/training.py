@@ -15,6 +15,7 @@ One run reads top to bottom in :func:`fit`:
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from weightdecay.checks import is_number, is_whole
-from weightdecay.errors import UserError
+from weightdecay.errors import ShrinkTooLargeError, UserError
 from weightdecay.monitors import LayerDiagnostics
 from weightdecay.optim.registry import OPTIMIZERS, betas, fraction, get_optimizer  # OPTIMIZERS: name → row
 from weightdecay.tasks.base import ProgressFn, Task, TrainConfig, TrainResult
@@ -33,6 +34,8 @@ __all__ = ["OPTIMIZERS", "Option", "BuiltinTask", "int_option", "float_option", 
            "optimizer_hyperparameters", "resolved_hyperparameters", "check_weight_decay_schedule", "build_optimizer",
            "build_schedule", "build_wd_schedule", "fit", "shuffled_batches", "batches_per_epoch", "evaluate_in_chunks"]
 
+
+log = logging.getLogger(__name__)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -297,7 +300,8 @@ def _train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: 
                   batches: Callable[[torch.Generator], Iterable[Batch]], loss_fn: LossFn,
                   evaluate: Callable[[nn.Module], dict[str, float]], epochs: int, watching: list[Any],
                   progress: ProgressFn | None, wd_schedule: Any = None) -> tuple[list[dict[str, float]], bool]:
-    """The epochs of :func:`fit`: the history, and whether the run diverged."""
+    """The epochs of :func:`fit`: the history, and whether the run diverged (a non-finite loss or metric, or a step
+    the optimizer refused because its shrink ``s_t >= 1`` would zero or flip the weights)."""
     history: list[dict[str, float]] = []
     diverged = False
     for epoch in range(1, epochs + 1):
@@ -310,7 +314,12 @@ def _train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: 
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            try:
+                optimizer.step()
+            except ShrinkTooLargeError as exc:  # s_t >= 1 would zero or flip the weights: this setting cannot train
+                log.warning("run stopped as diverged at epoch %d: %s", epoch, exc)
+                diverged = True
+                break
             schedule.step()
             if wd_schedule is not None:
                 wd_schedule.step()
