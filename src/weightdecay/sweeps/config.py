@@ -234,15 +234,20 @@ def load_config(path: str | Path) -> SweepConfig:
     'digits-mlp'
     """
     path = Path(path)
+    raw, text = read_toml(path)
+    return parse_config(raw, source=text, default_name=path.stem, base_dir=path.resolve().parent)
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    """A config file's parsed table and its text, with a one-line error for a missing file or bad TOML."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}; check the path") from None
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from None
-    return parse_config(raw, source=text, default_name=path.stem, base_dir=path.resolve().parent)
 
 
 def parse_config(raw: dict[str, Any], *, source: str = "", default_name: str = "sweep",

@@ -243,7 +243,7 @@ def sweep(objective: Callable[..., Any] | str, config: str | Path | dict[str, An
 
     >>> summary = weightdecay.sweep(objective, {"metric": "loss", "grid": {...}, "arms": [...]})  # doctest: +SKIP
     """
-    from weightdecay.sweeps.config import parse_config
+    from weightdecay.sweeps.config import parse_config, read_toml
     from weightdecay.sweeps.runner import run_sweep
 
     spec = function_spec(objective)
@@ -251,14 +251,7 @@ def sweep(objective: Callable[..., Any] | str, config: str | Path | dict[str, An
         raw, source, name, base = dict(config), _toml(config), "sweep", Path.cwd()
     else:
         path = Path(config)
-        try:
-            source = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}; check the path") from None
-        try:
-            raw = tomllib.loads(source)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from None
+        raw, source = read_toml(path)
         name, base = path.stem, path.resolve().parent
     for key in ("task", "command", "function"):
         if key in raw:
