@@ -90,6 +90,9 @@ CASES: list[Case] = [
          dict(lr=0.1, momentum=0.9, weight_decay=0.1, decay="paper", cautious=True, foreach=True)),
 ]
 HSDP_CASES = ("adamw-stable-fused", "adamw-paper")  # also run on a (replicate=2, shard=1) mesh
+# Also watched by a weightdecay.Monitor in one process, under DDP and under FSDP2 (stable: its s_t needs the mean
+# of v̂ over every shard; SGDW: the AdamC prediction). "0.weight" is declared scale-invariant, for the predictions.
+MONITORED_CASES = ("adamw-stable", "sgdw-torch")
 
 
 def _schedule(step: int) -> float:
@@ -189,6 +192,15 @@ def _fsdp_run(case: Case, mesh: Any, part: slice) -> dict[str, Any]:
             "sum_and_count": global_sum_and_count(params, [local_shard(p).sum() for p in params])}
 
 
+def _monitored_run(case: Case, model: nn.Module, part: slice, named: nn.Module | None = None) -> list[dict]:
+    """The records of Monitor(every=1) over a run (``named``: the module that names the parameters)."""
+    opt, sched = _make(case, model)
+    monitor = weightdecay.Monitor(opt, named or model, every=1, scale_invariant=["0.weight"])
+    _train(model, opt, sched, STEPS, part)
+    monitor.remove()
+    return monitor.records
+
+
 def _resumed_run(case: Case, mesh: Any, part: slice, checkpoint: Path) -> dict[str, Any]:
     """RESUME_AT steps, save through DCP, then fresh objects (other init, other decay and peak_lr) load and go on."""
     model = _shard(build_model(), mesh)
@@ -243,6 +255,11 @@ def run_cases(rank: int, world_size: int, out: Path, names: list[str] | None = N
             if case.name in HSDP_CASES:
                 r["hsdp"] = _fsdp_run(case, hsdp_mesh, part)
             r["resumed"] = _resumed_run(case, mesh, part, out / "checkpoints" / case.name)
+        if case.name in MONITORED_CASES:
+            ddp_model = DistributedDataParallel(build_model())
+            r["monitored"] = {"single": _monitored_run(case, build_model(), slice(None)),
+                              "ddp": _monitored_run(case, ddp_model, part, named=ddp_model.module),
+                              "fsdp": _monitored_run(case, _shard(build_model(), mesh), part)}
         results[case.name] = r
     torch.save(results, out / f"rank{rank}.pt.tmp")
     os.replace(out / f"rank{rank}.pt.tmp", out / f"rank{rank}.pt")

@@ -20,7 +20,7 @@ import torch
 import torch.multiprocessing as mp
 
 from conftest import ROOT, cli_env
-from distributed_cases import CASES, HSDP_CASES, STEPS, WORLD_SIZE, spawn_worker
+from distributed_cases import CASES, HSDP_CASES, MONITORED_CASES, STEPS, WORLD_SIZE, spawn_worker
 
 pytestmark = pytest.mark.distributed
 
@@ -151,17 +151,41 @@ def test_distributed_global_norms_and_sums_over_shards(ranks, layout):
         assert count == sum(p.numel() for p in whole)
 
 
+@pytest.mark.parametrize("name", MONITORED_CASES)
+def test_distributed_monitor_records_what_one_process_does(ranks, name):
+    """A Monitor under DDP and under FSDP2 (DTensor shards, uneven: 8 and 3 rows on 2 ranks) records on every
+    rank the norms, angles, shrinks and predictions of the same run in one process, not one rank's shard."""
+    from weightdecay.monitors import FIELDS
+
+    for r in ranks:
+        single = r[name]["monitored"]["single"]
+        assert len(single) == STEPS * 4  # 4 tensors, every step
+        assert all(x["predicted_rotation"] for x in single if x["name"] == "0.weight")
+        for layout in ("ddp", "fsdp"):
+            got = r[name]["monitored"][layout]
+            assert [(x["step"], x["name"]) for x in got] == [(x["step"], x["name"]) for x in single]
+            for g, w in zip(got, single):
+                for key in FIELDS:
+                    want = w[key]
+                    assert g[key] == (pytest.approx(want, rel=1e-10, abs=1e-12) if isinstance(want, float)
+                                      else want), (layout, g["step"], g["name"], key)
+
+
 def test_distributed_helpers_in_one_process():
     """Without a process group the helpers are plain sums and norms (DDP and single-process use)."""
-    from weightdecay.optim._distributed import global_norms, global_sum_and_count
+    from weightdecay.optim._distributed import global_norms, global_sum_and_count, global_sums
 
     tensors = [torch.randn(3, 4, dtype=torch.float64), torch.randn(5, dtype=torch.float64)]
+    torch.testing.assert_close(global_sums(tensors, [t.sum() for t in tensors]),
+                               torch.stack([t.sum() for t in tensors]))
     assert global_sum_and_count(tensors, [t.sum() for t in tensors]) == pytest.approx(
         (sum(t.sum().item() for t in tensors), 17))
     torch.testing.assert_close(global_norms(tensors, 3.0),
                                torch.stack([torch.linalg.vector_norm(t, 3.0) for t in tensors]))
     with pytest.raises(ValueError):
         global_sum_and_count(tensors, [1.0])
+    with pytest.raises(ValueError):
+        global_sums(tensors, [1.0])
 
 
 def test_distributed_torchrun_launch(tmp_path):

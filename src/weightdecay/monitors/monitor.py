@@ -5,6 +5,9 @@ the step made and the angle it turned, reads the shrink ``s_t`` the step applied
 (:func:`weightdecay.decay.shrink`) and writes the rules' predictions beside the measurements
 (:func:`weightdecay.rules.equilibrium_rotation`, :func:`weightdecay.rules.adamc_target_ratio`) for the
 scale-invariant weights. It never changes the step: training with and without it is bit-identical.
+
+Under FSDP2 a parameter is a DTensor holding one shard per rank; every norm, angle and mean is reduced over the
+shards (:mod:`weightdecay.optim._distributed`), so each rank records what one process would.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from torch import nn
 
 from weightdecay.decay import get_mode, shrink
 from weightdecay.errors import UserError
-from weightdecay.monitors.diagnostics import rotation_angle
 from weightdecay.monitors.structure import ScaleInvarianceProbe
+from weightdecay.optim._distributed import global_sum_and_count, global_sums, local_shard
 from weightdecay.rules.equilibrium import adamc_target_ratio, equilibrium_rotation
 
 __all__ = ["Monitor", "FIELDS", "optimizer_family", "decay_mode_of"]
@@ -129,7 +132,7 @@ class Monitor:
         self._handles: list[Any] = []
         self._probe: ScaleInvarianceProbe | None = None
         self._writer: Any = None
-        self._pending: list[tuple[int, int, str, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._pending: list[tuple[int, int, str, torch.Tensor, torch.Tensor]] = []
         if optimizer is not None:
             self.attach(optimizer, model)
         elif model is not None:
@@ -200,7 +203,7 @@ class Monitor:
             return
         # Only the weights are taken here: a step given a closure (Lightning's) computes the gradient inside
         # step(), so the gradient is read after it, where it is this step's whichever way the loop runs.
-        self._pending = [(g, i, self._name(g, i, p), p, p.detach().clone(), torch.linalg.vector_norm(p).double())
+        self._pending = [(g, i, self._name(g, i, p), p, p.detach().clone())
                          for g, group in enumerate(optimizer.param_groups)
                          for i, p in enumerate(group["params"]) if p.requires_grad]
 
@@ -216,10 +219,7 @@ class Monitor:
         self._pending = []
         if not pending:
             return
-        measured = torch.stack([torch.stack([torch.linalg.vector_norm(p.grad).double(), weight_norm,
-                                             torch.linalg.vector_norm(p - before).double(),
-                                             rotation_angle(before, p)])
-                                for _, _, _, p, before, weight_norm in pending]).tolist()
+        measured = _measure([t[3] for t in pending], [t[4] for t in pending])
         groups = {g: self._group_facts(optimizer, g) for g in {g for g, *_ in pending}}
         new = []
         for (g, _, name, *_), (grad_norm, weight_norm, update_norm, rotation) in zip(pending, measured):
@@ -309,18 +309,51 @@ class Monitor:
         return write_tensorboard(self.records, log_dir)
 
 
+def _square_sum(t: torch.Tensor) -> torch.Tensor:
+    """Σx² over this rank's part of ``t`` (all of it outside FSDP2), in float64."""
+    return torch.linalg.vector_norm(local_shard(t), dtype=torch.float64).square()
+
+
+def _measure(params: list[torch.Tensor], befores: list[torch.Tensor]) -> list[list[float]]:
+    """Per tensor ``[‖g‖, ‖p_t‖, ‖p_{t+1} − p_t‖, angle between p_t and p_{t+1}]``, each over the whole tensor.
+
+    The angle is :func:`~weightdecay.monitors.diagnostics.rotation_angle`'s ``2·atan2(‖â − b̂‖, ‖â + b̂‖)``, whose
+    unit vectors need the whole norms first: two rounds of
+    :func:`~weightdecay.optim._distributed.global_sums` (under FSDP2 two collectives, never one per tensor), each
+    summand taken one tensor at a time, so no more than one tensor's float64 copy is held at once.
+    """
+    n = len(params)
+    squares = torch.stack([*(_square_sum(p.grad) for p in params), *(_square_sum(b) for b in befores),
+                           *(_square_sum(p) for p in params),
+                           *(_square_sum(p - b) for p, b in zip(params, befores))])
+    grad, weight, after, update = global_sums(params * 4, squares).sqrt().view(4, n)
+    unit_sums = []
+    for p, b, nb, na in zip(params, befores, weight.tolist(), after.tolist()):
+        unit_before = local_shard(b).double() / max(nb, 1e-30)
+        unit_after = local_shard(p).double() / max(na, 1e-30)
+        unit_sums.append(torch.stack([_square_sum(unit_before - unit_after),
+                                      _square_sum(unit_before + unit_after)]))
+    halves = global_sums(params * 2, torch.stack(unit_sums).T.reshape(-1)).sqrt().view(2, n)
+    rotation = 2 * torch.atan2(halves[0], halves[1])
+    return torch.stack([grad, weight, update, rotation], dim=1).tolist()
+
+
 def _mean_v_hat(optimizer: torch.optim.Optimizer) -> float | None:
-    """mean(v̂_t) over every element with Adam state, after this step (what ``stable`` divided by)."""
-    total, numel = 0.0, 0
+    """mean(v̂_t) over every element with Adam state, after this step (what ``stable`` divided by); under FSDP2
+    summed over every rank's shards, as the step does."""
+    params, sums = [], []
     for group in optimizer.param_groups:
         beta2 = _number(group["betas"][1])
         for p in group["params"]:
             state = optimizer.state.get(p, {})
             if "exp_avg_sq" not in state:
                 continue
-            v = float(state["exp_avg_sq"].double().sum())
+            v = local_shard(state["exp_avg_sq"]).double().sum()
             if group.get("bias_correction", True):
-                v /= 1 - beta2 ** _number(state["step"])
-            total += v
-            numel += p.numel()
+                v = v / (1 - beta2 ** _number(state["step"]))
+            params.append(p)
+            sums.append(v)
+    if not params:
+        return None
+    total, numel = global_sum_and_count(params, torch.stack(sums))
     return total / numel if numel else None

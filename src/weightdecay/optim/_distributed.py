@@ -11,9 +11,10 @@ Mesh dimensions on which a tensor is replicated (HSDP's replicate dimension) are
 already holds the same values. The ranks of a mesh must all call with the same tensors in the same order, as
 optimizers do (every rank steps every parameter).
 
-Callers: :class:`weightdecay.AdamW`'s ``stable`` mode (:func:`global_sum_and_count`, one collective per step).
-A monitor that reports weight, gradient or update norms under FSDP2 should take them from :func:`global_norms`,
-or it reports one rank's shard (docs/distributed.md, 'What differs from one process').
+Callers: :class:`weightdecay.AdamW`'s ``stable`` mode (:func:`global_sum_and_count`, one collective per step);
+:class:`weightdecay.Monitor` (:func:`global_sums` of its per-tensor squares, two collectives per recorded step).
+A monitor that reports weight, gradient or update norms under FSDP2 must take them from these, or it reports one
+rank's shard (docs/distributed.md, 'What differs from one process').
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from torch import Tensor
 
 from weightdecay.errors import UserError
 
-__all__ = ["local_shard", "global_sum_and_count", "global_norms", "check_fused_kernel"]
+__all__ = ["local_shard", "global_sum_and_count", "global_sums", "global_norms", "check_fused_kernel"]
 
 try:  # DTensor is public from torch 2.5, the oldest torch this package supports.
     from torch.distributed.tensor import DTensor
@@ -109,6 +110,37 @@ def global_sum_and_count(tensors: Sequence[Tensor], local_sums: Tensor | Sequenc
         total += float(pair[0])
         count += int(pair[1])
     return total, count
+
+
+def global_sums(tensors: Sequence[Tensor], local_sums: Tensor | Sequence[float]) -> Tensor:
+    """Per-tensor sums over all ranks: ``local_sums[i]``, a sum over ``local_shard(tensors[i])``, added up over
+    the shards of ``tensors[i]``; one collective per shard layout.
+
+    What the same sums give over the whole tensors, for sums computed one tensor at a time (a caller need not
+    hold every summand at once, as :func:`global_norms` would need).
+
+    Args:
+        tensors: the tensors (DTensor or plain) whose layouts say which ranks hold the other shards.
+        local_sums: one sum per tensor over this rank's local shard.
+
+    Returns:
+        A float64 tensor of ``len(tensors)`` sums, on the CPU, identical on every rank of a mesh.
+
+    Example:
+        >>> import torch
+        >>> ps = [torch.ones(2, 3), torch.ones(4)]
+        >>> global_sums(ps, [p.sum() for p in ps]).tolist()
+        [6.0, 4.0]
+    """
+    local_sums = torch.as_tensor(local_sums, dtype=torch.float64).reshape(-1)
+    if len(tensors) != len(local_sums):
+        raise ValueError(f"global_sums: {len(tensors)} tensors but {len(local_sums)} sums")
+    sums = torch.zeros(len(tensors), dtype=torch.float64)
+    for layout, indices in _layouts(tensors).items():
+        device = local_shard(tensors[indices[0]]).device
+        part = local_sums.to(device)[torch.tensor(indices, device=device)]
+        sums[indices] = _all_reduce_over(part, layout).cpu()
+    return sums
 
 
 def global_norms(tensors: Sequence[Tensor], norm_type: float = 2.0) -> Tensor:
