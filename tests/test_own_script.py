@@ -104,6 +104,7 @@ COMMAND = """
     ('task = "ridge"\n' + COMMAND, "command: a sweep runs one of task, command or function"),
     ('schedule = "cosine"\n' + COMMAND, "schedule: your command sets its own learning-rate schedule"),
     ("timeout = -1\n" + COMMAND, "timeout: -1; give the seconds one trial may run"),
+    ("monitor_every = 5\n" + COMMAND, "monitor_every: only a task sweep's runs are watched for you; your command"),
     (COMMAND.replace("{seed}", "{seed} --optimizer {optimizer}") + '\n    optimizer = "sgdw"\n    momentum = 0.5\n',
      "arms[0].momentum: your command builds its own optimizer"),
     ('timeout = 5\ntask = "ridge"\n[grid]\nlr = [0.01]\nweight_decay = [0.1]\n[[arms]]\n',

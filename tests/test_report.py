@@ -63,6 +63,8 @@ def test_report_is_self_contained_with_figures_on_disk(report):
     parser = _Assets()
     parser.feed(text)
     assert len(parser.imgs) == 3 and not parser.scripts
+    # No monitor_every: no section on the best runs' monitors (tests/test_report_watched.py has one)
+    assert 'id="watched"' not in text and not list((path.parent / "figures").glob("monitor-*"))
     for img in parser.imgs:
         src = img["src"]
         assert src.startswith("data:image/png;base64,")

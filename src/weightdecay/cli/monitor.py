@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     page = subparsers.add_parser("monitor-report", help="an HTML page of a monitor log: flags, per-layer curves "
                                                         "against their predictions",
                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    page.add_argument("log", help="the monitor's .jsonl or .csv file")
+    page.add_argument("log", help="the monitor's .jsonl (.jsonl.gz: a sweep trial's) or .csv file")
     page.add_argument("-o", "--output", help="the page to write (default: LOG with .html)")
     page.add_argument("--title", help="the page's title (default: the log's file name)")
     page.add_argument("--max-layers", type=_positive_int, default=8, help="tensors drawn, at most (default 8)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import math
@@ -68,18 +69,31 @@ def write_csv(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
 
 
 def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
-    """One JSON object per record and line (None as null)."""
-    return _atomic_write(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in records))
+    """One JSON object per record and line (None, and the NaN/inf of a diverged run, as null); gzip-compressed
+    when ``path`` ends in ``.gz`` (what a sweep keeps per trial: a few times smaller, read back the same)."""
+    text = "".join(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
+                               for k, v in r.items()}, allow_nan=False) + "\n" for r in records)
+    if str(path).endswith(".gz"):
+        return atomic_write_bytes(path, gzip.compress(text.encode("utf-8"), mtime=0))
+    return _atomic_write(path, text)
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Records from a monitor's ``.jsonl`` or ``.csv`` file (numbers back as floats, empty cells as None)."""
+    """Records from a monitor's ``.jsonl`` (or ``.jsonl.gz``) or ``.csv`` file (numbers back as floats, empty cells
+    as None)."""
     from weightdecay.monitors.monitor import FIELDS
 
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"No monitor log at {path}: write one with monitor.to_jsonl(path) or to_csv(path)")
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as error:
+            raise UserError(f"{path} is not a gzip file ({error}); expected a monitor log from "
+                            "monitor.to_jsonl(path)") from None
+    text = data.decode("utf-8")
     if path.suffix == ".csv":
         rows = list(csv.DictReader(io.StringIO(text)))
         missing = set(FIELDS) - set(rows[0]) if rows else set()

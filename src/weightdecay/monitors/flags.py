@@ -52,10 +52,22 @@ class MonitorSummary:
     def sentences(self) -> list[str]:
         return [f.sentence for f in self.flags]
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (tuples as lists)."""
+    def worth_showing(self, limit: int | None = None) -> list[str]:
+        """The tensors worth a look, best first: scale-invariant, then flagged, then decayed (s_t > 0), largest
+        ‖p‖ first; tensors neither scale-invariant nor decayed are left out. At most ``limit``."""
+        layers = self.layers
+        flagged = {n for f in self.flags for n in f.names if n in layers and len(f.names) == 1}
+        ranked = sorted(layers, key=lambda n: (not layers[n]["scale_invariant"], n not in flagged,
+                                              not layers[n]["shrink"], -(layers[n]["weight_norm"] or 0.0)))
+        return [n for n in ranked if layers[n]["scale_invariant"] or layers[n]["shrink"]][:limit]
+
+    def to_dict(self, max_layers: int | None = None) -> dict[str, Any]:
+        """Plain JSON-ready data (tuples as lists); ``layers`` keeps the first ``max_layers`` of
+        :meth:`worth_showing` when given (a sweep stores it per trial: bounded, whatever the model's size),
+        ``tensors`` says how many there were."""
         flags = [{**asdict(f), "names": list(f.names)} for f in self.flags]
-        return {"steps": self.steps, "flags": flags, "layers": self.layers}
+        kept = self.layers if max_layers is None else {n: self.layers[n] for n in self.worth_showing(max_layers)}
+        return {"steps": self.steps, "flags": flags, "layers": kept, "tensors": len(self.layers)}
 
     def __str__(self) -> str:
         if not self.flags:

@@ -12,10 +12,15 @@ import html
 import math
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from weightdecay._io import atomic_write
 from weightdecay.analysis import SweepAnalysis, format_slope, peak_shrink, ranked_points
 from weightdecay.reports.figures import curves_figure, heatmaps_figure, render, slopes_figure
 from weightdecay.sweeps import SweepResults
+
+if TYPE_CHECKING:
+    from weightdecay.reports.watched_runs import WatchedRun
 
 __all__ = ["write_report", "render_html", "write_combined_report", "render_combined_html", "OWN_MODEL"]
 
@@ -90,8 +95,11 @@ def _best_configs(results: SweepResults, analysis: SweepAnalysis, top: int = 3) 
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def render_html(results: SweepResults, analysis: SweepAnalysis, figures: dict[str, bytes]) -> str:
-    """The report page as a string, with the given PNG figures (``heatmaps``, ``slopes``, ``curves``) inlined."""
+def render_html(results: SweepResults, analysis: SweepAnalysis, figures: dict[str, bytes],
+                watched: list[WatchedRun] | None = None) -> str:
+    """The report page as a string, with the given PNG figures (``heatmaps``, ``slopes``, ``curves``) inlined;
+    with ``watched`` (a sweep with ``monitor_every``: :func:`~weightdecay.reports.watched_runs.watched_best_runs`)
+    a section on the best runs as their monitors saw them, their figures among ``figures``."""
     c = results.config
     esc = html.escape
     grid = (f"lr: {len(c.lr)} values {min(c.lr):.3g}–{max(c.lr):.3g}" if c.lr else
@@ -114,6 +122,13 @@ def render_html(results: SweepResults, analysis: SweepAnalysis, figures: dict[st
     fig_html = "".join(_figure(name, figures[name], cap) for name, cap in figs if name in figures)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     own = "task default" if c.task else "set by your code"  # a command or function sweep trains its own way
+    # The section's module draws with the monitor page, which takes this page's style: imported here, not above.
+    from weightdecay.reports.watched_runs import watched_section
+
+    watched_html = "" if watched is None else (
+        '<h2 id="watched">Weight decay in the best runs</h2>\n'
+        + watched_section(watched, c.monitor_every, lambda name, cap: _figure(name, figures[name], cap)
+                          if name in figures else ""))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>weightdecay sweep {esc(c.name)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
@@ -128,6 +143,7 @@ def render_html(results: SweepResults, analysis: SweepAnalysis, figures: dict[st
 {f'<ul>{notes_html}</ul>' if notes_html else ''}
 <h2>Heatmaps, λ*(lr) and learning curves</h2>
 {fig_html}
+{watched_html}
 <h2>Slopes and basins</h2>
 <p>Slope: least-squares fit of log λ* against log lr over the learning rates whose best λ lies inside the grid
 (λ* refined by a parabola in log λ through the best grid point and its neighbours); uncertainty: standard
@@ -147,6 +163,9 @@ the weights average over (docs/math.md, "EMA timescale").</p>
 def write_report(results: SweepResults, analysis: SweepAnalysis, output: str | Path) -> Path:
     """Write the HTML page and ``figures/*.png|svg`` beside it; returns the page's path.
 
+    A sweep with ``monitor_every`` also gets a section on each arm's best run as its monitor saw it, drawn from
+    the run's monitor log in the sweep's output folder (``figures/monitor-ARM.png|svg``).
+
     Args:
         results: :class:`weightdecay.sweeps.SweepResults`.
         analysis: :func:`weightdecay.analysis.analyze` of those results.
@@ -161,13 +180,18 @@ def write_report(results: SweepResults, analysis: SweepAnalysis, output: str | P
     makers = {"heatmaps": lambda: heatmaps_figure(analysis, tpe=tpe), "curves": lambda: curves_figure(analysis, results)}
     if not tpe:
         makers["slopes"] = lambda: slopes_figure(analysis)
+    from weightdecay.reports.watched_runs import watched_best_runs, watched_figures
+
+    watched = watched_best_runs(results, analysis) if results.config.monitor_every else None
+    for name, fig in watched_figures(watched or []).items():
+        makers[name] = lambda fig=fig: fig
     pngs = {}
     for name, make in makers.items():
         png, svg = render(make())
         atomic_write(fig_dir / f"{name}.png", png)
         atomic_write(fig_dir / f"{name}.svg", svg)
         pngs[name] = png
-    atomic_write(output, render_html(results, analysis, pngs))
+    atomic_write(output, render_html(results, analysis, pngs, watched))
     return output
 
 

@@ -18,13 +18,15 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from weightdecay.monitors import MonitorSummary, summarize  # noqa: E402
 from weightdecay.monitors.export import atomic_write_bytes  # noqa: E402
 from weightdecay.reports.figures import render  # noqa: E402
 from weightdecay.reports.html import _CSS  # noqa: E402
 
-__all__ = ["layer_curves", "chosen_layers", "monitor_figures", "render_monitor_page", "write_monitor_page"]
+__all__ = ["layer_curves", "chosen_layers", "layers_figure", "shrink_figure", "monitor_figures", "render_monitor_page",
+           "write_monitor_page", "CAPTIONS"]
 
 # (record key, its prediction, axis label, log scale)
 PANELS: tuple[tuple[str, str | None, str, bool], ...] = (
@@ -32,6 +34,14 @@ PANELS: tuple[tuple[str, str | None, str, bool], ...] = (
     ("grad_to_weight", "predicted_grad_to_weight", "‖g‖/‖p‖", True),
     ("weight_norm", None, "‖p‖", False),
 )
+
+# What the figures show, for the page and for the sweep report's best runs.
+CAPTIONS = {
+    "layers": ("Per tensor (rows): the angle it turns per step, ‖g‖/‖p‖ and ‖p‖; dashed red: the prediction "
+               "(Kosson's equilibrium rotation; AdamC's sqrt(2·s_t)/lr_t under SGD), drawn for scale-invariant "
+               "weights only"),
+    "shrink": "The shrink s_t each step applied, and the learning rate, per param group",
+}
 
 
 def layer_curves(records: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
@@ -46,39 +56,38 @@ def layer_curves(records: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarra
 
 
 def chosen_layers(summary: MonitorSummary, limit: int) -> list[str]:
-    """The tensors worth a row: scale-invariant first, then the decayed ones (s_t > 0), largest ‖p‖ first."""
-    layers = summary.layers
-    flagged = {n for f in summary.flags for n in f.names if n in layers and len(f.names) == 1}
-    ranked = sorted(layers, key=lambda n: (not layers[n]["scale_invariant"], n not in flagged,
-                                          not layers[n]["shrink"], -(layers[n]["weight_norm"] or 0.0)))
-    return [n for n in ranked if layers[n]["scale_invariant"] or layers[n]["shrink"]][:limit]
+    """The tensors worth a row (:meth:`MonitorSummary.worth_showing`): scale-invariant first, then the decayed
+    ones (s_t > 0), largest ‖p‖ first."""
+    return summary.worth_showing(limit)
 
 
-def monitor_figures(records: list[dict[str, Any]], names: list[str]) -> dict[str, bytes]:
-    """PNG bytes: ``layers`` (a row per tensor: rotation, ‖g‖/‖p‖, ‖p‖; dashed the prediction) and ``shrink``."""
+def layers_figure(records: list[dict[str, Any]], names: list[str]) -> Figure:
+    """A row per tensor of ``names``: rotation, ‖g‖/‖p‖, ‖p‖ against the step; dashed, the prediction."""
     curves = layer_curves(records)
-    figures: dict[str, bytes] = {}
-    if names:
-        fig, axes = plt.subplots(len(names), len(PANELS), figsize=(4.2 * len(PANELS), 2.3 * len(names)),
-                                 squeeze=False, constrained_layout=True)
-        for row, name in enumerate(names):
-            c = curves[name]
-            for col, (key, predicted, label, log) in enumerate(PANELS):
-                ax = axes[row][col]
-                y = c[key]
-                if log:
-                    y = np.where(y > 0, y, np.nan)
-                ax.plot(c["step"], y, color="C0", lw=1, label="measured")
-                if predicted and np.isfinite(c[predicted]).any():
-                    ax.plot(c["step"], c[predicted], color="C3", lw=1.3, ls="--", label="predicted")
-                    ax.legend(fontsize=7, loc="best")
-                if log and np.isfinite(y).any():
-                    ax.set_yscale("log")
-                ax.set_title(f"{name}: {label}", fontsize=8)
-                ax.tick_params(labelsize=7)
-                if row == len(names) - 1:
-                    ax.set_xlabel("step", fontsize=8)
-        figures["layers"] = render(fig)[0]
+    fig, axes = plt.subplots(len(names), len(PANELS), figsize=(4.2 * len(PANELS), 2.3 * len(names)),
+                             squeeze=False, constrained_layout=True)
+    for row, name in enumerate(names):
+        c = curves[name]
+        for col, (key, predicted, label, log) in enumerate(PANELS):
+            ax = axes[row][col]
+            y = c[key]
+            if log:
+                y = np.where(y > 0, y, np.nan)
+            ax.plot(c["step"], y, color="C0", lw=1, label="measured")
+            if predicted and np.isfinite(c[predicted]).any():
+                ax.plot(c["step"], c[predicted], color="C3", lw=1.3, ls="--", label="predicted")
+                ax.legend(fontsize=7, loc="best")
+            if log and np.isfinite(y).any():
+                ax.set_yscale("log")
+            ax.set_title(f"{name}: {label}", fontsize=8)
+            ax.tick_params(labelsize=7)
+            if row == len(names) - 1:
+                ax.set_xlabel("step", fontsize=8)
+    return fig
+
+
+def shrink_figure(records: list[dict[str, Any]]) -> Figure | None:
+    """The shrink s_t and the lr per step, a line per param group that decays; None when none does."""
     groups: dict[int, dict[str, list[float]]] = {}
     for r in sorted(records, key=lambda r: r["step"]):
         if r["shrink"] is not None and r["shrink"] > 0:
@@ -87,18 +96,29 @@ def monitor_figures(records: list[dict[str, Any]], names: list[str]) -> dict[str
                 g["step"].append(r["step"])
                 g["shrink"].append(r["shrink"])
                 g["lr"].append(r["lr"])
-    if groups:
-        fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), squeeze=False, constrained_layout=True)
-        for k, (g, data) in enumerate(sorted(groups.items())):
-            axes[0][0].plot(data["step"], data["shrink"], color=f"C{k}", label=f"group {g}")
-            axes[0][1].plot(data["step"], data["lr"], color=f"C{k}", label=f"group {g}")
-        for ax, label in zip(axes[0], ("shrink s_t per step", "learning rate lr_t")):
-            ax.set_yscale("log")
-            ax.set_xlabel("step", fontsize=8)
-            ax.set_title(label, fontsize=9)
-            ax.tick_params(labelsize=7)
-            ax.legend(fontsize=7)
-        figures["shrink"] = render(fig)[0]
+    if not groups:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), squeeze=False, constrained_layout=True)
+    for k, (g, data) in enumerate(sorted(groups.items())):
+        axes[0][0].plot(data["step"], data["shrink"], color=f"C{k}", label=f"group {g}")
+        axes[0][1].plot(data["step"], data["lr"], color=f"C{k}", label=f"group {g}")
+    for ax, label in zip(axes[0], ("shrink s_t per step", "learning rate lr_t")):
+        ax.set_yscale("log")
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    return fig
+
+
+def monitor_figures(records: list[dict[str, Any]], names: list[str]) -> dict[str, bytes]:
+    """PNG bytes: ``layers`` (:func:`layers_figure`, when ``names``) and ``shrink`` (:func:`shrink_figure`)."""
+    figures: dict[str, bytes] = {}
+    if names:
+        figures["layers"] = render(layers_figure(records, names))[0]
+    shrink = shrink_figure(records)
+    if shrink is not None:
+        figures["shrink"] = render(shrink)[0]
     return figures
 
 
@@ -131,12 +151,7 @@ def render_monitor_page(records: list[dict[str, Any]], *, title: str = "monitor"
              or f"<li>No weight-decay flags after {summary.steps} steps.</li>")
     invariant = [n for n, d in summary.layers.items() if d["scale_invariant"]]
     more = len([n for n, d in summary.layers.items() if d["scale_invariant"] or d["shrink"]]) - len(names)
-    captions = {
-        "layers": ("Per tensor (rows): the angle it turns per step, ‖g‖/‖p‖ and ‖p‖; dashed red: the prediction "
-                   "(Kosson's equilibrium rotation; AdamC's sqrt(2·s_t)/lr_t under SGD), drawn for "
-                   "scale-invariant weights only" + (f"; {more} more tensors in the table" if more > 0 else "")),
-        "shrink": "The shrink s_t each step applied, and the learning rate, per param group",
-    }
+    captions = {**CAPTIONS, "layers": CAPTIONS["layers"] + (f"; {more} more tensors in the table" if more > 0 else "")}
     figs = "".join(
         f'<figure id="fig-{k}"><img alt="{esc(captions[k])}" src="data:image/png;base64,'
         f'{base64.b64encode(png).decode("ascii")}"><figcaption>{esc(captions[k])}</figcaption></figure>'

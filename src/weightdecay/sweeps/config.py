@@ -273,6 +273,9 @@ def check_schema(raw: dict[str, Any], *, source: str = "", default_name: str = "
     task = _typed(raw, "task", str) if workload == "task" else ""
     if task and "timeout" in raw:
         raise ConfigError("timeout: only a command sweep has a per-trial timeout; remove it")
+    if not task and "monitor_every" in raw:
+        raise ConfigError(f"monitor_every: only a task sweep's runs are watched for you; your {workload} can "
+                          "attach weightdecay.Monitor(optimizer, model, every=N) itself (docs/monitor.md)")
     name = _typed(raw, "name", str, default_name)
     if not name or any(c in name for c in "/\\\n"):
         raise ConfigError(f"name: {name!r} is not a valid sweep name; use letters, digits, '-' and '_'")

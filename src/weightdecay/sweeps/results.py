@@ -24,7 +24,8 @@ class SweepResults:
 
     ``failed`` counts the trials that failed with an error at a point (an ``(lr, λ, seed)`` of the grid, or a
     TPE trial) that has no completed trial, ``failed_points`` those points: a failure that a resumed run fixed
-    counts in neither.
+    counts in neither. ``run_dir`` is the output folder the sweep was loaded from (None from a storage), where
+    the runs' monitor logs (``RunRecord.monitor_log``) lie.
     """
 
     config: SweepConfig
@@ -32,6 +33,7 @@ class SweepResults:
     failed: int = 0
     failed_points: int = 0
     storage: str = ""
+    run_dir: Path | None = None
 
     def for_arm(self, arm: str) -> list[RunRecord]:
         return [r for r in self.records if r.arm == arm]
@@ -58,7 +60,9 @@ def load_results(source: str | Path, sweep: str | None = None) -> SweepResults:
     >>> len(results.records)  # doctest: +SKIP
     96
     """
+    run_dir = None
     if Path(str(source)).is_dir():
+        run_dir = Path(source)
         meta = read_run_dir(source)
         url, sweep = meta["storage"], sweep or meta["name"]
     else:
@@ -104,5 +108,6 @@ def load_results(source: str | Path, sweep: str | None = None) -> SweepResults:
         still_failed = [p for p in errored if p not in completed]
         failed += len(still_failed)
         failed_points += len(set(still_failed))
-    return SweepResults(config=config, records=records, failed=failed, failed_points=failed_points, storage=url)
+    return SweepResults(config=config, records=records, failed=failed, failed_points=failed_points, storage=url,
+                        run_dir=run_dir)
 

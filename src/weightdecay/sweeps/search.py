@@ -65,7 +65,8 @@ class RunRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-    monitor: dict[str, Any] | None = None  # the run's MonitorSummary.to_dict(), with monitor_every set
+    monitor: dict[str, Any] | None = None  # the run's MonitorSummary.to_dict(max_layers=8), with monitor_every set
+    monitor_log: str | None = None  # its monitor's records, relative to the sweep's output folder
 
 
 @dataclass
@@ -144,6 +145,8 @@ class SearchStrategy:
                 for seed in seeds:
                     runs.append({"seed": seed, **train_once(self.config, arm, lr, wd, seed, threads=options.threads,
                                                             workdir=self._seed_dir(workdir, seed))})
+                    if "monitor_log" in runs[-1]:  # kept relative, so the folder can move
+                        runs[-1]["monitor_log"] = os.path.relpath(runs[-1]["monitor_log"], options.run_dir)
             except KeyboardInterrupt:
                 study.tell(trial, state=TrialState.FAIL)  # interrupted, not broken: queued again on resume
                 raise
@@ -164,8 +167,9 @@ class SearchStrategy:
 
 
 def _trial_workdir(config: SweepConfig, arm: Arm, trial: optuna.Trial, options: WorkerOptions) -> str | None:
-    # A command's trial runs in a folder of its own; the trial records where, so its logs can be found.
-    if not (config.command and options.run_dir):
+    # A command's trial runs in a folder of its own, a watched task's trial keeps its monitor log in one; the
+    # trial records where, so its files can be found.
+    if not ((config.command or (config.task and config.monitor_every)) and options.run_dir):
         return None
     from weightdecay.sweeps.command import trial_dir
 
@@ -181,7 +185,7 @@ def strategy_for(config: SweepConfig) -> SearchStrategy:
 
 def _finish(study: optuna.Study, trial: optuna.Trial, record: dict[str, Any] | None, error: str | None) -> None:
     try:
-        for key in ("metrics", "history", "diverged", "seconds", "monitor") if record else ():
+        for key in ("metrics", "history", "diverged", "seconds", "monitor", "monitor_log") if record else ():
             if key in record:
                 trial.set_user_attr(key, record[key])
         if error is not None:
@@ -334,7 +338,8 @@ class GridSearch(SearchStrategy):
         return [RunRecord(arm=arm.name, lr=float(p["lr"]), weight_decay=float(p["weight_decay"]),
                           seed=int(p["seed"]), value=float(trial.value), diverged=bool(a.get("diverged", False)),
                           metrics=a.get("metrics", {}), history=a.get("history", []),
-                          seconds=float(a.get("seconds", 0.0)), monitor=a.get("monitor"))]
+                          seconds=float(a.get("seconds", 0.0)), monitor=a.get("monitor"),
+                          monitor_log=a.get("monitor_log"))]
 
     def point(self, trial: FrozenTrial) -> Hashable:
         return trial_key(trial) or ("trial", trial.number)
@@ -429,7 +434,8 @@ class TpeSearch(SearchStrategy):
         wd = float(trial.user_attrs["weight_decay"])
         return [RunRecord(arm=arm.name, lr=float(trial.params["lr"]), weight_decay=wd, seed=int(r["seed"]),
                           value=float(r["value"]), diverged=bool(r["diverged"]), metrics=r["metrics"],
-                          history=r["history"], seconds=float(r["seconds"]), monitor=r.get("monitor"))
+                          history=r["history"], seconds=float(r["seconds"]), monitor=r.get("monitor"),
+                          monitor_log=r.get("monitor_log"))
                 for r in trial.user_attrs["seeds"]]
 
     def point(self, trial: FrozenTrial) -> Hashable:

@@ -13,19 +13,28 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from weightdecay.sweeps.config import Arm, SweepConfig
 from weightdecay.sweeps.outcome import TrialOutcome, outcome_from_metrics
 
-__all__ = ["train_once"]
+__all__ = ["train_once", "MONITOR_LOG", "STORED_LAYERS"]
+
+# A watched task trial's records, in its folder (RUN_DIR/trials/ARM/NNNN[/seedS]); the report draws them.
+MONITOR_LOG = "monitor.jsonl.gz"
+# The per-tensor rows of the monitor summary each trial stores (the rest is in its log): the storage stays
+# small whatever the model's size.
+STORED_LAYERS = 8
 
 
 def train_once(config: SweepConfig, arm: Arm, lr: float, weight_decay: float, seed: int, *,
                workdir: str | None = None, threads: int | None = None) -> dict[str, Any]:
     """Run one training run and return what a trial records (value, metrics, history, diverged, seconds).
 
-    A task, a command (in ``workdir``, with ``threads`` OMP threads) or a function, as the config names.
+    A task, a command (in ``workdir``, with ``threads`` OMP threads) or a function, as the config names. A task
+    watched by the config's ``monitor_every`` keeps its monitor's summary in the record (``monitor``) and, given
+    a ``workdir``, writes the records there as :data:`MONITOR_LOG` (``monitor_log``, that file's path).
     """
     if config.command:
         from weightdecay.sweeps.command import run_command
@@ -35,10 +44,11 @@ def train_once(config: SweepConfig, arm: Arm, lr: float, weight_decay: float, se
         from weightdecay.sweeps.objective import run_objective
 
         return run_objective(config, arm, lr, weight_decay, seed).record()
-    return _run_task(config, arm, lr, weight_decay, seed)
+    return _run_task(config, arm, lr, weight_decay, seed, workdir)
 
 
-def _run_task(config: SweepConfig, arm: Arm, lr: float, weight_decay: float, seed: int) -> dict[str, Any]:
+def _run_task(config: SweepConfig, arm: Arm, lr: float, weight_decay: float, seed: int,
+              workdir: str | None) -> dict[str, Any]:
     from weightdecay.tasks import get_task
 
     task = get_task(config.task)
@@ -56,7 +66,11 @@ def _run_task(config: SweepConfig, arm: Arm, lr: float, weight_decay: float, see
                                                  source=f"task {config.task!r}")
     record = outcome.record()
     if monitors:
-        record["monitor"] = _json_safe(monitors[0].summary().to_dict())
+        record["monitor"] = _json_safe(monitors[0].summary().to_dict(max_layers=STORED_LAYERS))
+        if workdir is not None:
+            from weightdecay.monitors import write_jsonl
+
+            record["monitor_log"] = str(write_jsonl(monitors[0].records, Path(workdir) / MONITOR_LOG))
     return record
 
 
