@@ -378,10 +378,26 @@ def test_csv_and_jsonl_read_back_to_the_records(watched, tmp_path):
             assert a[key] == (pytest.approx(b[key], rel=1e-12) if isinstance(b[key], float) else b[key])
 
 
+def test_gzip_jsonl_reads_back_and_a_diverged_runs_nan_is_null(watched, tmp_path):
+    import gzip
+
+    path = watched.to_jsonl(tmp_path / "log.jsonl.gz")
+    assert gzip.decompress(path.read_bytes()) == (watched.to_jsonl(tmp_path / "log.jsonl")).read_bytes()
+    assert read_records(path) == watched.records
+    diverged = [{**watched.records[0], "grad_norm": float("nan"), "grad_to_weight": float("inf")}]
+    from weightdecay.monitors import write_jsonl
+
+    back = read_records(write_jsonl(diverged, tmp_path / "diverged.jsonl"))
+    assert back == [{**watched.records[0], "grad_norm": None, "grad_to_weight": None}]
+
+
 def test_a_log_that_is_not_a_monitor_log_is_a_user_error(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"x": 1}\n')
     with pytest.raises(UserError, match="not a monitor record"):
         read_records(tmp_path / "bad.jsonl")
+    (tmp_path / "bad.jsonl.gz").write_text('{"x": 1}\n')
+    with pytest.raises(UserError, match="not a gzip file"):
+        read_records(tmp_path / "bad.jsonl.gz")
     with pytest.raises(weightdecay.errors.DataNotFoundError):
         read_records(tmp_path / "missing.jsonl")
 
