@@ -16,8 +16,6 @@ is printed beside it, not expected to match AdamW's level. One JSON file per run
 
 from __future__ import annotations
 
-import argparse
-import csv
 import json
 import math
 import sys
@@ -25,6 +23,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from _publish import command_line, pyplot, save_figure, write_csv, write_json
 
 LR, WDS, SEEDS, EPOCHS = 3e-3, (1.0, 3.0), (0, 1), 10
 OPTIONS = {"channels": [8, 16], "width": 32, "train_subset": 2000, "val_size": 0}
@@ -56,20 +56,14 @@ def run_one(job: tuple[str, float, int, int, dict, str]) -> dict:
               "test_loss": result.metrics.get("test_loss"), "test_error": result.metrics.get("test_error"),
               "grad_to_weight": {n: d["grad_to_weight"][n] for n in d["scale_invariant"]},
               "grad_norm": {n: d["grad_norm"][n] for n in d["scale_invariant"]}}
-    tmp = Path(path).with_suffix(".tmp")
-    tmp.write_text(json.dumps(record))
-    tmp.replace(path)
+    write_json(path, record)
     return record
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="runs/claim4")
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--quick", action="store_true", help="2 epochs on 200 images, 2 runs: a smoke test")
-    p.add_argument("--publish", default=None, metavar="DOCS",
-                   help="also write DOCS/data/claim4-adamc.csv and DOCS/figures/claim4-adamc.png")
-    args = p.parse_args(argv)
+    args = command_line(__doc__, "claim4", quick="2 epochs on 200 images, 2 runs: a smoke test",
+                        publishes="DOCS/data/claim4-adamc.csv and DOCS/figures/claim4-adamc.png",
+                        jobs="runs side by side").parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     epochs, options, wds, seeds = EPOCHS, OPTIONS, WDS, SEEDS
@@ -108,35 +102,23 @@ def main(argv: list[str] | None = None) -> int:
             s = summary[-1]
             print(f"  {decay:<9} λ {wd:g}: ‖g‖/‖p‖ per epoch {', '.join(f'{v:.3g}' for v in by_epoch)}; "
                   f"last/middle {s['rise']:.2f}; test loss {s['test_loss']:.4f} ± {s['test_loss_sd']:.4f}")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
 
     if args.publish:
         docs = Path(args.publish)
-        (docs / "data").mkdir(parents=True, exist_ok=True)
-        with open(docs / "data" / "claim4-adamc.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()} for row in rows)
+        write_csv(docs / "data" / "claim4-adamc.csv", rows)
         figure(summary, docs / "figures" / "claim4-adamc.png")
     return 0
 
 
 def figure(summary: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig, ax = pyplot().subplots(figsize=(5, 3.4))
     for s in summary:
         e = np.arange(1, len(s["by_epoch"]) + 1)
         ax.plot(e, s["by_epoch"], "o-" if s["decay"] == "torch" else "s--", label=f"{s['decay']}, λ {s['weight_decay']:g}")
     ax.set(xlabel="epoch (cosine to 0)", ylabel="‖g‖/‖p‖, batch-normed layers", yscale="log")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":
