@@ -121,8 +121,39 @@ def test_claim4_quick_prediction_is_the_sgd_steady_state_at_the_epochs_mean_lr(t
     assert _is_png(tmp_path / "docs" / "figures" / "claim4-adamc.png")
 
 
-@pytest.mark.parametrize("name", ["claim3_schedules", "claim4_adamc", "claim5_transfer", "claim6_rotation",
-                                  "claim7_tpe"])
+def test_claim2_quick_reports_the_test_error_of_each_arms_best_val_loss_cell(tmp_path):
+    claim2 = _script("claim2_deep")
+    assert claim2.main(["--quick", "--jobs", "1", "--out", str(tmp_path / "run"), "--publish", str(tmp_path / "docs")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    trials = _rows(tmp_path / "docs" / "data" / "claim2-trials.csv")
+    assert set(summary["arms"]) == {r["arm"] for r in trials}
+    for arm, s in summary["arms"].items():
+        cells: dict[tuple[float, float], list[dict[str, str]]] = {}
+        for r in trials:
+            if r["arm"] == arm:
+                cells.setdefault((float(r["lr"]), float(r["weight_decay"])), []).append(r)
+
+        def best(keys):
+            return min(keys, key=lambda k: np.mean([float(r["val_loss"]) for r in cells[k]]))
+
+        def mean_test_error(key):
+            return np.mean([float(r["test_error"]) for r in cells[key]])
+
+        chosen = best(cells)
+        assert np.allclose(chosen, (s["lr"], s["weight_decay"]), rtol=1e-5, atol=0)
+        assert math.isclose(mean_test_error(chosen), s["test_error"], rel_tol=1e-4)
+        lowest = min(wd for _, wd in cells)
+        assert math.isclose(mean_test_error(best([k for k in cells if k[1] == lowest])), s["zero_wd_test_error"],
+                            rel_tol=1e-4)
+    assert {(c["arm"], c["reference"]) for c in summary["comparisons"]} == set(claim2.COMPARISONS)
+    for c in summary["comparisons"]:  # 1 − err/err_reference at the two selected cells
+        a, b = summary["arms"][c["arm"]], summary["arms"][c["reference"]]
+        assert math.isclose(c["relative_improvement"], 1 - a["test_error"] / b["test_error"], rel_tol=1e-9)
+    assert _is_png(tmp_path / "docs" / "figures" / "claim2-test-error.png")
+
+
+@pytest.mark.parametrize("name", ["claim2_deep", "claim3_schedules", "claim4_adamc", "claim5_transfer",
+                                  "claim6_rotation", "claim7_tpe"])
 def test_every_experiment_script_says_how_to_rerun_it(name):
     doc = _script(name).__doc__
     assert f"python experiments/{name}.py" in doc and "--quick" in doc
