@@ -120,6 +120,35 @@ def test_claim4_quick_prediction_is_the_sgd_steady_state_at_the_epochs_mean_lr(t
         assert float(r["grad_to_weight"]) > 0
     assert _is_png(tmp_path / "docs" / "figures" / "claim4-adamc.png")
 
+    lm = _rows(tmp_path / "docs" / "data" / "claim4-lm.csv")
+    assert {r["decay"] for r in lm} == {"torch", "corrected"} and {r["group"] for r in lm} == set(claim4.GROUPS)
+    total = 40  # 2 "epochs" of 20 batches
+    for r in lm:
+        step, wd = int(r["step"]), float(r["weight_decay"])
+        # the lr this step used: the cosine multiplier after step - 1 steps
+        assert math.isclose(float(r["lr"]), claim4.LR * 0.5 * (1 + math.cos(math.pi * (step - 1) / total)),
+                            rel_tol=1e-5)
+        lr = float(r["lr"]) if r["decay"] == "torch" else claim4.LR
+        assert math.isclose(float(r["sgd_prediction"]), math.sqrt(2 * wd / lr), rel_tol=1e-5)
+        assert math.isclose(float(r["grad_to_weight"]), float(r["grad_norm"]) / float(r["weight_norm"]), rel_tol=1e-4)
+    # the residual writers are some of the decayed weights, so their joint norms are smaller
+    whole = {(r["decay"], r["step"]): r for r in lm if r["group"] == "decayed"}
+    for r in (r for r in lm if r["group"] == "residual"):
+        for norm in ("grad_norm", "weight_norm"):
+            assert float(r[norm]) < float(whole[r["decay"], r["step"]][norm])
+    assert _is_png(tmp_path / "docs" / "figures" / "claim4-lm.png")
+
+
+def test_claim4_group_norms_are_the_norms_of_the_concatenated_tensors():
+    claim4 = _script("claim4_adamc")
+    records = [{"step": 10, "group": 0, "lr": 1e-3, "name": name, "grad_norm": g, "weight_norm": w}
+               for name, g, w in (("blocks.0.proj.weight", 3.0, 1.0), ("blocks.1.mlp.2.weight", 4.0, 2.0),
+                                  ("blocks.0.qkv.weight", 12.0, 2.0))]
+    records.append({"step": 10, "group": 1, "lr": 1e-3, "name": "ln.weight", "grad_norm": 100.0, "weight_norm": 1.0})
+    (row,) = claim4.group_norms(records, decayed={0})
+    assert (row["residual_grad_norm"], row["residual_weight_norm"]) == (5.0, math.sqrt(5))
+    assert (row["decayed_grad_norm"], row["decayed_weight_norm"]) == (13.0, 3.0)
+
 
 def test_claim2_quick_reports_the_test_error_of_each_arms_best_val_loss_cell(tmp_path):
     claim2 = _script("claim2_deep")
