@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from weightdecay._io import atomic_write
 
-__all__ = ["command_line", "finished_sweep", "write_json", "write_csv", "pyplot", "save_figure"]
+__all__ = ["command_line", "finished_sweep", "finished_sweeps", "write_json", "write_csv", "pyplot", "save_figure"]
 
 
 def command_line(doc: str, name: str, quick: str, publishes: str,
@@ -75,3 +75,14 @@ def finished_sweep(config, folder: str | Path, jobs: int, script: str):
         print(f"{script}: {config.name} not finished ({summary.line()}); run again to resume", file=sys.stderr)
         return None
     return load_results(folder)
+
+
+def finished_sweeps(configs, out: str | Path, jobs: int, script: str) -> dict | None:
+    """:func:`finished_sweep` for each config in turn, into ``out/NAME`` (where `weightdecay sweep A.toml B.toml
+    --out OUT` puts them too): their results by config name, or None at the first that did not finish."""
+    results = {}
+    for config in configs:
+        results[config.name] = finished_sweep(config, Path(out) / config.name, jobs, script)
+        if results[config.name] is None:
+            return None
+    return results

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _publish import command_line, finished_sweep, pyplot, save_figure, write_csv, write_json
+from _publish import command_line, finished_sweeps, pyplot, save_figure, write_csv, write_json
 from weightdecay.analysis import basin, heatmap
 from weightdecay.sweeps import load_config
 
@@ -96,45 +96,22 @@ def relative_improvement(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, 
     return ratio(np.arange(n)), float(np.nanstd(boots))
 
 
-def figure(maps: dict[str, tuple], summaries: dict[str, dict], path: Path) -> None:
-    """Each arm's seed-mean test error on its (lr, λ) grid, one colour scale, the val-selected cell boxed."""
-    arms = list(maps)
-    fig, axes = pyplot().subplots(1, len(arms), figsize=(2.7 * len(arms), 2.9), squeeze=False)
-    finite = [v for hm, t in maps.values() for v in np.nanmean(t, axis=0).ravel() if np.isfinite(v)]
-    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
-    for ax, arm in zip(axes[0], arms):
-        hm, test = maps[arm]
-        with np.errstate(invalid="ignore"):
-            mean = test.mean(axis=0)
-        image = ax.imshow(np.where(np.isfinite(mean), mean, np.nan), origin="lower", cmap="viridis_r", vmin=lo,
-                          vmax=hi, aspect="auto")
-        s = summaries[arm]
-        i, j = list(hm.wds).index(s["weight_decay"]), list(hm.lrs).index(s["lr"])
-        ax.add_patch(pyplot().Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=1.5))
-        ax.set_xticks(range(len(hm.lrs)), [f"{v:.2g}" for v in hm.lrs], fontsize=6, rotation=45)
-        ax.set_yticks(range(len(hm.wds)), [f"{v:.0e}" for v in hm.wds], fontsize=6)
-        ax.set_title(f"{arm}\n{s['test_error']:.4f} ± {s['test_error_sd']:.4f}", fontsize=8)
-        ax.set_xlabel("lr", fontsize=7)
-    axes[0][0].set_ylabel("λ (the arm's convention)", fontsize=7)
-    fig.colorbar(image, ax=axes[0][-1]).set_label("test error (seed mean)", fontsize=7)
-    save_figure(fig, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = command_line(__doc__, "claim2", quick="1 epoch on 256 images, 2 cells × 1 seed per arm: a smoke test",
                         publishes="DOCS/data/claim2-*.csv and DOCS/figures/claim2-test-error.png",
                         jobs="worker processes per sweep").parse_args(argv)
     out = Path(args.out)
+    configs = [config_for(name, args.quick) for name in CONFIGS]
+    finished = finished_sweeps(configs, out, args.jobs, "claim2")
+    if finished is None:
+        return 1
     maps, summaries, trials = {}, {}, []
-    for name in CONFIGS:
-        config = config_for(name, args.quick)
-        results = finished_sweep(config, out / config.name, args.jobs, "claim2")
-        if results is None:
-            return 1
+    for config in configs:
+        results = finished[config.name]
         for arm in config.arms:
             maps[arm.name] = grids(results.records, arm.name)
             summaries[arm.name] = arm_summary(maps[arm.name][0], maps[arm.name][1], config.basin_tolerance)
-        trials += [{"sweep": name, "arm": r.arm, "lr": r.lr, "weight_decay": r.weight_decay, "seed": r.seed,
+        trials += [{"sweep": config.name, "arm": r.arm, "lr": r.lr, "weight_decay": r.weight_decay, "seed": r.seed,
                     "val_loss": r.value, "test_error": r.metrics.get("test_error", math.nan),
                     "diverged": int(r.diverged)} for r in results.records]
     comparisons = []
@@ -166,6 +143,30 @@ def main(argv: list[str] | None = None) -> int:
             write_csv(docs / "data" / "claim2-comparisons.csv", comparisons)
         figure(maps, summaries, docs / "figures" / "claim2-test-error.png")
     return 0
+
+
+def figure(maps: dict[str, tuple], summaries: dict[str, dict], path: Path) -> None:
+    """Each arm's seed-mean test error on its (lr, λ) grid, one colour scale, the val-selected cell boxed."""
+    arms = list(maps)
+    fig, axes = pyplot().subplots(1, len(arms), figsize=(2.7 * len(arms), 2.9), squeeze=False)
+    finite = [v for hm, t in maps.values() for v in np.nanmean(t, axis=0).ravel() if np.isfinite(v)]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    for ax, arm in zip(axes[0], arms):
+        hm, test = maps[arm]
+        with np.errstate(invalid="ignore"):
+            mean = test.mean(axis=0)
+        image = ax.imshow(np.where(np.isfinite(mean), mean, np.nan), origin="lower", cmap="viridis_r", vmin=lo,
+                          vmax=hi, aspect="auto")
+        s = summaries[arm]
+        i, j = list(hm.wds).index(s["weight_decay"]), list(hm.lrs).index(s["lr"])
+        ax.add_patch(pyplot().Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=1.5))
+        ax.set_xticks(range(len(hm.lrs)), [f"{v:.2g}" for v in hm.lrs], fontsize=6, rotation=45)
+        ax.set_yticks(range(len(hm.wds)), [f"{v:.0e}" for v in hm.wds], fontsize=6)
+        ax.set_title(f"{arm}\n{s['test_error']:.4f} ± {s['test_error_sd']:.4f}", fontsize=8)
+        ax.set_xlabel("lr", fontsize=7)
+    axes[0][0].set_ylabel("λ (the arm's convention)", fontsize=7)
+    fig.colorbar(image, ax=axes[0][-1]).set_label("test error (seed mean)", fontsize=7)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

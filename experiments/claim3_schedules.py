@@ -1,8 +1,10 @@
 """Claim 3 (schedules): fixed vs step-drop vs cosine vs warm restarts on the same task, four `weightdecay sweep`
 configs that differ only in the schedule (experiments/claim3-*.toml: the digits MLP, 300 images, 70 epochs,
-AdamW paper convention, 5 lr × 7 λ × 2 seeds). Per schedule, the configuration with the best final val_loss (seed
-mean); its test error after every epoch (anytime performance), at the end, and under sgdr just before each
-restart (after epochs 10 and 30) and at the end of the last period (epoch 70).
+AdamW paper convention, 5 lr × 7 λ × 2 seeds), and a fifth, AdamWR proper: the warm restarts with normalized
+weight decay per restart period (claim3-adamwr.toml, λ_norm on the same kind of grid). Per schedule, the
+configuration with the best final val_loss (seed mean); its test error after every epoch (anytime performance), at
+the end, and under warm restarts just before each restart (after epochs 10 and 30) and at the end of the last
+period (epoch 70).
 
     python experiments/claim3_schedules.py --out runs/claim3 --publish docs
     python experiments/claim3_schedules.py --quick --out /tmp/claim3-quick      # a smoke test of the pipeline
@@ -16,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from _publish import command_line, finished_sweep, pyplot, save_figure, write_csv, write_json
+from _publish import command_line, finished_sweeps, pyplot, save_figure, write_csv, write_json
 from weightdecay.sweeps import load_config
 from weightdecay.sweeps.config import log_grid
 
 HERE = Path(__file__).resolve().parent
-SCHEDULES = ("constant", "step", "cosine", "sgdr")
+SCHEDULES = ("constant", "step", "cosine", "sgdr", "adamwr")  # adamwr: sgdr with normalized decay per period
 RESTART_EPOCHS = (10, 30, 70)  # sgdr with T_0 = 10, T_mult = 2: the ends of its periods
 
 
@@ -29,9 +31,9 @@ def config_for(schedule: str, quick: bool):
     config = load_config(HERE / f"claim3-{schedule}.toml")
     if quick:  # 3 epochs, one λ, 2 lr, 1 seed: exercises the pipeline, measures nothing
         extra = dict(config.extra)
-        if schedule == "step":
+        if config.schedule == "step":
             extra["schedule_options"] = {"milestones": [1, 2], "gamma": 0.1}
-        if schedule == "sgdr":
+        if config.schedule == "sgdr":
             extra["schedule_options"] = {"T_0": 1, "T_mult": 2}
         arm = replace(config.arms[0], weight_decay=log_grid(1e-3, 1e-3, 1))
         config = replace(config, name=f"{config.name}-quick", epochs=3, seeds=(0,), lr=log_grid(1e-3, 1e-2, 2),
@@ -73,13 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                         publishes="DOCS/data/claim3-best-curves.csv and DOCS/figures/claim3-schedules.png",
                         jobs="worker processes per sweep").parse_args(argv)
     out = Path(args.out)
-    best = {}
-    for schedule in SCHEDULES:
-        config = config_for(schedule, args.quick)
-        results = finished_sweep(config, out / config.name, args.jobs, "claim3")
-        if results is None:
-            return 1
-        best[schedule] = best_curve(results)
+    configs = {schedule: config_for(schedule, args.quick) for schedule in SCHEDULES}
+    results = finished_sweeps(configs.values(), out, args.jobs, "claim3")
+    if results is None:
+        return 1
+    best = {schedule: best_curve(results[config.name]) for schedule, config in configs.items()}
     write_json(out / "summary.json", best)
 
     print("claim 3: each schedule's best configuration (final val_loss, seed mean) and its test error (± sd over seeds)")
