@@ -1,8 +1,10 @@
 """Claim 3 (schedules): fixed vs step-drop vs cosine vs warm restarts on the same task, four `weightdecay sweep`
 configs that differ only in the schedule (experiments/claim3-*.toml: the digits MLP, 300 images, 70 epochs,
-AdamW paper convention, 5 lr × 7 λ × 2 seeds). Per schedule, the configuration with the best final val_loss (seed
-mean); its test error after every epoch (anytime performance), at the end, and under sgdr just before each
-restart (after epochs 10 and 30) and at the end of the last period (epoch 70).
+AdamW paper convention, 5 lr × 7 λ × 2 seeds), and a fifth, AdamWR proper: the warm restarts with normalized
+weight decay per restart period (claim3-adamwr.toml, λ_norm on the same kind of grid). Per schedule, the
+configuration with the best final val_loss (seed mean); its test error after every epoch (anytime performance), at
+the end, and under warm restarts just before each restart (after epochs 10 and 30) and at the end of the last
+period (epoch 70).
 
     python experiments/claim3_schedules.py --out runs/claim3 --publish docs
     python experiments/claim3_schedules.py --quick --out /tmp/claim3-quick      # a smoke test of the pipeline
@@ -10,20 +12,18 @@ restart (after epochs 10 and 30) and at the end of the last period (epoch 70).
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from weightdecay.sweeps import load_config, load_results, run_sweep
+from _publish import command_line, finished_sweeps, pyplot, save_figure, write_csv, write_json
+from weightdecay.sweeps import load_config
 from weightdecay.sweeps.config import log_grid
 
 HERE = Path(__file__).resolve().parent
-SCHEDULES = ("constant", "step", "cosine", "sgdr")
+SCHEDULES = ("constant", "step", "cosine", "sgdr", "adamwr")  # adamwr: sgdr with normalized decay per period
 RESTART_EPOCHS = (10, 30, 70)  # sgdr with T_0 = 10, T_mult = 2: the ends of its periods
 
 
@@ -31,9 +31,9 @@ def config_for(schedule: str, quick: bool):
     config = load_config(HERE / f"claim3-{schedule}.toml")
     if quick:  # 3 epochs, one λ, 2 lr, 1 seed: exercises the pipeline, measures nothing
         extra = dict(config.extra)
-        if schedule == "step":
+        if config.schedule == "step":
             extra["schedule_options"] = {"milestones": [1, 2], "gamma": 0.1}
-        if schedule == "sgdr":
+        if config.schedule == "sgdr":
             extra["schedule_options"] = {"T_0": 1, "T_mult": 2}
         arm = replace(config.arms[0], weight_decay=log_grid(1e-3, 1e-3, 1))
         config = replace(config, name=f"{config.name}-quick", epochs=3, seeds=(0,), lr=log_grid(1e-3, 1e-2, 2),
@@ -57,12 +57,7 @@ def best_curve(results) -> dict:
 
 
 def figure(best: dict[str, dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = pyplot().subplots(figsize=(6, 3.6))
     for schedule, b in best.items():
         e, m = np.array(b["epochs"]), np.array(b["test_error"])
         ax.plot(e, m, label=f"{schedule}: lr {b['lr']:.3g}, λ {b['weight_decay']:.3g}")
@@ -72,30 +67,20 @@ def figure(best: dict[str, dict], path: Path) -> None:
            title="each schedule's best config (final val_loss); dotted: sgdr restarts")
     ax.title.set_fontsize(9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="runs/claim3")
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--quick", action="store_true", help="3-epoch runs on a 2-point grid: a smoke test")
-    p.add_argument("--publish", default=None, metavar="DOCS",
-                   help="also write DOCS/data/claim3-best-curves.csv and DOCS/figures/claim3-schedules.png")
-    args = p.parse_args(argv)
+    args = command_line(__doc__, "claim3", quick="3-epoch runs on a 2-point grid: a smoke test",
+                        publishes="DOCS/data/claim3-best-curves.csv and DOCS/figures/claim3-schedules.png",
+                        jobs="worker processes per sweep").parse_args(argv)
     out = Path(args.out)
-    best = {}
-    for schedule in SCHEDULES:
-        config = config_for(schedule, args.quick)
-        summary = run_sweep(config, out_dir=out / config.name, jobs=args.jobs, quiet=True)
-        if not summary.complete:
-            print(f"claim3: {config.name} not finished ({summary.line()}); run again to resume", file=sys.stderr)
-            return 1
-        best[schedule] = best_curve(load_results(out / config.name))
-    (out / "summary.json").write_text(json.dumps(best, indent=2))
+    configs = {schedule: config_for(schedule, args.quick) for schedule in SCHEDULES}
+    results = finished_sweeps(configs.values(), out, args.jobs, "claim3")
+    if results is None:
+        return 1
+    best = {schedule: best_curve(results[config.name]) for schedule, config in configs.items()}
+    write_json(out / "summary.json", best)
 
     print("claim 3: each schedule's best configuration (final val_loss, seed mean) and its test error (± sd over seeds)")
     for schedule, b in best.items():
@@ -108,13 +93,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.publish:
         docs = Path(args.publish)
-        (docs / "data").mkdir(parents=True, exist_ok=True)
-        with open(docs / "data" / "claim3-best-curves.csv", "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["schedule", "lr", "weight_decay", "epoch", "test_error_mean", "test_error_sd"])
-            for schedule, b in best.items():
-                for e, m, s in zip(b["epochs"], b["test_error"], b["test_error_sd"]):
-                    writer.writerow([schedule, f"{b['lr']:.6g}", f"{b['weight_decay']:.6g}", e, f"{m:.5f}", f"{s:.5f}"])
+        write_csv(docs / "data" / "claim3-best-curves.csv",
+                  [{"schedule": schedule, "lr": b["lr"], "weight_decay": b["weight_decay"], "epoch": e,
+                    "test_error_mean": f"{m:.5f}", "test_error_sd": f"{s:.5f}"}
+                   for schedule, b in best.items()
+                   for e, m, s in zip(b["epochs"], b["test_error"], b["test_error_sd"])])
         figure(best, docs / "figures" / "claim3-schedules.png")
     return 0
 

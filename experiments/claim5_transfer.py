@@ -19,9 +19,6 @@ of log λ* against log X over the variants, ± its standard deviation over 300 b
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
 import math
 import sys
 import tomllib
@@ -29,19 +26,20 @@ from pathlib import Path
 
 import numpy as np
 
+from _publish import command_line, finished_sweep, pyplot, save_figure, write_csv, write_json
 from weightdecay.analysis import heatmap, refine_best_wd
-from weightdecay.sweeps import load_results, run_sweep
 from weightdecay.sweeps.config import parse_config
 
-RIDGE = """\
+# Every variant. {extra} is filled in first (digits-mlp's training subset, itself a field); {{ }} are TOML's braces.
+TEMPLATE = """\
 name = "{name}"
-task = "ridge"
+task = "{task}"
 metric = "val_loss"
 epochs = {epochs}
 batch_size = {batch}
 schedule = "constant"
 seeds = {seeds}
-
+{extra}
 [grid]
 lr = {lrs}
 
@@ -49,37 +47,20 @@ lr = {lrs}
 name = "AdamW torch"
 optimizer = "adamw"
 decay = "torch"
-weight_decay = {{ min = 0.1, max = 316.228, num = {num} }}
+weight_decay = {{ min = {wd_min}, max = {wd_max}, num = {num} }}
 """
-DIGITS = """\
-name = "{name}"
-task = "digits-mlp"
-metric = "val_loss"
-epochs = {epochs}
-batch_size = 32
-schedule = "constant"
-seeds = {seeds}
-
-[extra]
-train_subset = {size}
-
-[grid]
-lr = {lrs}
-
-[[arms]]
-name = "AdamW torch"
-optimizer = "adamw"
-decay = "torch"
-weight_decay = {{ min = 0.001, max = 3.16228, num = {num} }}
-"""
+RIDGE = {"task": "ridge", "extra": "", "wd_min": 0.1, "wd_max": 316.228}
+DIGITS = {"task": "digits-mlp", "batch": 32, "extra": "\n[extra]\ntrain_subset = {size}\n", "wd_min": 0.001,
+          "wd_max": 3.16228}
 
 # experiment: (the varied quantity, its values, template, fixed fields, predicted exponents)
 EXPERIMENTS = {
-    "epochs": ("T (epochs)", (5, 15, 50, 150), RIDGE, {"batch": 20, "lrs": "[0.001, 0.00316228]"},
+    "epochs": ("T (epochs)", (5, 15, 50, 150), TEMPLATE, {**RIDGE, "batch": 20, "lrs": "[0.001, 0.00316228]"},
                {"normalized wd": -0.5, "EMA view": 0.0}),
-    "batch": ("b (batch size)", (10, 20, 40), RIDGE, {"epochs": 50, "lrs": "[0.001, 0.00316228]"},
+    "batch": ("b (batch size)", (10, 20, 40), TEMPLATE, {**RIDGE, "epochs": 50, "lrs": "[0.001, 0.00316228]"},
               {"normalized wd": 0.5, "EMA view": 1.0}),
-    "data": ("B (training examples)", (314, 628, 1257), DIGITS, {"epochs": 20, "lrs": "[0.00316228, 0.01]"},
+    "data": ("B (training examples)", (314, 628, 1257), TEMPLATE, {**DIGITS, "epochs": 20,
+                                                                    "lrs": "[0.00316228, 0.01]"},
              {"normalized wd": -0.5, "EMA view": -1.0}),
 }
 FIELD = {"epochs": "epochs", "batch": "batch", "data": "size"}
@@ -91,7 +72,7 @@ def variant_config(experiment: str, value: int, quick: bool):
     if quick:  # 1-2 epochs, 3 λ, 2 seeds: exercises the pipeline, measures nothing
         fields.update(seeds="[0, 1]", num=3, **({"epochs": min(value, 2)} if experiment == "epochs" else {"epochs": 1}))
     fields["name"] = f"claim5-{experiment}-{value}" + ("-quick" if quick else "")
-    text = template.format(**fields)
+    text = template.replace("{extra}", fields["extra"]).format(**fields)
     return parse_config(tomllib.loads(text), source=text, default_name="claim5")
 
 
@@ -146,13 +127,8 @@ def _tau_epoch(experiment: str, x: float, lr: float, wd: float) -> float:
 
 
 def figure(all_rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ran = [e for e in EXPERIMENTS if any(r["experiment"] == e for r in all_rows)]  # --only runs a subset
-    fig, axes = plt.subplots(1, len(ran), figsize=(3.7 * len(ran), 3.4), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(ran), figsize=(3.7 * len(ran), 3.4), squeeze=False)
     for ax, experiment in zip(axes[0], ran):
         label, _, _, _, predictions = EXPERIMENTS[experiment]
         rows = [r for r in all_rows if r["experiment"] == experiment]
@@ -165,20 +141,14 @@ def figure(all_rows: list[dict], path: Path) -> None:
             ax.plot(anchor_x, y0 * (anchor_x / x0) ** k, "k" + style, lw=0.9, label=f"{name}: {k:+.1f}")
         ax.set(xscale="log", yscale="log", xlabel=label, ylabel="λ* (torch units)", title=experiment)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="runs/claim5", help="folder of the sweeps (resumable)")
-    p.add_argument("--jobs", type=int, default=2, help="worker processes per sweep")
+    p = command_line(__doc__, "claim5", quick="2 variants per experiment, tiny grids: a smoke test",
+                     publishes="DOCS/data/claim5-*.csv and DOCS/figures/claim5-transfer.png",
+                     jobs="worker processes per sweep")
     p.add_argument("--only", choices=tuple(EXPERIMENTS), action="append", help="run only this experiment")
-    p.add_argument("--quick", action="store_true", help="2 variants per experiment, tiny grids: a smoke test")
-    p.add_argument("--publish", default=None, metavar="DOCS",
-                   help="also write DOCS/data/claim5-*.csv and DOCS/figures/claim5-transfer.png")
     args = p.parse_args(argv)
     out = Path(args.out)
     experiments = args.only or list(EXPERIMENTS)
@@ -189,19 +159,16 @@ def main(argv: list[str] | None = None) -> int:
         maps = {}
         for value in values:
             config = variant_config(experiment, value, args.quick)
-            folder = out / config.name
-            summary = run_sweep(config, out_dir=folder, jobs=args.jobs, quiet=True)
-            if not summary.complete:
-                print(f"claim5: {config.name} not finished ({summary.line()}); run again to resume", file=sys.stderr)
+            results = finished_sweep(config, out / config.name, args.jobs, "claim5")
+            if results is None:
                 return 1
-            results = load_results(folder)
             maps[value] = heatmap(results.records, "AdamW torch")
             trials += [{"experiment": experiment, "x": value, "lr": f"{r.lr:.6g}", "weight_decay": f"{r.weight_decay:.6g}",
                         "seed": r.seed, "val_loss": f"{r.value:.6g}", "diverged": int(r.diverged)}
                        for r in results.records]
         all_rows += analyse(experiment, maps, n_boot=20 if args.quick else 300)
 
-    (out / "summary.json").write_text(json.dumps(all_rows, indent=2))
+    write_json(out / "summary.json", all_rows)
     print("claim 5: exponent of λ* (torch units) against the varied quantity, at fixed lr; ± bootstrap over seeds")
     for r in all_rows:
         label, _, _, _, predictions = EXPERIMENTS[r["experiment"]]
@@ -214,18 +181,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.publish:
         docs = Path(args.publish)
-        (docs / "data").mkdir(parents=True, exist_ok=True)
-        with open(docs / "data" / "claim5-trials.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(trials[0]))
-            writer.writeheader()
-            writer.writerows(trials)
-        with open(docs / "data" / "claim5-exponents.csv", "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["experiment", "lr", "x", "wd_star", "interior", "tau_epoch", "exponent", "exponent_sd"])
-            for r in all_rows:
-                for x, s, inside, t in zip(r["x"], r["wd_star"], r["interior"], r["tau_epoch"]):
-                    writer.writerow([r["experiment"], f"{r['lr']:.6g}", f"{x:g}", f"{s:.4g}", int(inside), f"{t:.4g}",
-                                     f"{r['exponent']:.3f}", f"{r['exponent_sd']:.3f}"])
+        write_csv(docs / "data" / "claim5-trials.csv", trials)
+        write_csv(docs / "data" / "claim5-exponents.csv",
+                  [{"experiment": r["experiment"], "lr": r["lr"], "x": f"{x:g}", "wd_star": f"{s:.4g}",
+                    "interior": int(inside), "tau_epoch": f"{t:.4g}", "exponent": f"{r['exponent']:.3f}",
+                    "exponent_sd": f"{r['exponent_sd']:.3f}"}
+                   for r in all_rows for x, s, inside, t in zip(r["x"], r["wd_star"], r["interior"], r["tau_epoch"])])
         figure(all_rows, docs / "figures" / "claim5-transfer.png")
     return 0
 

@@ -17,8 +17,6 @@ follows. Runs through the task API (`weightdecay train … --diagnostics` does t
 
 from __future__ import annotations
 
-import argparse
-import csv
 import json
 import math
 import sys
@@ -26,6 +24,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from _publish import command_line, pyplot, save_figure, write_csv, write_json
 
 SHRINKS = (1e-3, 3e-3, 1e-2)  # lr·λ per step
 LRS = {"adamw": (1e-3, 3e-3), "sgdw": (1e-2, 3e-2)}
@@ -62,20 +62,14 @@ def run_one(job: tuple[str, float, float, int, int, dict, str]) -> dict:
         record["layers"][name] = {"rotation_per_row": float(np.mean(d["rotation_per_row"][name][-last:])),
                                   "rotation": float(np.mean(d["rotation"][name][-last:])),
                                   "per_epoch": d["rotation_per_row"][name]}
-    tmp = Path(path).with_suffix(".tmp")
-    tmp.write_text(json.dumps(record))
-    tmp.replace(path)
+    write_json(path, record)
     return record
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="runs/claim6")
-    p.add_argument("--jobs", type=int, default=2, help="runs side by side")
-    p.add_argument("--quick", action="store_true", help="1 epoch, 200 images, 2 runs: a smoke test")
-    p.add_argument("--publish", default=None, metavar="DOCS",
-                   help="also write DOCS/data/claim6-rotation.csv and DOCS/figures/claim6-rotation.png")
-    args = p.parse_args(argv)
+    args = command_line(__doc__, "claim6", quick="1 epoch, 200 images, 2 runs: a smoke test",
+                        publishes="DOCS/data/claim6-rotation.csv and DOCS/figures/claim6-rotation.png",
+                        jobs="runs side by side").parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     epochs, options = EPOCHS, OPTIONS
@@ -112,26 +106,17 @@ def main(argv: list[str] | None = None) -> int:
                                 "n": len(sel)})
                 print(f"  {optimizer} lr {lr:g} lr·λ {s:g}: predicted {pred:.4f} rad/step, measured/predicted "
                       f"{np.mean(sel):.2f} ± {summary[-1]['ratio_sd']:.2f} (n={len(sel)})")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
 
     if args.publish:
         docs = Path(args.publish)
-        (docs / "data").mkdir(parents=True, exist_ok=True)
-        with open(docs / "data" / "claim6-rotation.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()} for row in rows)
+        write_csv(docs / "data" / "claim6-rotation.csv", rows)
         figure(rows, docs / "figures" / "claim6-rotation.png")
     return 0
 
 
 def figure(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.6, 3.8))
+    fig, ax = pyplot().subplots(figsize=(4.6, 3.8))
     for optimizer, marker in (("adamw", "o"), ("sgdw", "s")):
         sel = [r for r in rows if r["optimizer"] == optimizer]
         if sel:
@@ -143,10 +128,7 @@ def figure(rows: list[dict], path: Path) -> None:
     ax.set(xscale="log", yscale="log", xlabel="predicted equilibrium rotation (rad/step)",
            ylabel="measured, last 3 epochs (rad/step)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

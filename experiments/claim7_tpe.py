@@ -17,9 +17,6 @@ timescale box is the decoupled one mirrored in log space, so those two should ne
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
 import math
 import sys
 import tomllib
@@ -29,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _publish import command_line, finished_sweep, pyplot, save_figure, write_csv, write_json
 from weightdecay.sweeps import load_config, load_results, run_sweep
 from weightdecay.sweeps.config import log_grid, parse_config
 
@@ -131,12 +129,7 @@ def bootstrap_median_diff(a: list[int | None], b: list[int | None], trials: int,
 
 
 def figure(per_coords: dict[str, list[list[float]]], bests: list[float], trials: int, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(9, 3.4))
     n = np.arange(1, trials + 1)
     for coords, searches in per_coords.items():
         gaps = []
@@ -155,21 +148,15 @@ def figure(per_coords: dict[str, list[list[float]]], bests: list[float], trials:
     ax2.set(xlabel="trials", ylabel="best so far / grid best − 1", yscale="log")
     ax1.legend(title="TPE coordinates", fontsize=8)
     ax2.set_title("median and quartiles over searches", fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="runs/claim7", help="folder of the studies (resumable)")
+    p = command_line(__doc__, "claim7", quick="1 search × 4 trials of 2-epoch runs: a smoke test",
+                     publishes="DOCS/data/claim7-*.csv and DOCS/figures/claim7-tpe.png",
+                     jobs="searches run side by side (and grid workers)")
     p.add_argument("--searches", type=int, default=20, help="independent searches per coordinate system")
     p.add_argument("--trials", type=int, default=40, help="trials per search")
-    p.add_argument("--jobs", type=int, default=2, help="searches run side by side (and grid workers)")
-    p.add_argument("--quick", action="store_true", help="2 searches × 4 trials of 2-epoch runs: a smoke test")
-    p.add_argument("--publish", default=None, metavar="DOCS",
-                   help="also write DOCS/data/claim7-*.csv and DOCS/figures/claim7-tpe.png")
     args = p.parse_args(argv)
     if args.quick:
         args.searches, args.trials = 1, 4
@@ -177,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     grid = grid_config(args.quick)
     epochs = grid.epochs
 
-    run_sweep(grid, out_dir=out / "grid", jobs=args.jobs, quiet=True)
-    bests = grid_bests(load_results(out / "grid"))
+    grid_results = finished_sweep(grid, out / "grid", args.jobs, "claim7")
+    if grid_results is None:
+        return 1
+    bests = grid_bests(grid_results)
     missing = [k for k in range(args.searches) if k not in bests]
     if missing:
         print(f"claim7: the grid has no finite result for seeds {missing}; extend its seeds", file=sys.stderr)
@@ -207,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         diff, sd = bootstrap_median_diff(arrivals["raw"], arrivals[coords], args.trials)
         summary[f"raw_minus_{coords}"] = {"median_difference": diff, "bootstrap_sd": sd}
     summary["trials"], summary["tolerance"] = args.trials, TOLERANCE
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
 
     print(f"claim 7: trials until val_loss is within {TOLERANCE:.0%} of the grid's best ({args.searches} searches "
           f"per coordinate system, budget {args.trials}; a search that never arrives counts as {args.trials + 1})")
@@ -223,18 +212,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.publish:
         docs = Path(args.publish)
-        (docs / "data").mkdir(parents=True, exist_ok=True)
-        with open(docs / "data" / "claim7-tpe-trials.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        grid_rows = [{"lr": f"{r.lr:.6g}", "weight_decay": f"{r.weight_decay:.6g}", "seed": r.seed,
-                      "val_loss": f"{r.value:.6g}", "diverged": int(r.diverged)}
-                     for r in load_results(out / "grid").records]
-        with open(docs / "data" / "claim7-grid.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(grid_rows[0]))
-            writer.writeheader()
-            writer.writerows(grid_rows)
+        write_csv(docs / "data" / "claim7-tpe-trials.csv", rows)
+        write_csv(docs / "data" / "claim7-grid.csv",
+                  [{"lr": r.lr, "weight_decay": r.weight_decay, "seed": r.seed, "val_loss": r.value,
+                    "diverged": int(r.diverged)} for r in grid_results.records])
         figure(per_coords, [bests[k] for k in range(args.searches)], args.trials, docs / "figures" / "claim7-tpe.png")
     return 0
 

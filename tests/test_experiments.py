@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _script(name: str):
+    if str(ROOT / "experiments") not in sys.path:  # their shared experiments/_publish.py, found as a script finds it
+        sys.path.insert(0, str(ROOT / "experiments"))
     spec = importlib.util.spec_from_file_location(f"experiment_{name}", ROOT / "experiments" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # so its functions pickle by name into the scripts' worker processes
@@ -118,9 +120,69 @@ def test_claim4_quick_prediction_is_the_sgd_steady_state_at_the_epochs_mean_lr(t
         assert float(r["grad_to_weight"]) > 0
     assert _is_png(tmp_path / "docs" / "figures" / "claim4-adamc.png")
 
+    lm = _rows(tmp_path / "docs" / "data" / "claim4-lm.csv")
+    assert {r["decay"] for r in lm} == {"torch", "corrected"} and {r["group"] for r in lm} == set(claim4.GROUPS)
+    total = 40  # 2 "epochs" of 20 batches
+    for r in lm:
+        step, wd = int(r["step"]), float(r["weight_decay"])
+        # the lr this step used: the cosine multiplier after step - 1 steps
+        assert math.isclose(float(r["lr"]), claim4.LR * 0.5 * (1 + math.cos(math.pi * (step - 1) / total)),
+                            rel_tol=1e-5)
+        lr = float(r["lr"]) if r["decay"] == "torch" else claim4.LR
+        assert math.isclose(float(r["sgd_prediction"]), math.sqrt(2 * wd / lr), rel_tol=1e-5)
+        assert math.isclose(float(r["grad_to_weight"]), float(r["grad_norm"]) / float(r["weight_norm"]), rel_tol=1e-4)
+    # the residual writers are some of the decayed weights, so their joint norms are smaller
+    whole = {(r["decay"], r["step"]): r for r in lm if r["group"] == "decayed"}
+    for r in (r for r in lm if r["group"] == "residual"):
+        for norm in ("grad_norm", "weight_norm"):
+            assert float(r[norm]) < float(whole[r["decay"], r["step"]][norm])
+    assert _is_png(tmp_path / "docs" / "figures" / "claim4-lm.png")
 
-@pytest.mark.parametrize("name", ["claim3_schedules", "claim4_adamc", "claim5_transfer", "claim6_rotation",
-                                  "claim7_tpe"])
+
+def test_claim4_group_norms_are_the_norms_of_the_concatenated_tensors():
+    claim4 = _script("claim4_adamc")
+    records = [{"step": 10, "group": 0, "lr": 1e-3, "name": name, "grad_norm": g, "weight_norm": w}
+               for name, g, w in (("blocks.0.proj.weight", 3.0, 1.0), ("blocks.1.mlp.2.weight", 4.0, 2.0),
+                                  ("blocks.0.qkv.weight", 12.0, 2.0))]
+    records.append({"step": 10, "group": 1, "lr": 1e-3, "name": "ln.weight", "grad_norm": 100.0, "weight_norm": 1.0})
+    (row,) = claim4.group_norms(records, decayed={0})
+    assert (row["residual_grad_norm"], row["residual_weight_norm"]) == (5.0, math.sqrt(5))
+    assert (row["decayed_grad_norm"], row["decayed_weight_norm"]) == (13.0, 3.0)
+
+
+def test_claim2_quick_reports_the_test_error_of_each_arms_best_val_loss_cell(tmp_path):
+    claim2 = _script("claim2_deep")
+    assert claim2.main(["--quick", "--jobs", "1", "--out", str(tmp_path / "run"), "--publish", str(tmp_path / "docs")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    trials = _rows(tmp_path / "docs" / "data" / "claim2-trials.csv")
+    assert set(summary["arms"]) == {r["arm"] for r in trials}
+    for arm, s in summary["arms"].items():
+        cells: dict[tuple[float, float], list[dict[str, str]]] = {}
+        for r in trials:
+            if r["arm"] == arm:
+                cells.setdefault((float(r["lr"]), float(r["weight_decay"])), []).append(r)
+
+        def best(keys):
+            return min(keys, key=lambda k: np.mean([float(r["val_loss"]) for r in cells[k]]))
+
+        def mean_test_error(key):
+            return np.mean([float(r["test_error"]) for r in cells[key]])
+
+        chosen = best(cells)
+        assert np.allclose(chosen, (s["lr"], s["weight_decay"]), rtol=1e-5, atol=0)
+        assert math.isclose(mean_test_error(chosen), s["test_error"], rel_tol=1e-4)
+        lowest = min(wd for _, wd in cells)
+        assert math.isclose(mean_test_error(best([k for k in cells if k[1] == lowest])), s["zero_wd_test_error"],
+                            rel_tol=1e-4)
+    assert {(c["arm"], c["reference"]) for c in summary["comparisons"]} == set(claim2.COMPARISONS)
+    for c in summary["comparisons"]:  # 1 − err/err_reference at the two selected cells
+        a, b = summary["arms"][c["arm"]], summary["arms"][c["reference"]]
+        assert math.isclose(c["relative_improvement"], 1 - a["test_error"] / b["test_error"], rel_tol=1e-9)
+    assert _is_png(tmp_path / "docs" / "figures" / "claim2-test-error.png")
+
+
+@pytest.mark.parametrize("name", ["claim2_deep", "claim3_schedules", "claim4_adamc", "claim5_transfer",
+                                  "claim6_rotation", "claim7_tpe"])
 def test_every_experiment_script_says_how_to_rerun_it(name):
     doc = _script(name).__doc__
     assert f"python experiments/{name}.py" in doc and "--quick" in doc
