@@ -78,6 +78,7 @@ ENABLE_ENV = "WEIGHTDECAY_CPU_KERNELS"
 CACHE_ENV = "WEIGHTDECAY_CACHE"  # the data layer's cache, which this layer may not import
 BUILD_TIMEOUT_S = 300
 MAX_PLANS = 64  # groups of one optimizer whose plans are kept
+_VERSION = operator.attrgetter("_version")  # a tensor's in-place version counter
 
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 # Tensors with their own storage: a subclass (DTensor, FakeTensor under tracing) may have none to point at.
@@ -406,7 +407,7 @@ def adamw_step(t: dict[str, list], group: dict[str, Any], *, lr: float, shrink_t
         coupled_weight_decay(group["decay"], group["weight_decay"]), int(amsgrad), int(bool(group["maximize"])),
         int(bool(group["bias_correction"])), divisor, int(cautious), torch.get_num_threads(), plan.v_sums,
         plan.v_sum_steps)
-    plan.v_versions = list(map(_version, t["exp_avg_sqs"]))  # the kernel's writes leave them as they were
+    plan.v_versions = list(map(_VERSION, t["exp_avg_sqs"]))  # the kernel's writes leave them as they were
     _written(t["params"])
     return True
 
@@ -425,8 +426,9 @@ def v_hat_sum(t: dict[str, list], group: dict[str, Any], *, grad_scale: Tensor |
     plan = _adam_plan(t, group, plans)
     if plan is None:
         return None
-    if plan.v_versions is not None:
-        for i, (now, then) in enumerate(zip(map(_version, t["exp_avg_sqs"]), plan.v_versions)):
+    versions = list(map(_VERSION, t["exp_avg_sqs"]))
+    if plan.v_versions is not None and versions != plan.v_versions:
+        for i, (now, then) in enumerate(zip(versions, plan.v_versions)):
             if now != then:  # v edited in place since the kernel wrote it (the state changed by hand)
                 plan.v_sums[i] = math.nan
     p, g, _, v, *rest = plan.arrays
@@ -482,7 +484,3 @@ def sgdw_step(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | 
         int(cautious), torch.get_num_threads())
     _written(params)
     return True
-
-
-def _version(t: Tensor) -> int:
-    return t._version

@@ -98,6 +98,21 @@ void sum_each_tensor(int64_t n_tensors, const int64_t* numel, int n_threads, dou
         if (edge_tensor[k] >= 0) sums[edge_tensor[k]] += edge_sum[k];
 }
 
+// Σ_j term(j) over [begin, end) in T, kept in LANES partial sums: without -ffast-math GCC vectorizes no reduction
+// (nor an `omp simd reduction` here), but it does vectorize independent lanes, each added in the order written.
+template <class T, class Term>
+inline T lane_sum(int64_t begin, int64_t end, Term&& term) {
+    constexpr int LANES = 16;
+    T lanes[LANES] = {};
+    int64_t j = begin;
+    for (; j + LANES <= end; j += LANES)
+        for (int l = 0; l < LANES; ++l) lanes[l] += term(j + l);
+    for (; j < end; ++j) lanes[0] += term(j);
+    T total = 0;
+    for (int l = 0; l < LANES; ++l) total += lanes[l];
+    return total;
+}
+
 // 1[u·p >= 0]: whether the cautious shrink applies to an element (u and p agree in sign, or either is zero).
 template <class T>
 inline T agrees(T u, T p) {
@@ -114,14 +129,12 @@ inline T effective_grad(T g, T p, T unscale, T coupled) {
 
 // The element loops take every scalar by value: GCC vectorizes a loop whose scalars are locals, not one that reads
 // them through a lambda's captures (it cannot prove the stores to p do not change them).
-// Returns Σ_j of the new v_j over [begin, end), in T: what the next `stable` step starts its sum of v̂ from.
 template <class T, bool AMSGRAD, bool CAUTIOUS>
-inline T adam_elements(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
+inline void adam_elements(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
                           T* __restrict vmax, int64_t begin, int64_t end, T alpha, T bc2_sqrt, T one_minus_b1, T b2,
                           T one_minus_b2, T eps, T shrink, T coupled, T unscale) {
     const T keep = T(1) - shrink;
-    T v_total = 0;
-#pragma omp simd reduction(+ : v_total)
+#pragma omp simd
     for (int64_t j = begin; j < end; ++j) {
         const T param = p[j];
         const T grad = effective_grad(g[j], param, unscale, coupled);
@@ -129,7 +142,6 @@ inline T adam_elements(T* __restrict p, const T* __restrict g, T* __restrict m, 
         const T v_j = b2 * v[j] + one_minus_b2 * grad * grad;
         m[j] = m_j;
         v[j] = v_j;
-        v_total += v_j;
         T second = v_j;
         if (AMSGRAD) {
             second = vmax[j] > v_j ? vmax[j] : v_j;
@@ -142,7 +154,6 @@ inline T adam_elements(T* __restrict p, const T* __restrict g, T* __restrict m, 
             p[j] = param * keep - alpha * u;
         }
     }
-    return v_total;
 }
 
 template <class T, bool AMSGRAD, bool CAUTIOUS>
@@ -167,10 +178,13 @@ void adam_step(int64_t n_tensors, void** params, void** grads, void** exp_avgs, 
         T *m = static_cast<T*>(exp_avgs[i]), *v = static_cast<T*>(exp_avg_sqs[i]);
         T* vmax = AMSGRAD ? static_cast<T*>(max_exp_avg_sqs[i]) : nullptr;
         double v_sum = 0;
-        for (int64_t block = begin; block < end; block += BLOCK)
-            v_sum += adam_elements<T, AMSGRAD, CAUTIOUS>(p, g, m, v, vmax, block, std::min(block + BLOCK, end),
-                                                         step_size[i], bc2_sqrt[i], one_minus_b1, b2, one_minus_b2,
-                                                         eps_, shrink_, coupled_, unscale);
+        for (int64_t block = begin; block < end; block += BLOCK) {
+            const int64_t block_end = std::min(block + BLOCK, end);
+            adam_elements<T, AMSGRAD, CAUTIOUS>(p, g, m, v, vmax, block, block_end, step_size[i], bc2_sqrt[i],
+                                                one_minus_b1, b2, one_minus_b2, eps_, shrink_, coupled_, unscale);
+            if (v_sums != nullptr)  // the block of v just written, read back from the L1 cache
+                v_sum += double(lane_sum<T>(block, block_end, [v](int64_t j) { return v[j]; }));
+        }
         return v_sum;
     };
     if (v_sums != nullptr) {
@@ -224,15 +238,11 @@ inline double v_sum_elements(const T* __restrict g, const T* __restrict v, const
     double v_sum = 0, g_sq_sum = 0;
     for (int64_t block = begin; block < end; block += BLOCK) {
         const int64_t block_end = std::min(block + BLOCK, end);
-        T block_v = 0, block_g_sq = 0;
-#pragma omp simd reduction(+ : block_v, block_g_sq)
-        for (int64_t j = block; j < block_end; ++j) {
-            const T grad = effective_grad(g[j], COUPLED ? p[j] : T(0), unscale, coupled);
-            block_g_sq += grad * grad;
-            if (READ_V) block_v += v[j];
-        }
-        v_sum += double(block_v);
-        g_sq_sum += double(block_g_sq);
+        g_sq_sum += double(lane_sum<T>(block, block_end, [=](int64_t j) {
+            const T grad = COUPLED ? unscale * g[j] + coupled * p[j] : unscale * g[j];  // effective_grad's
+            return grad * grad;
+        }));
+        if (READ_V) v_sum += double(lane_sum<T>(block, block_end, [v](int64_t j) { return v[j]; }));
     }
     return beta2 * v_sum + (1 - beta2) * g_sq_sum;
 }
