@@ -9,7 +9,7 @@
 // tensor's own precision (float or double), with the scalars rounded to it as torch does.
 //
 // `stable` reads g twice, not g and v: the Adam step also returns Σ_j v_j of each tensor as it writes v, so the
-// next step's sum Σv_{t+1} = β2·Σv_t + (1-β2)·Σg² needs only g (the caller keeps the sums, and says which are stale).
+// next step's Σv_{t+1} = β2·Σv_t + (1-β2)·Σg² needs only g (the caller keeps the sums and says which are stale).
 //
 // AMP: each gradient is divided by `grad_scale` (1 without AMP), as torch's fused kernels do; a found_inf step is
 // skipped by the Python caller before any kernel runs, so a skipped step changes nothing.
