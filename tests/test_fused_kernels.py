@@ -344,6 +344,37 @@ def test_kernel_step_leaves_each_tensors_v_sum(monkeypatch):
         assert plan.v_sum_steps[i] == 2.0
 
 
+def test_steady_state_mean_reads_g_alone():
+    # After a kernel step the next sum of v̂ starts from the kept Σv, not from v: v doubled behind torch's back
+    # (through numpy: no version bump) leaves it where it was; an in-place op on v (a bump) makes it read v again.
+    params = random_tensors([(60, 5), (33,)], seed=9)
+    opt = weightdecay.AdamW(params, lr=0.01, decay="stable", fused=True)
+    for t in range(2):
+        _set_grads(opt, seed=50 + t)
+        opt.step()
+
+    def v_hat_sum():
+        group, t = opt.param_groups[0], {k: [] for k in ("params", "grads", "exp_avgs", "exp_avg_sqs",
+                                                         "max_exp_avg_sqs", "steps")}
+        opt._init_group(group, *t.values())
+        return _kernels.v_hat_sum(t, group, plans=_kernels.plans_of(opt))[0]
+
+    def formula():  # Σ (β2·v + (1-β2)·g²) / (1-β2^3), what the third step will make of v̂, from v as it is
+        return sum((0.999 * opt.state[p]["exp_avg_sq"].double() + 0.001 * p.grad.double() ** 2).sum().item()
+                   for p in params) / (1 - 0.999**3)
+
+    kept = v_hat_sum()
+    assert kept == pytest.approx(formula(), rel=1e-6)
+    for p in params:
+        opt.state[p]["exp_avg_sq"].numpy()[...] *= 2
+    assert v_hat_sum() == kept
+    for p in params:
+        opt.state[p]["exp_avg_sq"].mul_(1.0)
+    read_again = v_hat_sum()
+    assert read_again == pytest.approx(formula(), rel=1e-6)
+    assert read_again != pytest.approx(kept, rel=1e-3)
+
+
 def test_v_hat_sum_matches_torch_sums():
     # Stable's mean v̂: the kernel's sum beside the plain float64 formula, with l2 (reads p) and maximize.
     params = random_tensors([(600, 7), (33,)], seed=5)
