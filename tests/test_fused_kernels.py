@@ -15,6 +15,7 @@ The library is built at most once per machine (a few seconds, at collection, the
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import shutil
@@ -243,14 +244,145 @@ def test_cautious_mask_is_live():
     assert 0.3 < disagree < 0.7
 
 
+# --- what the fast path keeps between steps: address plans and each tensor's Σv ------------------------------
+
+def _intervene(case, opt, saved):
+    """Change an optimizer between steps as a user or another code path may: the same change to either path."""
+    group, p0 = opt.param_groups[0], opt.param_groups[0]["params"][0]
+    if case == "state-edited-in-place":
+        opt.state[p0]["exp_avg_sq"].mul_(3.0)
+    elif case == "state-replaced":
+        opt.state[p0]["exp_avg_sq"] = opt.state[p0]["exp_avg_sq"] * 3
+    elif case == "state-storage-swapped":  # .data = : the same tensor object at a new address
+        opt.state[p0]["exp_avg_sq"].data = opt.state[p0]["exp_avg_sq"] * 3
+    elif case == "param-storage-swapped":
+        p0.data = p0.data.clone()
+    elif case == "load_state_dict":
+        opt.load_state_dict(saved)
+    elif case == "param-group-added":
+        opt.add_param_group({"params": random_tensors([(9, 4)], seed=5, dtype=p0.dtype)})
+    elif case in ("torch-kernel-step", "single-tensor-step"):  # one step another way (the kernel not told)
+        key, value = ("decay", "torch") if case == "torch-kernel-step" else ("foreach", False)
+        saved_value = group[key]
+        if case == "single-tensor-step":
+            group["fused"] = False
+        group[key] = value
+        _set_grads(opt, seed=555)
+        opt.step()
+        group[key] = saved_value
+        group["fused"] = group["fused"] if case == "torch-kernel-step" else opt.defaults["fused"]
+    elif case == "skipped-amp-step":  # found_inf: nothing moves, so whatever was kept still holds
+        if opt.defaults["fused"]:
+            opt.grad_scale, opt.found_inf = torch.tensor(1.0), torch.tensor(1.0)
+            _set_grads(opt, seed=556)
+            opt.step()
+            del opt.grad_scale, opt.found_inf
+
+
+def _set_grads(opt, seed, skip_first=False):
+    for gi, group in enumerate(opt.param_groups):
+        grads = random_tensors([p.shape for p in group["params"]], seed=seed + 7 * gi, dtype=group["params"][0].dtype)
+        for pi, (p, g) in enumerate(zip(group["params"], grads)):
+            p.grad = None if skip_first and gi == pi == 0 else g
+
+
+STALE_CASES = ["state-edited-in-place", "state-replaced", "state-storage-swapped", "param-storage-swapped",
+               "load_state_dict", "param-group-added", "torch-kernel-step", "single-tensor-step", "skipped-amp-step",
+               "param-without-grad", "amsgrad"]
+
+
+def _lockstep(fast, ref, case, steps, seed):
+    """Step both, with the same gradients and the same change after two steps; equal to float64 tolerance."""
+    saved = {}
+    for t in range(steps):
+        for name, opt in (("fast", fast), ("ref", ref)):
+            if t == 2:
+                _intervene(case, opt, saved.get(name))
+            _set_grads(opt, seed=seed + t, skip_first=case == "param-without-grad" and t == 2)
+            opt.step()
+            if t == 0:
+                saved[name] = copy.deepcopy(opt.state_dict())
+        for group, ref_group in zip(fast.param_groups, ref.param_groups):
+            for p, q in zip(group["params"], ref_group["params"]):
+                torch.testing.assert_close(p, q, **TOL[torch.float64], msg=lambda m: f"after step {t + 1}: {m}")
+
+
+STALE_SHAPES = [(40, 30), (7,), (1500,)]
+
+
+@pytest.mark.parametrize("case", STALE_CASES)
+def test_kept_sums_and_addresses_follow_every_change(case):
+    # Fused `stable` keeps each tensor's Σv from its kernel step and the group's addresses from step to step;
+    # after each change it must still take the readable single-tensor path's steps.
+    kw = dict(lr=0.05, weight_decay=0.4, decay="stable", amsgrad=case == "amsgrad", betas=(0.9, 0.99))
+    fast = weightdecay.AdamW(random_tensors(STALE_SHAPES, seed=11, dtype=torch.float64), fused=True, **kw)
+    ref = weightdecay.AdamW(random_tensors(STALE_SHAPES, seed=11, dtype=torch.float64), foreach=False, **kw)
+    _lockstep(fast, ref, case, steps=5, seed=70)
+
+
+@pytest.mark.parametrize("case", ["param-storage-swapped", "load_state_dict", "param-group-added",
+                                  "param-without-grad"])
+def test_sgdw_kept_addresses_follow_every_change(case):
+    kw = dict(lr=0.05, momentum=0.9, weight_decay=0.1, decay="paper")
+    fast = weightdecay.SGDW(random_tensors(STALE_SHAPES, seed=12, dtype=torch.float64), fused=True, **kw)
+    ref = weightdecay.SGDW(random_tensors(STALE_SHAPES, seed=12, dtype=torch.float64), foreach=False, **kw)
+    _lockstep(fast, ref, case, steps=4, seed=80)
+
+
+def test_kernel_step_leaves_each_tensors_v_sum(monkeypatch):
+    # What `stable`'s next mean starts from: Σv of each tensor as written, over chunks shared by five threads
+    # (a tensor of ten chunks spans three threads' runs), with the step count it belongs to.
+    monkeypatch.setattr(_kernels.torch, "get_num_threads", lambda: 5)
+    params = random_tensors([(10 * 2**15 + 3,), (5,), (3 * 2**15,)], seed=4)
+    opt = weightdecay.AdamW(params, lr=0.01, decay="stable", fused=True)
+    for t in range(2):
+        _set_grads(opt, seed=30 + t)
+        opt.step()
+    [plan] = _kernels.plans_of(opt).values()
+    for i, p in enumerate(params):
+        assert plan.v_sums[i] == pytest.approx(opt.state[p]["exp_avg_sq"].double().sum().item(), rel=1e-6)
+        assert plan.v_sum_steps[i] == 2.0
+
+
+def test_steady_state_mean_reads_g_alone():
+    # After a kernel step the next sum of v̂ starts from the kept Σv, not from v: v doubled behind torch's back
+    # (through numpy: no version bump) leaves it where it was; an in-place op on v (a bump) makes it read v again.
+    params = random_tensors([(60, 5), (33,)], seed=9)
+    opt = weightdecay.AdamW(params, lr=0.01, decay="stable", fused=True)
+    for t in range(2):
+        _set_grads(opt, seed=50 + t)
+        opt.step()
+
+    def v_hat_sum():
+        group, t = opt.param_groups[0], {k: [] for k in ("params", "grads", "exp_avgs", "exp_avg_sqs",
+                                                         "max_exp_avg_sqs", "steps")}
+        opt._init_group(group, *t.values())
+        return _kernels.v_hat_sum(t, group, plans=_kernels.plans_of(opt))[0]
+
+    def formula():  # Σ (β2·v + (1-β2)·g²) / (1-β2^3), what the third step will make of v̂, from v as it is
+        return sum((0.999 * opt.state[p]["exp_avg_sq"].double() + 0.001 * p.grad.double() ** 2).sum().item()
+                   for p in params) / (1 - 0.999**3)
+
+    kept = v_hat_sum()
+    assert kept == pytest.approx(formula(), rel=1e-6)
+    for p in params:
+        opt.state[p]["exp_avg_sq"].numpy()[...] *= 2
+    assert v_hat_sum() == kept
+    for p in params:
+        opt.state[p]["exp_avg_sq"].mul_(1.0)
+    read_again = v_hat_sum()
+    assert read_again == pytest.approx(formula(), rel=1e-6)
+    assert read_again != pytest.approx(kept, rel=1e-3)
+
+
 def test_v_hat_sum_matches_torch_sums():
     # Stable's mean v̂: the kernel's sum beside the plain float64 formula, with l2 (reads p) and maximize.
     params = random_tensors([(600, 7), (33,)], seed=5)
     grads = random_tensors([(600, 7), (33,)], seed=6)
     vs = [g.square() * 0.3 for g in random_tensors([(600, 7), (33,)], seed=7)]
     steps = [torch.tensor(3.0), torch.tensor(0.0)]
-    group = dict(betas=(0.9, 0.99), decay="l2", weight_decay=0.5, maximize=True, bias_correction=True)
-    t = dict(params=params, grads=grads, exp_avg_sqs=vs, steps=steps)
+    group = dict(betas=(0.9, 0.99), decay="l2", weight_decay=0.5, maximize=True, bias_correction=True, amsgrad=False)
+    t = dict(params=params, grads=grads, exp_avgs=[torch.zeros_like(v) for v in vs], exp_avg_sqs=vs, steps=steps)
     got, count = _kernels.v_hat_sum(t, group, grad_scale=torch.tensor(4.0))
     assert count == 600 * 7 + 33
     expected = sum(((0.99 * v.double() + 0.01 * (-g.double() / 4 + 0.5 * p.double()) ** 2) / (1 - 0.99 ** (s + 1)))
@@ -327,15 +459,17 @@ FAST_PATHS = {
 
 @pytest.mark.parametrize("path", list(FAST_PATHS))
 def test_fused_step_runs_one_kernel_pass(path):
-    # The kernels replace torch's extra passes: no _foreach_mul_ shrink, no per-tensor sums or norms.
-    ops = _ops_in_step(_stepped(FAST_PATHS[path]))
+    # The kernels replace torch's extra passes: no _foreach_mul_ shrink, no per-tensor sums or norms, and take
+    # the step itself (stable's too: its kernel step leaves the Σv the next step's mean starts from).
+    opt = _stepped(FAST_PATHS[path])
+    before = [p.clone() for g in opt.param_groups for p in g["params"]]
+    ops = _ops_in_step(opt)
     extra = {"aten::_foreach_mul_", "aten::sum", "aten::_foreach_norm", "aten::linalg_vector_norm",
-             "aten::_foreach_add"} & ops
+             "aten::_foreach_add", "aten::_foreach_add_", "aten::_fused_sgd_", "aten::_fused_adamw_",
+             "aten::_fused_adam_"} & ops
     assert not extra, f"{path} still runs {sorted(extra)}"
-    if path.startswith("SGDW"):
-        assert "aten::_fused_sgd_" not in ops
-    else:
-        assert "aten::_fused_adamw_" in ops or "aten::_fused_adam_" in ops
+    after = [p for g in opt.param_groups for p in g["params"]]
+    assert all(not torch.equal(p, q) for p, q in zip(after, before))  # the step was taken, by the kernel
 
 
 @pytest.mark.parametrize("path", list(FAST_PATHS) + ["cautious"])

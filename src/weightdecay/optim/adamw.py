@@ -178,8 +178,9 @@ class AdamW(DecayOptimizer):
         for group, t in groups:
             if not t["params"]:
                 continue
-            fast = _kernels.v_hat_sum(t, group, grad_scale=grad_scale) if group["fused"] else None
-            if fast is not None:  # one pass over g and v on the CPU (plain tensors only: nothing to reduce)
+            fast = (_kernels.v_hat_sum(t, group, grad_scale=grad_scale, plans=_kernels.plans_of(self))
+                    if group["fused"] else None)
+            if fast is not None:  # one pass over g (and v) on the CPU (plain tensors only: nothing to reduce)
                 fast_total, fast_numel = fast_total + fast[0], fast_numel + fast[1]
                 continue
             # Sums over this rank's shards (all of each tensor outside FSDP2); global_sum_and_count adds the rest.
@@ -252,10 +253,14 @@ class AdamW(DecayOptimizer):
             _single_tensor_adamw(t, group, lr=lr, shrink_t=shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
             return
 
-        if fused and group["cautious"] and DECAY_MODES[mode].decoupled and _kernels.adamw_step(
-                t, group, lr=lr, shrink_t=shrink(mode, wd, lr, group["peak_lr"], mean_v_hat), cautious=True,
-                grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None)):
-            return  # the masked shrink inside the Adam step's one pass (CPU; else torch's kernel and a mask below)
+        masked = group["cautious"] and DECAY_MODES[mode].decoupled
+        # The one-pass kernel (CPU; else torch's kernel below) takes the masked shrink inside the Adam step, and
+        # every group of a step that needs mean v̂: it leaves each tensor's Σv for the next step's mean.
+        if fused and (masked or mean_v_hat is not None) and _kernels.adamw_step(
+                t, group, lr=lr, shrink_t=shrink(mode, wd, lr, group["peak_lr"], mean_v_hat), cautious=masked,
+                grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None),
+                plans=_kernels.plans_of(self)):
+            return
         # Fast paths: torch's own kernels, told the decay through a per-step coefficient c_t with s_t = lr_t·c_t.
         coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"], mean_v_hat)
         cautious = None

@@ -131,11 +131,7 @@ class SGDW(DecayOptimizer):
             return self._step_group_traced(group, params, grads, buffers)
         lr = _number(group["lr"])
         mode, wd = group["decay"], group["weight_decay"]
-        fused, foreach = group["fused"], group["foreach"]
-        has_sparse = any(g.is_sparse for g in grads)
-        if fused is None and foreach is None:
-            fused, foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
-            foreach = foreach and not has_sparse
+        fused, foreach, has_sparse = _implementation(group, params, grads)
         if fused:
             check_fused_kernel(params, torch.ops.aten._fused_sgd_.default, type(self).__name__)
         s = shrink(mode, wd, lr, group["peak_lr"])
@@ -144,7 +140,8 @@ class SGDW(DecayOptimizer):
             return
         if fused and s != 0 and (group["momentum"] != 0 or group["cautious"]) and _kernels.sgdw_step(
                 params, grads, buffers, group, lr=lr, shrink_t=s, cautious=group["cautious"],
-                grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None)):
+                grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None),
+                plans=_kernels.plans_of(self)):
             return  # the decoupled shrink inside the momentum step's one pass (CPU; else torch's kernel below)
         kernel_wd = coupled_weight_decay(mode, wd)
         coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"])
@@ -171,11 +168,7 @@ class SGDW(DecayOptimizer):
         shrink is its own in-place multiply, which inductor fuses with the update.
         """
         mode, wd = group["decay"], group["weight_decay"]
-        fused, foreach = group["fused"], group["foreach"]
-        has_sparse = any(g.is_sparse for g in grads)
-        if fused is None and foreach is None:
-            fused, foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
-            foreach = foreach and not has_sparse
+        fused, foreach, has_sparse = _implementation(group, params, grads)
         if DECAY_MODES[mode].decoupled and wd != 0:
             self._shrink_outside_kernel(params, shrink(mode, wd, group["lr"], group["peak_lr"]))
         self._run_torch_sgd(group, params, grads, buffers, foreach=bool(foreach), fused=bool(fused),
@@ -204,6 +197,17 @@ class SGDW(DecayOptimizer):
         """As torch.optim.SGD(fused=True): a GradScaler hands the fused kernel ``grad_scale`` and ``found_inf``;
         with any group off the fused path it unscales first, as for other optimizers."""
         return bool(self.param_groups) and all(g["fused"] for g in self.param_groups)
+
+
+def _implementation(group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> tuple[Any, Any, bool]:
+    """``(fused, foreach, has_sparse)``: the group's choice, or torch's default for the device where it made none
+    (as torch.optim.SGD: no foreach with a sparse gradient)."""
+    fused, foreach = group["fused"], group["foreach"]
+    has_sparse = any(g.is_sparse for g in grads)
+    if fused is None and foreach is None:
+        fused, foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
+        foreach = foreach and not has_sparse
+    return fused, foreach, has_sparse
 
 
 def _single_tensor_sgdw(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | None],
