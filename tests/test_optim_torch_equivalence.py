@@ -193,6 +193,6 @@ def test_step_with_a_closure_is_torchs(case):
             loss.backward()
             return loss
 
-        losses.append([float(opt.step(closure)) for _ in range(3)])
+        losses.append([float(opt.step(closure).detach()) for _ in range(3)])
     assert losses[0] == losses[1]
     torch.testing.assert_close(params[0], params[1])
