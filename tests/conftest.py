@@ -133,17 +133,6 @@ def write_config(path: Path, body: str) -> Path:
     return path
 
 
-# The smallest valid sweep (one ridge arm, one grid point): the config tests perturb it one key at a time.
-ONE_POINT_SWEEP = """
-    task = "ridge"
-    [grid]
-    lr = [0.01]
-    weight_decay = [0.1]
-    [[arms]]
-    decay = "torch"
-"""
-
-
 RIDGE_SWEEP = """
     name = "{name}"
     task = "ridge"

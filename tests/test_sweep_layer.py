@@ -10,7 +10,8 @@ import math
 import pytest
 import torch
 
-from conftest import ONE_POINT_SWEEP, run_cli, write_config, write_instant_sweep
+from conftest import run_cli, write_config, write_instant_sweep
+from test_sweeps import GOOD as ONE_POINT_SWEEP
 from weightdecay.cli import main
 from weightdecay.errors import ConfigError
 from weightdecay.tasks import TrainConfig, get_task

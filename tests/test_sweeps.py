@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import ONE_POINT_SWEEP, run_cli, start_cli, wait_for, write_config
+from conftest import run_cli, start_cli, wait_for, write_config
 from weightdecay.cli import main as cli_main
 from weightdecay.sweeps import load_config, load_results, open_storage, resolve_storage, run_sweep
 from weightdecay.sweeps.lease import HEARTBEAT_ATTR, HOST_ID, OWNER_ATTR, STALE_ATTR
@@ -330,7 +330,15 @@ def test_tpe_in_decoupled_coordinates(toy_plugin, tmp_path, capsys):
 
 # --- config errors: exit 2, the key named, no trial run ----------------------------------------------------
 
-GOOD = ONE_POINT_SWEEP
+# The smallest valid sweep (one ridge arm, one grid point): the config tests perturb it one key at a time.
+GOOD = """
+    task = "ridge"
+    [grid]
+    lr = [0.01]
+    weight_decay = [0.1]
+    [[arms]]
+    decay = "torch"
+"""
 
 
 @pytest.mark.parametrize("body, message", [
