@@ -33,9 +33,9 @@ import logging
 import time
 
 import torch
-import torch.profiler as tp
 
 import weightdecay
+from weightdecay._profiling import peak_extra_bytes
 from weightdecay.optim import _kernels
 
 # Defaults, each with its reason.
@@ -81,19 +81,6 @@ def paired_median_times(candidate: torch.optim.Optimizer, baseline: torch.optim.
             base_times.append(pair[1])
     ratio = statistics.median(c / b for c, b in zip(cand_times, base_times))
     return statistics.median(cand_times), statistics.median(base_times), ratio
-
-
-def peak_extra_bytes(opt: torch.optim.Optimizer) -> int:
-    """The most memory allocated above the level at the step's start, during one step (profiler memory events)."""
-    with tp.profile(activities=[tp.ProfilerActivity.CPU], profile_memory=True) as prof:
-        opt.step()
-    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
-                    key=lambda e: e.start_ns())
-    level = peak = 0
-    for event in events:
-        level += event.nbytes()
-        peak = max(peak, level)
-    return peak
 
 
 class ScaledStep:

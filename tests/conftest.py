@@ -53,7 +53,8 @@ def pytest_runtest_setup(item):
             system_missing(reason)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -85,7 +86,7 @@ def postgres_url():
     base = Path(tempfile.mkdtemp(prefix="wd-pg-"))
     if as_user:
         shutil.chown(base, "postgres")
-    data, port = base / "data", _free_port()
+    data, port = base / "data", free_port()
 
     def run(*cmd: str) -> None:
         subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)
@@ -188,3 +189,78 @@ def wait_for(predicate, timeout: float, interval: float = 0.2) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+@pytest.fixture
+def chromium_page(tmp_path):
+    """``cdp = chromium_page("Page", "Runtime")``: a headless Chromium's blank page over the DevTools protocol
+    (tests/devtools.py), those domains enabled; every browser it started is killed when the test ends. Mark the test
+    ``@pytest.mark.needs("chromium")``."""
+    import json
+    import urllib.request
+
+    from devtools import CHROMIUM, CHROMIUM_FLAGS, DevTools
+
+    browsers: list[subprocess.Popen] = []
+
+    def open_page(*domains: str) -> DevTools:
+        profile = tmp_path / f"chromium-profile-{len(browsers)}"
+        browsers.append(subprocess.Popen([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+                                          "--remote-debugging-port=0", "about:blank"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        port_file = profile / "DevToolsActivePort"
+        assert wait_for(lambda: port_file.exists() and port_file.read_text().strip(), timeout=60)
+        port = int(port_file.read_text().split()[0])
+        targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
+        cdp = DevTools(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
+        for domain in domains:
+            cdp.call(f"{domain}.enable")
+        return cdp
+
+    yield open_page
+    for browser in browsers:
+        browser.kill()
+        browser.wait(timeout=30)
+
+
+INSTANT_TASK = '''
+from weightdecay.tasks import Task, TrainResult, register_task
+
+class Instant(Task):
+    name = "instant"
+    metric = "loss"
+
+    def run(self, config, progress=None):
+        loss = config.lr * config.weight_decay
+        return TrainResult(metrics={"loss": loss}, history=[{"epoch": 1, "loss": loss}])
+
+register_task(Instant(), replace_existing=True)
+'''
+
+
+def write_instant_sweep(folder: Path, name: str) -> Path:
+    """A 2×2 grid sweep, one arm "a", of the ``instant`` task (its loss is lr·λ, no training), for the tests of the
+    sweep machinery; its plugin module ``instant_plugin`` is written beside the config, to import from ``folder``."""
+    (folder / "instant_plugin.py").write_text(INSTANT_TASK)
+    return write_config(folder / f"{name}.toml", f"""
+        name = "{name}"
+        task = "instant"
+        imports = ["instant_plugin"]
+        [grid]
+        lr = [0.1, 1.0]
+        weight_decay = [0.1, 1.0]
+        [[arms]]
+        name = "a"
+    """)
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test, restored after: small models on a shared 2-core machine run faster on one
+    thread than on two fighting for the cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

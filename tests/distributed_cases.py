@@ -31,9 +31,9 @@ from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
 import weightdecay
-from weightdecay.decay import DECAY_MODES
 from weightdecay.errors import UserError
 from weightdecay.optim._distributed import global_norms, global_sum_and_count, local_shard
+from optimizer_cases import ADAMW, SGDW
 
 WORLD_SIZE = 2
 STEPS = 5  # every run takes STEPS steps under _schedule
@@ -71,10 +71,10 @@ def _adamw_l2_first_layer(params: Any, **kwargs: Any) -> torch.optim.Optimizer:
 
 CASES: list[Case] = [
     *(Case(f"adamw-{mode}{impl}", weightdecay.AdamW, dict(lr=0.05, weight_decay=_wd(mode), decay=mode, **kw))
-      for mode in DECAY_MODES for impl, kw in _IMPLS.items()),
+      for mode in ADAMW.modes for impl, kw in _IMPLS.items()),
     *(Case(f"sgdw-{mode}{impl}", weightdecay.SGDW,
            dict(lr=0.1, momentum=0.9, weight_decay=_wd(mode), decay=mode, **kw))
-      for mode, m in DECAY_MODES.items() if not m.adam_only for impl, kw in _IMPLS.items()),
+      for mode in SGDW.modes for impl, kw in _IMPLS.items()),
     Case("adamw-stable-amsgrad-nobias", weightdecay.AdamW,
          dict(lr=0.05, weight_decay=STABLE_WD, decay="stable", amsgrad=True, bias_correction=False)),
     Case("adamw-stable-with-l2-group-fused", _adamw_l2_first_layer,

@@ -1,8 +1,10 @@
 """One table of optimizer cases that the generic optimizer tests iterate (torch's ``OptimizerInfo`` is the model).
 
-Each row: the registry name, the class under test, the torch.optim class it wraps, the kwargs that make that
-base's own decay equal the ``torch`` convention (or its coupled L2), the paths it runs on, the decay modes it
-supports, and the parameter shapes it accepts. A new optimizer is one row here.
+Each row: the registry name, the class under test, the torch.optim class it wraps (or, for our own AdamW and SGDW,
+the torch.optim class it is a drop-in for), the kwargs that make that base's own decay equal the ``torch``
+convention (or its coupled L2), the paths it runs on, the decay modes it supports, and the parameter shapes it
+accepts. A new optimizer is one row here. ``ADAMW`` and ``SGDW`` are the rows the reference, equivalence, state,
+identity, AMP, compile, kernel and distributed tests iterate; ``WRAPPED`` are the rows of tests/test_optim_wrapped.py.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class OptimizerCase:
     modes: tuple[str, ...] = (*DECOUPLED, "l2")
     shapes: tuple[tuple[int, ...], ...] = ((4, 3), (5,))
     shrinks_by_lr: bool = True  # the base's kernels shrink by lr·wd (else: coupled only)
+    native: bool = False  # our own class (AdamW, SGDW), not made by with_decay: the wrapped-class tests skip it
 
     @property
     def desc(self) -> str:
@@ -38,7 +41,14 @@ class OptimizerCase:
 PATH_KWARGS = {"single": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True),
                "default": {}}
 
+ADAMW = OptimizerCase("adamw", weightdecay.AdamW, torch.optim.AdamW, {}, paths=("single", "foreach", "fused"),
+                      modes=(*DECOUPLED, "stable", "l2"), native=True)
+SGDW = OptimizerCase("sgdw", weightdecay.SGDW, torch.optim.SGD, dict(momentum=0.9), l2_kwargs={},
+                     paths=("single", "foreach", "fused"), shrinks_by_lr=False, native=True)
+NATIVE = [ADAMW, SGDW]
+
 CASES: list[OptimizerCase] = [
+    *NATIVE,
     OptimizerCase("adam", wrap.Adam, torch.optim.Adam, dict(betas=(0.8, 0.95)),
                   torch_kwargs=dict(decoupled_weight_decay=True), l2_kwargs={},
                   paths=("single", "foreach", "fused"), modes=(*DECOUPLED, "stable", "l2")),
@@ -63,5 +73,9 @@ CASES: list[OptimizerCase] = [
 ]
 
 
+WRAPPED = [c for c in CASES if not c.native]
+
+
 def case_paths() -> list[tuple[OptimizerCase, str]]:
-    return [(c, p) for c in CASES for p in c.paths]
+    """(row, path) for every wrapped class and each path its base supports."""
+    return [(c, p) for c in WRAPPED for p in c.paths]

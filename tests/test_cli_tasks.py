@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from weightdecay.cli import main
 from weightdecay.tasks import TrainConfig, get_task
@@ -19,12 +18,8 @@ TASK_NAMES = ["cifar10-cnn", "digits-mlp", "fashion-cnn", "fashion-mlp", "ridge"
 
 
 @pytest.fixture(autouse=True)
-def one_thread(tmp_path, monkeypatch):
+def own_cache_one_thread(one_thread, tmp_path, monkeypatch):
     monkeypatch.setenv("WEIGHTDECAY_CACHE", str(tmp_path / "cache"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_tasks_table_says_which_data_is_missing_and_how_to_get_it(tmp_path, monkeypatch, capsys):

@@ -4,49 +4,15 @@ SQLite, PostgreSQL), and a real headless Chromium sees the study and its trials.
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import time
 import urllib.request
 
 import pytest
 
-from conftest import start_cli, wait_for, write_config
-from test_report import CHROMIUM, CHROMIUM_FLAGS, _DevTools
+from conftest import free_port, start_cli, wait_for, write_instant_sweep
+from devtools import DevTools
 
 pytest.importorskip("optuna_dashboard")  # the test extra installs it
-
-INSTANT = '''
-from weightdecay.tasks import Task, TrainResult, register_task
-
-class Instant(Task):
-    name = "instant"
-    metric = "loss"
-
-    def run(self, config, progress=None):
-        loss = config.lr * config.weight_decay
-        return TrainResult(metrics={"loss": loss}, history=[{"epoch": 1, "loss": loss}])
-
-register_task(Instant(), replace_existing=True)
-'''
-
-SWEEP = """
-    name = "dash"
-    task = "instant"
-    imports = ["instant_dash_plugin"]
-    [grid]
-    lr = [0.1, 1.0]
-    weight_decay = [0.1, 1.0]
-    [[arms]]
-    name = "a"
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _get(url: str) -> dict | None:
     try:
@@ -55,7 +21,7 @@ def _get(url: str) -> dict | None:
         return None
 
 
-def _text_of(cdp: _DevTools, url: str, wanted: list[str], timeout: float = 60) -> str:
+def _text_of(cdp: DevTools, url: str, wanted: list[str], timeout: float = 60) -> str:
     """Navigate, then poll the rendered page's text (the dashboard is a script-built page) until it has ``wanted``."""
     cdp.call("Page.navigate", url=url)
     text = ""
@@ -74,22 +40,20 @@ def sweep_source(request, tmp_path, monkeypatch):
     """A finished 4-trial sweep on each kind of storage; the dashboard's SOURCE argument for it."""
     from weightdecay.sweeps import load_config, run_sweep
 
-    (tmp_path / "instant_dash_plugin.py").write_text(INSTANT)
     monkeypatch.syspath_prepend(str(tmp_path))
     storage = {"journal": None, "sqlite": f"sqlite:///{tmp_path / 'sweeps.db'}"}.get(request.param)
     if request.param == "postgresql":
         storage = request.getfixturevalue("postgres_url")
-    config = load_config(write_config(tmp_path / "dash.toml", SWEEP))
+    config = load_config(write_instant_sweep(tmp_path, "dash"))
     summary = run_sweep(config, out_dir=tmp_path / "run", storage=storage, jobs=1, quiet=True)
     assert summary.complete, summary.line()
     return str(tmp_path / "run") if storage is None else storage
 
 
 @pytest.mark.needs("chromium")
-def test_dashboard_serves_the_study_and_its_trials_in_chromium(sweep_source, tmp_path):
-    port = _free_port()
+def test_dashboard_serves_the_study_and_its_trials_in_chromium(sweep_source, chromium_page):
+    port = free_port()
     server = start_cli("dashboard", sweep_source, "--port", str(port))
-    browser = None
     try:
         base = f"http://127.0.0.1:{port}"
         assert wait_for(lambda: _get(f"{base}/api/studies") is not None, timeout=90), server.stderr.read() if \
@@ -109,26 +73,13 @@ def test_dashboard_serves_the_study_and_its_trials_in_chromium(sweep_source, tmp
         values = sorted(t["values"][0] for t in trials)
         assert values == pytest.approx(sorted(lr * wd for lr in (0.1, 1.0) for wd in (0.1, 1.0)))
 
-        profile = tmp_path / "profile"
-        browser = subprocess.Popen([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                                    "--remote-debugging-port=0", "about:blank"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file = profile / "DevToolsActivePort"
-        assert wait_for(lambda: port_file.exists() and port_file.read_text().strip(), timeout=60)
-        devtools = int(port_file.read_text().split()[0])
-        targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{devtools}/json/list", timeout=10))
-        cdp = _DevTools(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
-        for domain in ("Page", "Runtime"):
-            cdp.call(f"{domain}.enable")
+        cdp = chromium_page("Page", "Runtime")
         listing = _text_of(cdp, f"{base}/dashboard/", ["dash/a"])
         assert "dash/a" in listing, listing[:2000]
         table = _text_of(cdp, f"{base}/dashboard/studies/{study_id}/trials", ["weight_decay", "lr", "seed"])
         assert all(w in table for w in ("weight_decay", "lr", "seed")), table[:2000]
         assert "Complete" in table or "COMPLETE" in table, table[:2000]
     finally:
-        if browser is not None:
-            browser.kill()
-            browser.wait(timeout=30)
         server.kill()
         server.wait(timeout=30)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from conftest import ROOT, cli_env
+from conftest import ROOT, cli_env, free_port
 from distributed_cases import CASES, HSDP_CASES, MONITORED_CASES, STEPS, WORLD_SIZE, spawn_worker
 
 pytestmark = pytest.mark.distributed
@@ -32,12 +31,6 @@ REFUSED_UNDER_FSDP = {name for name in NAMES if name.startswith("sgdw-") and KWA
 TOL = dict(rtol=1e-10, atol=1e-12)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _load(out: Path) -> list[dict]:
     return [torch.load(out / f"rank{rank}.pt", weights_only=False) for rank in range(WORLD_SIZE)]
 
@@ -46,7 +39,7 @@ def _load(out: Path) -> list[dict]:
 def ranks(tmp_path_factory) -> list[dict]:
     """Every case's results, one dict per rank, from one torch.multiprocessing process group."""
     out = tmp_path_factory.mktemp("distributed")
-    context = mp.spawn(spawn_worker, args=(WORLD_SIZE, _free_port(), str(out), None), nprocs=WORLD_SIZE,
+    context = mp.spawn(spawn_worker, args=(WORLD_SIZE, free_port(), str(out), None), nprocs=WORLD_SIZE,
                        join=False)
     deadline = time.monotonic() + 600
     while not context.join(timeout=2):  # raises, with the worker's traceback, if a rank fails
@@ -192,7 +185,7 @@ def test_distributed_torchrun_launch(tmp_path):
     """The same worker started by torchrun (python -m torch.distributed.run), env:// rendezvous on 127.0.0.1."""
     names = ["adamw-stable-fused", "sgdw-paper-nesterov"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(WORLD_SIZE),
-           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+           "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
            str(ROOT / "tests" / "distributed_cases.py"), "--out", str(tmp_path), "--cases", ",".join(names)]
     env = cli_env(ROOT / "tests")
     env.setdefault("OMP_NUM_THREADS", "1")
@@ -215,7 +208,7 @@ def test_distributed_example_ddp_train(tmp_path):
         pytest.skip(why)
     checkpoint, metrics = tmp_path / "checkpoint", tmp_path / "metrics.json"
     common = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-              "--master-port", str(_free_port()), str(ROOT / "examples" / "ddp_train.py"), "--parallel", "fsdp",
+              "--master-port", str(free_port()), str(ROOT / "examples" / "ddp_train.py"), "--parallel", "fsdp",
               "--decay", "stable", "--train-subset", "256", "--test-subset", "100", "--batch-size", "64",
               "--max-steps", "3", "--checkpoint", str(checkpoint), "--out", str(metrics)]
     env = cli_env()

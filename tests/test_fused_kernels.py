@@ -25,7 +25,9 @@ import torch
 import torch.profiler as tp
 
 import weightdecay
-from reference import ADAM_MODES, SGD_MODES, ReferenceAdamW, ReferenceSGDW, random_tensors, shrink_factor
+from optimizer_cases import ADAMW, SGDW
+from reference import ReferenceAdamW, ReferenceSGDW, random_tensors, shrink_factor
+from weightdecay._profiling import peak_extra_bytes
 from weightdecay.decay import shrink
 from weightdecay.optim import _kernels
 
@@ -149,7 +151,7 @@ SGD_FLAGS = [pytest.param(dict(momentum=0.9), id="momentum"), pytest.param(dict(
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("flags", ADAM_FLAGS)
-@pytest.mark.parametrize("mode", ADAM_MODES)
+@pytest.mark.parametrize("mode", ADAMW.modes)
 def test_adamw_kernel_matches_reference(mode, flags, dtype):
     specs = _specs((mode, mode, "torch"), dtype, {"peak_lr": 0.2})
     ref = ReferenceAdamW(specs, lr=0.05, **flags)
@@ -161,7 +163,7 @@ def test_adamw_kernel_matches_reference(mode, flags, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("flags", ADAM_FLAGS)
-@pytest.mark.parametrize("mode", ADAM_MODES)
+@pytest.mark.parametrize("mode", ADAMW.modes)
 def test_cautious_adamw_kernel_matches_formula(mode, flags, dtype):
     specs = _specs((mode, mode, mode), dtype)
     ref = CautiousReferenceAdamW(specs, lr=0.05, **flags)
@@ -172,7 +174,7 @@ def test_cautious_adamw_kernel_matches_formula(mode, flags, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("flags", SGD_FLAGS)
-@pytest.mark.parametrize("mode", SGD_MODES)
+@pytest.mark.parametrize("mode", SGDW.modes)
 def test_sgdw_kernel_matches_reference(mode, flags, dtype):
     specs = _specs((mode, mode, "paper"), dtype, {"peak_lr": 0.2})
     ref = ReferenceSGDW(specs, lr=0.05, **flags)
@@ -182,7 +184,7 @@ def test_sgdw_kernel_matches_reference(mode, flags, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("flags", SGD_FLAGS)
-@pytest.mark.parametrize("mode", SGD_MODES)
+@pytest.mark.parametrize("mode", SGDW.modes)
 def test_cautious_sgdw_kernel_matches_formula(mode, flags, dtype):
     specs = _specs((mode, mode, mode), dtype)
     ref = CautiousReferenceSGDW(specs, lr=0.05, **flags)
@@ -426,19 +428,6 @@ def _ops_in_step(opt) -> set[str]:
     return {e.key for e in prof.key_averages()}
 
 
-def _peak_extra_bytes(opt) -> int:
-    """The most memory the allocator held above its level at the step's start, during one step."""
-    with tp.profile(activities=[tp.ProfilerActivity.CPU], profile_memory=True) as prof:
-        opt.step()
-    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
-                    key=lambda e: e.start_ns())
-    level = peak = 0
-    for e in events:
-        level += e.nbytes()
-        peak = max(peak, level)
-    return peak
-
-
 def _stepped(build, numel=200_000):
     params = [torch.randn(numel // 4, 4) for _ in range(3)] + [torch.randn(7)]
     for p in params:
@@ -481,10 +470,10 @@ def test_no_per_step_allocation_that_grows_with_the_parameters(path):
             return opt
     else:
         build = FAST_PATHS[path]
-    peak = _peak_extra_bytes(_stepped(build))
+    peak = peak_extra_bytes(_stepped(build))
     assert peak < 16_384, f"{path}: {peak} bytes allocated during a step of 2e5 parameters"
     # The measurement sees a step that does allocate: torch's foreach AdamW, a copy per parameter list.
-    assert _peak_extra_bytes(_stepped(lambda ps: torch.optim.AdamW(ps, foreach=True))) >= 200_000 * 4
+    assert peak_extra_bytes(_stepped(lambda ps: torch.optim.AdamW(ps, foreach=True))) >= 200_000 * 4
 
 
 # --- the library: cache, log line, fallback --------------------------------------------------------------------

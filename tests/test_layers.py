@@ -10,8 +10,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "weightdecay"
 
-# Lowest first. `errors`, `checks`, `_io` (atomic writes) and `decay` are the floor every layer may use.
-LAYERS = ["errors", "checks", "_io", "decay", "report_line", "optim", "schedules", "rules", "monitors", "data", "tasks", "sweeps", "analysis", "reports", "cli"]
+# Lowest first. `errors`, `checks`, `_io` (atomic writes), `_profiling` (a step's memory peak) and `decay` are the
+# floor every layer may use.
+LAYERS = ["errors", "checks", "_io", "_profiling", "decay", "report_line", "optim", "schedules", "rules", "monitors", "data", "tasks", "sweeps", "analysis", "reports", "cli"]
 
 
 def layer_of(module: str) -> int | None:

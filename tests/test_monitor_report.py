@@ -4,17 +4,14 @@ the log, loaded by a real headless Chromium without a network request or an erro
 from __future__ import annotations
 
 import base64
-import json
-import subprocess
-import urllib.request
 from html.parser import HTMLParser
 
 import pytest
 
 import weightdecay
-from conftest import run_cli, wait_for
+from conftest import run_cli
 from test_monitor import _layernorm_run
-from test_report import CHROMIUM, CHROMIUM_FLAGS, _DevTools, _png_size
+from test_report import _png_size
 from weightdecay.cli import main
 from weightdecay.monitors import read_records, summarize
 
@@ -92,40 +89,27 @@ def test_monitor_report_of_a_missing_or_wrong_log_is_one_line(tmp_path, capsys):
     assert "is not JSON" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (`make system` installs it)")
-def test_monitor_page_renders_in_headless_chromium_without_requests(page, tmp_path):
+@pytest.mark.needs("chromium")
+def test_monitor_page_renders_in_headless_chromium_without_requests(page, tmp_path, chromium_page):
     out = page[0]
-    profile = tmp_path / "profile"
-    proc = subprocess.Popen([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        assert wait_for(lambda: port_file.exists() and port_file.read_text().strip(), timeout=60)
-        port = int(port_file.read_text().split()[0])
-        targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
-        cdp = _DevTools(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            cdp.call(f"{domain}.enable")
-        cdp.call("Page.navigate", url=out.resolve().as_uri())
-        cdp.wait_event("Page.loadEventFired")
-        check = cdp.call("Runtime.evaluate", returnByValue=True, expression="""(() => {
-            const imgs = [...document.querySelectorAll('img')].map(e => {
-                const r = e.getBoundingClientRect();
-                return {complete: e.complete, natural: e.naturalWidth * e.naturalHeight, width: r.width};
-            });
-            const flags = document.getElementById('flags').getBoundingClientRect().top;
-            const firstFigure = document.querySelector('figure').getBoundingClientRect().top;
-            return {title: document.title, imgs, flagsFirst: flags < firstFigure,
-                    flagKinds: [...document.querySelectorAll('li.flag')].map(e => e.dataset.kind)};
-        })()""")["result"]["value"]
-        shot = cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        (tmp_path / "page.png").write_bytes(base64.b64decode(shot["data"]))
-        requests = [e["params"]["request"]["url"] for e in cdp.events if e.get("method") == "Network.requestWillBeSent"]
-        errors = [e for e in cdp.events if e.get("method") == "Runtime.exceptionThrown"
-                  or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
+    cdp = chromium_page("Page", "Runtime", "Log", "Network")
+    cdp.call("Page.navigate", url=out.resolve().as_uri())
+    cdp.wait_event("Page.loadEventFired")
+    check = cdp.call("Runtime.evaluate", returnByValue=True, expression="""(() => {
+        const imgs = [...document.querySelectorAll('img')].map(e => {
+            const r = e.getBoundingClientRect();
+            return {complete: e.complete, natural: e.naturalWidth * e.naturalHeight, width: r.width};
+        });
+        const flags = document.getElementById('flags').getBoundingClientRect().top;
+        const firstFigure = document.querySelector('figure').getBoundingClientRect().top;
+        return {title: document.title, imgs, flagsFirst: flags < firstFigure,
+                flagKinds: [...document.querySelectorAll('li.flag')].map(e => e.dataset.kind)};
+    })()""")["result"]["value"]
+    shot = cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    (tmp_path / "page.png").write_bytes(base64.b64decode(shot["data"]))
+    requests = [e["params"]["request"]["url"] for e in cdp.events if e.get("method") == "Network.requestWillBeSent"]
+    errors = [e for e in cdp.events if e.get("method") == "Runtime.exceptionThrown"
+              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
     assert not errors, errors
     # The page itself, and its inline data: images; nothing from a network
     assert all(u.startswith(("file://", "data:")) for u in requests), requests

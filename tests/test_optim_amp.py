@@ -14,10 +14,8 @@ import pytest
 import torch
 
 import weightdecay
-from weightdecay.decay import DECAY_MODES
+from optimizer_cases import ADAMW, SGDW
 
-ADAM_MODES = tuple(DECAY_MODES)
-SGD_MODES = tuple(m for m, d in DECAY_MODES.items() if not d.adam_only)
 SCALE = 2.0**10
 
 
@@ -40,9 +38,9 @@ def _loss(model, x):
     return sum(layer(x).square().mean() for layer in model)
 
 
-CASES = [pytest.param(_adamw, ADAM_MODES, {}, id="AdamW"),
-         pytest.param(_adamw, ADAM_MODES, {"bias_correction": False, "amsgrad": True}, id="AdamW-no-bias-correction"),
-         pytest.param(_sgdw, SGD_MODES, {}, id="SGDW-momentum")]
+CASES = [pytest.param(_adamw, ADAMW.modes, {}, id="AdamW"),
+         pytest.param(_adamw, ADAMW.modes, {"bias_correction": False, "amsgrad": True}, id="AdamW-no-bias-correction"),
+         pytest.param(_sgdw, SGDW.modes, {}, id="SGDW-momentum")]
 
 
 @pytest.mark.parametrize("build, modes, kw", CASES)

@@ -14,11 +14,11 @@ from torch.optim.lr_scheduler import LambdaLR
 
 import weightdecay
 from weightdecay.errors import UserError
+from optimizer_cases import ADAMW, DECOUPLED, PATH_KWARGS, SGDW
 
 F64 = torch.float64
 SHAPES = [(4, 3), (7,)]
 MULTIPLIER = [1.0, 0.5, 0.8, 0.25, 1.0, 0.6]
-PATHS = {"single": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
 
 
 def _shrink(mode, lam, lr, peak):
@@ -75,29 +75,29 @@ def _run(make, dtype, steps=6):
     return params, p0, grads, lrs
 
 
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("mode", ["torch", "paper", "constant", "corrected"])
+@pytest.mark.parametrize("path", ADAMW.paths)
+@pytest.mark.parametrize("mode", DECOUPLED)
 @pytest.mark.parametrize("maximize", [False, True])
 def test_adamw_cautious_against_float64_reference(path, mode, maximize):
     lam = 0.5 if mode in ("torch", "corrected") else 0.02
     for dtype, tol in ((F64, dict(rtol=1e-10, atol=1e-12)), (torch.float32, dict(rtol=2e-5, atol=2e-6))):
         params, p0, grads, lrs = _run(lambda p: weightdecay.AdamW(p, lr=0.05, betas=(0.9, 0.99), weight_decay=lam,
                                                                   decay=mode, cautious=True, maximize=maximize,
-                                                                  **PATHS[path]), dtype)
+                                                                  **PATH_KWARGS[path]), dtype)
         want = _reference_adamw(p0, grads, lrs, lam=lam, mode=mode, maximize=maximize)
         for got, w in zip(params, want):
             torch.testing.assert_close(got.detach().to(F64), w, **tol)
 
 
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("mode", ["torch", "paper", "constant", "corrected"])
+@pytest.mark.parametrize("path", SGDW.paths)
+@pytest.mark.parametrize("mode", DECOUPLED)
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_sgdw_cautious_against_float64_reference(path, mode, nesterov):
     lam = 0.5 if mode in ("torch", "corrected") else 0.02
     for dtype, tol in ((F64, dict(rtol=1e-10, atol=1e-12)), (torch.float32, dict(rtol=2e-5, atol=2e-6))):
         params, p0, grads, lrs = _run(lambda p: weightdecay.SGDW(p, lr=0.05, momentum=0.9, nesterov=nesterov,
                                                                  weight_decay=lam, decay=mode, cautious=True,
-                                                                 **PATHS[path]), dtype)
+                                                                 **PATH_KWARGS[path]), dtype)
         want = _reference_sgdw(p0, grads, lrs, lam=lam, mode=mode, nesterov=nesterov)
         for got, w in zip(params, want):
             torch.testing.assert_close(got.detach().to(F64), w, **tol)

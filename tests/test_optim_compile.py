@@ -17,12 +17,9 @@ import pytest
 import torch
 
 import weightdecay
-from weightdecay.decay import DECAY_MODES
+from optimizer_cases import ADAMW, PATH_KWARGS, SGDW
 
 STEPS, WARMUP = 20, 2
-PATHS = {"single": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
-ADAM_MODES = tuple(DECAY_MODES)
-SGD_MODES = tuple(m for m, d in DECAY_MODES.items() if not d.adam_only)
 
 
 def _model(n_groups: int, seed: int = 0) -> torch.nn.ModuleList:
@@ -34,7 +31,7 @@ def _optimizer(cls, model, modes, path):
     # One group per mode; the Tensor lr of each group is written in place by the schedule below.
     groups = [{"params": layer.parameters(), "decay": m, "lr": torch.tensor(1e-2)} for layer, m in zip(model, modes)]
     extra = {"momentum": 0.9} if cls is weightdecay.SGDW else {}
-    kwargs = dict(PATHS[path])
+    kwargs = dict(PATH_KWARGS[path])
     if cls is weightdecay.AdamW and path == "foreach":
         kwargs = {}  # a Tensor lr is refused with foreach=True (as torch.optim.AdamW does); unset, it runs the loop
     return cls(groups, weight_decay=0.1, peak_lr=1e-2, **kwargs, **extra)
@@ -76,10 +73,10 @@ def dynamo():
     torch._dynamo.reset()
 
 
-CASES = [pytest.param(weightdecay.AdamW, ADAM_MODES, path, id=f"AdamW-{path}",
+CASES = [pytest.param(ADAMW.cls, ADAMW.modes, path, id=f"AdamW-{path}",
                       # under compile AdamW's single and foreach paths differ only in torch's flag: one is enough
-                      marks=[pytest.mark.slow] if path == "foreach" else []) for path in PATHS]
-CASES += [pytest.param(weightdecay.SGDW, SGD_MODES, path, id=f"SGDW-{path}") for path in PATHS]
+                      marks=[pytest.mark.slow] if path == "foreach" else []) for path in ADAMW.paths]
+CASES += [pytest.param(SGDW.cls, SGDW.modes, path, id=f"SGDW-{path}") for path in SGDW.paths]
 
 
 @pytest.mark.parametrize("cls, modes, path", CASES)

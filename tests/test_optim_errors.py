@@ -11,6 +11,7 @@ import torch
 
 import weightdecay
 from weightdecay.decay import MODE_NAMES
+from optimizer_cases import NATIVE, SGDW
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def test_sgdw_rejects(case):
         _construct(weightdecay.SGDW, case)
 
 
-@pytest.mark.parametrize("cls", [weightdecay.AdamW, weightdecay.SGDW])
+@pytest.mark.parametrize("cls", [case.cls for case in NATIVE])
 def test_group_added_later_is_validated(cls):
     opt = cls([torch.zeros(2, requires_grad=True)], lr=0.1)
     with pytest.raises(ValueError, match=r"(?i)decay mode.*'nope'"):
@@ -99,12 +100,25 @@ def test_every_listed_mode_is_accepted():
     # The modes the error message lists are exactly the ones the constructor takes.
     for mode in MODE_NAMES:
         weightdecay.AdamW([torch.zeros(1, requires_grad=True)], decay=mode)
-        if mode != "stable":
+        if mode in SGDW.modes:
             weightdecay.SGDW([torch.zeros(1, requires_grad=True)], decay=mode)
     with pytest.raises(ValueError) as info:
         weightdecay.AdamW([torch.zeros(1, requires_grad=True)], decay="nope")
     listed = re.findall(r"\b(" + "|".join(MODE_NAMES) + r")\b", str(info.value))
     assert set(listed) == set(MODE_NAMES)
+
+
+@pytest.mark.parametrize("case", NATIVE, ids=lambda c: c.name)
+def test_the_optimizer_table_lists_every_mode_the_class_takes(case):
+    # The generic tests iterate tests/optimizer_cases.py: a mode the class gained but its row lacks would go untested.
+    taken = []
+    for mode in MODE_NAMES:
+        try:
+            case.cls([torch.zeros(1, requires_grad=True)], decay=mode)
+        except ValueError:
+            continue
+        taken.append(mode)
+    assert tuple(taken) == case.modes
 
 
 # Wrong types, refused at construction and naming the argument (torch.optim refuses the numeric ones at
@@ -124,7 +138,7 @@ TYPE_ERRORS = [
     (weightdecay.SGDW, {"nesterov": 1}, r"nesterov.*1.*int", None),
     (weightdecay.SGDW, {"foreach": "no"}, r"foreach.*'no'", None),
 ]
-TORCH_TWIN = {weightdecay.AdamW: torch.optim.AdamW, weightdecay.SGDW: torch.optim.SGD}
+TORCH_TWIN = {case.cls: case.base for case in NATIVE}
 
 
 @pytest.mark.parametrize("cls, kwargs, error_regex, torch_refuses", TYPE_ERRORS,
@@ -138,7 +152,7 @@ def test_wrong_types_are_refused_at_construction(cls, kwargs, error_regex, torch
             TORCH_TWIN[cls]([torch.zeros(2, requires_grad=True)], **kwargs)
 
 
-@pytest.mark.parametrize("cls", [weightdecay.AdamW, weightdecay.SGDW])
+@pytest.mark.parametrize("cls", [case.cls for case in NATIVE])
 @pytest.mark.parametrize("device, dtype", [("meta", torch.float32), ("cpu", torch.int64)])
 def test_fused_runs_torchs_device_dtype_check(cls, device, dtype):
     def first_step(opt_cls, p):

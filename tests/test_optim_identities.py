@@ -14,23 +14,20 @@ import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
 import weightdecay
+from optimizer_cases import ADAMW, DECOUPLED, NATIVE, PATH_KWARGS, SGDW
 from reference import gradient_stream, random_tensors
 
 F64 = torch.float64
 STEPS = 12
 SHAPES = [[(6, 5), (5,)], [(4, 3)]]
-PATHS = {"single": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
 TIGHT = dict(rtol=1e-12, atol=1e-14)
-OPTIMIZERS = {
-    "AdamW": (weightdecay.AdamW, {}),
-    "SGDW": (weightdecay.SGDW, {"momentum": 0.9, "nesterov": True}),
-}
+EXTRA = {"sgdw": {"nesterov": True}}  # the identities must hold through SGDW's Nesterov look-ahead too
 
 
-def _build(name, group_kwargs, path, **kwargs):
-    cls, extra = OPTIMIZERS[name]
+def _build(case, group_kwargs, path, **kwargs):
     params = [random_tensors(shapes, seed=60 + i, dtype=F64) for i, shapes in enumerate(SHAPES)]
-    return cls([{"params": ps, **kw} for ps, kw in zip(params, group_kwargs)], **{**extra, **kwargs}, **PATHS[path])
+    return case.cls([{"params": ps, **kw} for ps, kw in zip(params, group_kwargs)],
+                    **{**case.kwargs, **EXTRA.get(case.name, {}), **kwargs}, **PATH_KWARGS[path])
 
 
 def _schedule(opt):
@@ -62,51 +59,51 @@ def _assert_params_equal(a, b, **tol):
         torch.testing.assert_close(p, q, **(tol or TIGHT))
 
 
-@pytest.mark.parametrize("path", list(PATHS))
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_paper_is_torch_with_lambda_over_peak_lr(name, path):
+@pytest.mark.parametrize("path", ADAMW.paths)
+@pytest.mark.parametrize("case", NATIVE, ids=lambda c: c.name)
+def test_paper_is_torch_with_lambda_over_peak_lr(case, path):
     lrs, lam = (0.02, 0.005), 0.03
-    paper = _build(name, [{"lr": lr, "weight_decay": lam, "decay": "paper"} for lr in lrs], path)
-    torch_ = _build(name, [{"lr": lr, "weight_decay": lam / lr, "decay": "torch"} for lr in lrs], path)
+    paper = _build(case, [{"lr": lr, "weight_decay": lam, "decay": "paper"} for lr in lrs], path)
+    torch_ = _build(case, [{"lr": lr, "weight_decay": lam / lr, "decay": "torch"} for lr in lrs], path)
     _run([paper, torch_], gradient_stream(SHAPES, STEPS, seed=1, dtype=F64))
     _assert_params_equal(paper, torch_)
 
 
-@pytest.mark.parametrize("path", list(PATHS))
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_paper_with_explicit_peak_lr_is_torch_with_lambda_over_that_peak(name, path):
+@pytest.mark.parametrize("path", ADAMW.paths)
+@pytest.mark.parametrize("case", NATIVE, ids=lambda c: c.name)
+def test_paper_with_explicit_peak_lr_is_torch_with_lambda_over_that_peak(case, path):
     lam, peak = 0.03, 0.08
-    paper = _build(name, [{"lr": 0.02, "weight_decay": lam, "decay": "paper", "peak_lr": peak}, {"lr": 0.01}], path)
-    torch_ = _build(name, [{"lr": 0.02, "weight_decay": lam / peak, "decay": "torch"}, {"lr": 0.01}], path)
+    paper = _build(case, [{"lr": 0.02, "weight_decay": lam, "decay": "paper", "peak_lr": peak}, {"lr": 0.01}], path)
+    torch_ = _build(case, [{"lr": 0.02, "weight_decay": lam / peak, "decay": "torch"}, {"lr": 0.01}], path)
     _run([paper, torch_], gradient_stream(SHAPES, STEPS, seed=2, dtype=F64))
     _assert_params_equal(paper, torch_)
 
 
-@pytest.mark.parametrize("path", list(PATHS))
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_corrected_is_torch_at_constant_lr_and_not_under_a_schedule(name, path):
+@pytest.mark.parametrize("path", ADAMW.paths)
+@pytest.mark.parametrize("case", NATIVE, ids=lambda c: c.name)
+def test_corrected_is_torch_at_constant_lr_and_not_under_a_schedule(case, path):
     lam = 0.5
     groups = [{"lr": 0.02, "weight_decay": lam}, {"lr": 0.01, "weight_decay": lam}]
     grads = gradient_stream(SHAPES, STEPS, seed=3, dtype=F64)
-    corrected = _build(name, [{**g, "decay": "corrected"} for g in groups], path)
-    torch_ = _build(name, [{**g, "decay": "torch"} for g in groups], path)
+    corrected = _build(case, [{**g, "decay": "corrected"} for g in groups], path)
+    torch_ = _build(case, [{**g, "decay": "torch"} for g in groups], path)
     _run([corrected, torch_], grads, schedule=False)
     _assert_params_equal(corrected, torch_)
     # Under warm-up + cosine lr_t < peak_lr, so corrected shrinks less: the two must part.
-    corrected = _build(name, [{**g, "decay": "corrected"} for g in groups], path)
-    torch_ = _build(name, [{**g, "decay": "torch"} for g in groups], path)
+    corrected = _build(case, [{**g, "decay": "corrected"} for g in groups], path)
+    torch_ = _build(case, [{**g, "decay": "torch"} for g in groups], path)
     _run([corrected, torch_], grads)
     gap = max((p - q).abs().max().item() for p, q in zip(_params(corrected), _params(torch_)))
     assert gap > 1e-4
 
 
-@pytest.mark.parametrize("path", list(PATHS))
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_constant_is_torch_with_lambda_over_current_lr(name, path):
+@pytest.mark.parametrize("path", ADAMW.paths)
+@pytest.mark.parametrize("case", NATIVE, ids=lambda c: c.name)
+def test_constant_is_torch_with_lambda_over_current_lr(case, path):
     lam = 0.004
-    constant = _build(name, [{"lr": 0.02, "weight_decay": lam, "decay": "constant"}, {"lr": 0.01, "decay": "constant",
+    constant = _build(case, [{"lr": 0.02, "weight_decay": lam, "decay": "constant"}, {"lr": 0.01, "decay": "constant",
                                                                                       "weight_decay": lam}], path)
-    torch_ = _build(name, [{"lr": 0.02, "decay": "torch"}, {"lr": 0.01, "decay": "torch"}], path)
+    torch_ = _build(case, [{"lr": 0.02, "decay": "torch"}, {"lr": 0.01, "decay": "torch"}], path)
 
     def rescale(_t):  # λ' = λ / lr_t with the lr the scheduler has just written
         for group in torch_.param_groups:
@@ -120,12 +117,12 @@ def _expected_shrink(mode, lam, lr, peak):
     return {"torch": lr * lam, "paper": lr / peak * lam, "constant": lam, "corrected": lr * lr / peak * lam}[mode]
 
 
-@pytest.mark.parametrize("path", list(PATHS))
-@pytest.mark.parametrize("mode", ["torch", "paper", "constant", "corrected"])
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_zero_gradients_give_the_product_of_shrinks(name, mode, path):
+@pytest.mark.parametrize("path", ADAMW.paths)
+@pytest.mark.parametrize("mode", DECOUPLED)
+@pytest.mark.parametrize("case", NATIVE, ids=lambda c: c.name)
+def test_zero_gradients_give_the_product_of_shrinks(case, mode, path):
     lam = {"torch": 2.0, "paper": 0.05, "constant": 0.02, "corrected": 2.0}[mode]
-    opt = _build(name, [{"lr": 0.03, "weight_decay": lam, "decay": mode}, {"lr": 0.01, "weight_decay": lam,
+    opt = _build(case, [{"lr": 0.03, "weight_decay": lam, "decay": mode}, {"lr": 0.01, "weight_decay": lam,
                                                                            "decay": mode, "peak_lr": 0.02}], path)
     p0 = [p.clone() for p in _params(opt)]
     expected = [1.0 for _ in opt.param_groups]
@@ -143,23 +140,23 @@ def test_zero_gradients_give_the_product_of_shrinks(name, mode, path):
             torch.testing.assert_close(p, q * expected[i], **TIGHT)
 
 
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path", ADAMW.paths)
 def test_double_the_lr_halve_the_weight_decay(path):
     # docs/math.md's rule of thumb: with torch's convention only lr·λ sets the shrink, so (2·lr, λ/2) decays as (lr, λ).
-    a = _build("AdamW", [{"lr": 0.01, "weight_decay": 4.0}, {"lr": 0.01, "weight_decay": 4.0}], path)
-    b = _build("AdamW", [{"lr": 0.02, "weight_decay": 2.0}, {"lr": 0.02, "weight_decay": 2.0}], path)
+    a = _build(ADAMW, [{"lr": 0.01, "weight_decay": 4.0}, {"lr": 0.01, "weight_decay": 4.0}], path)
+    b = _build(ADAMW, [{"lr": 0.02, "weight_decay": 2.0}, {"lr": 0.02, "weight_decay": 2.0}], path)
     _run([a, b])
     _assert_params_equal(a, b)
 
 
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path", SGDW.paths)
 def test_sgd_l2_without_momentum_is_sgdw(path):
     # Loshchilov & Hutter Prop. 1: p - lr·(g + λp) = p·(1 - lr·λ) - lr·g.
     groups = [{"lr": 0.05, "weight_decay": 0.3}, {"lr": 0.02, "weight_decay": 0.0}]
     params = [random_tensors(shapes, seed=70 + i, dtype=F64) for i, shapes in enumerate(SHAPES)]
 
     def make(cls, **kw):
-        return cls([{"params": [p.clone() for p in ps], **g, **kw} for ps, g in zip(params, groups)], **PATHS[path])
+        return cls([{"params": [p.clone() for p in ps], **g, **kw} for ps, g in zip(params, groups)], **PATH_KWARGS[path])
 
     l2, decoupled = make(weightdecay.SGDW, decay="l2"), make(weightdecay.SGDW, decay="torch")
     peer = make(torch.optim.SGD)
@@ -168,27 +165,27 @@ def test_sgd_l2_without_momentum_is_sgdw(path):
     _assert_params_equal(decoupled, peer)
 
 
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path", SGDW.paths)
 def test_sgd_l2_with_momentum_is_not_sgdw(path):
     groups = [{"lr": 0.05, "weight_decay": 0.3}, {"lr": 0.02, "weight_decay": 0.3}]
-    l2 = _build("SGDW", [{**g, "decay": "l2"} for g in groups], path, nesterov=False)
-    decoupled = _build("SGDW", [{**g, "decay": "torch"} for g in groups], path, nesterov=False)
+    l2 = _build(SGDW, [{**g, "decay": "l2"} for g in groups], path, nesterov=False)
+    decoupled = _build(SGDW, [{**g, "decay": "torch"} for g in groups], path, nesterov=False)
     _run([l2, decoupled], gradient_stream(SHAPES, STEPS, seed=6, dtype=F64))
     assert max((p - q).abs().max().item() for p, q in zip(_params(l2), _params(decoupled))) > 1e-3
 
 
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path", ADAMW.paths)
 def test_adam_l2_is_not_adamw(path):
     # The paper's point: with Adam, λ·p in the gradient is divided by sqrt(v̂); the decoupled shrink is not.
     groups = [{"lr": 0.01, "weight_decay": 0.5}, {"lr": 0.01, "weight_decay": 0.5}]
     grads = gradient_stream(SHAPES, STEPS, seed=7, dtype=F64)
-    l2 = _build("AdamW", [{**g, "decay": "l2"} for g in groups], path)
-    adamw = _build("AdamW", [{**g, "decay": "torch"} for g in groups], path)
+    l2 = _build(ADAMW, [{**g, "decay": "l2"} for g in groups], path)
+    adamw = _build(ADAMW, [{**g, "decay": "torch"} for g in groups], path)
     _run([l2, adamw], grads)
     gap = max((p - q).abs().max().item() for p, q in zip(_params(l2), _params(adamw)))
     assert gap > 1e-3
     # ... and Adam-L2 is not AdamW with any rescaled λ either: at step 1 the L2 term is λ·p/(|g + λp|), elementwise.
-    l2 = _build("AdamW", [{**g, "decay": "l2"} for g in groups], path)
+    l2 = _build(ADAMW, [{**g, "decay": "l2"} for g in groups], path)
     p0 = [p.clone() for p in _params(l2)]
     g0 = [g for gs in grads[0] for g in gs]
     for p, g in zip(_params(l2), g0):
@@ -220,11 +217,11 @@ def test_stable_mode_uses_mean_second_moment_over_all_groups():
         assert s == pytest.approx(lr * lam / math.sqrt(mean_v), rel=1e-9)
 
 
-@pytest.mark.parametrize("path", list(PATHS))
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_constant_still_shrinks_at_zero_lr(name, path):
+@pytest.mark.parametrize("path", ADAMW.paths)
+@pytest.mark.parametrize("case", NATIVE, ids=lambda c: c.name)
+def test_constant_still_shrinks_at_zero_lr(case, path):
     # docs/math.md: constant(λ) ≡ torch(λ/lr_t) is undefined at lr_t = 0, but the shrink still happens: p ← p·(1 - λ).
-    opt = _build(name, [{"lr": 0.1, "weight_decay": 0.1, "decay": "constant"}, {"lr": 0.1, "decay": "paper",
+    opt = _build(case, [{"lr": 0.1, "weight_decay": 0.1, "decay": "constant"}, {"lr": 0.1, "decay": "paper",
                                                                                 "weight_decay": 0.1}], path)
     p0 = [p.clone() for p in _params(opt)]
     for group in opt.param_groups:

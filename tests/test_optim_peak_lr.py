@@ -14,8 +14,8 @@ import torch
 from torch.optim.lr_scheduler import CyclicLR, OneCycleLR
 
 import weightdecay
+from optimizer_cases import ADAMW, NATIVE, PATH_KWARGS
 
-PATHS = {"single": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
 STEPS = 20
 
 
@@ -33,12 +33,12 @@ def _params(seed=1):
     return [torch.randn(4, 3, generator=gen).requires_grad_(), torch.randn(5, generator=gen).requires_grad_()]
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", ADAMW.paths)
 def test_onecycle_peak_is_followed_and_matches_torch(path):
     # The case: paper mode, λ = 0.1, OneCycleLR peaking 10x above the constructor's lr.
     ours, theirs = _params(), _params()
-    opt = weightdecay.AdamW(ours, lr=1e-3, weight_decay=0.1, decay="paper", **PATHS[path])
-    ref = torch.optim.AdamW(theirs, lr=1e-3, weight_decay=0.1 / 1e-2, **PATHS[path])
+    opt = weightdecay.AdamW(ours, lr=1e-3, weight_decay=0.1, decay="paper", **PATH_KWARGS[path])
+    ref = torch.optim.AdamW(theirs, lr=1e-3, weight_decay=0.1 / 1e-2, **PATH_KWARGS[path])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # following the scheduler's peak, lr_t never exceeds peak_lr: no warning
         _run(opt, OneCycleLR(opt, max_lr=1e-2, total_steps=STEPS), ours)
@@ -50,7 +50,7 @@ def test_onecycle_peak_is_followed_and_matches_torch(path):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("cls", [weightdecay.AdamW, weightdecay.SGDW])
+@pytest.mark.parametrize("cls", [case.cls for case in NATIVE])
 def test_explicit_peak_lr_wins_and_warns_once_per_group(cls):
     params = _params()
     groups = [{"params": [params[0]]}, {"params": [params[1]], "peak_lr": 2e-2}]
@@ -97,12 +97,12 @@ OVERSHRINK = [
 
 
 @pytest.mark.filterwarnings("ignore:param_groups")  # the lr > peak_lr warning of the corrected/paper cases
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", ADAMW.paths)
 @pytest.mark.parametrize("cls, kwargs, stated", OVERSHRINK, ids=lambda x: getattr(x, "get", lambda k: None)("decay"))
 def test_shrink_of_one_or_more_is_refused_before_any_tensor_moves(cls, kwargs, stated, path):
     p = torch.ones(6, requires_grad=True)
     grad = torch.full((6,), 1e-3 if kwargs["decay"] == "stable" else 1.0)
-    opt = cls([p], **kwargs, **PATHS[path])
+    opt = cls([p], **kwargs, **PATH_KWARGS[path])
     with torch.no_grad():
         p.grad = grad.clone()
     before = p.detach().clone()

@@ -16,14 +16,14 @@ from hypothesis import strategies as st
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
 import weightdecay
-from reference import ADAM_MODES, SGD_MODES, ReferenceAdamW, ReferenceSGDW, gradient_stream, random_tensors
+from optimizer_cases import ADAMW, PATH_KWARGS, SGDW
+from reference import ReferenceAdamW, ReferenceSGDW, gradient_stream, random_tensors
 
 STEPS = 12
 BASE_LR = 0.05
 SHAPES = [[(4, 3), (5,)], [(3, 2), (2, 2, 2)], [(6,)]]
 # λ per mode chosen so that each s_t is ~1e-2 at the peak: large enough that a wrong factor shows in the params.
 LAMBDA = {"torch": 0.4, "paper": 0.02, "constant": 0.01, "corrected": 0.4, "stable": 0.4, "l2": 0.2}
-PATHS = {"single": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
 TOL = {torch.float32: dict(rtol=2e-5, atol=2e-6), torch.float64: dict(rtol=1e-10, atol=1e-12)}
 
 
@@ -39,7 +39,7 @@ class OptimizerInput:
 
 def _adam_cases() -> list[OptimizerInput]:
     cases = []
-    for mode in ADAM_MODES:
+    for mode in ADAMW.modes:
         m3 = (mode, mode, mode)
         cases += [
             OptimizerInput({}, m3, f"{mode}"),
@@ -59,7 +59,7 @@ def _adam_cases() -> list[OptimizerInput]:
 
 def _sgd_cases() -> list[OptimizerInput]:
     cases = []
-    for mode in SGD_MODES:
+    for mode in SGDW.modes:
         m3 = (mode, mode, mode)
         cases += [
             OptimizerInput({}, m3, f"{mode}"),
@@ -113,11 +113,11 @@ def _assert_matches(opt, ref, opt_name, case, dtype, t):
 
 
 def _run_against_oracle(opt_name: str, case: OptimizerInput, path: str, dtype: torch.dtype) -> None:
-    opt_cls, ref_cls = {"AdamW": (weightdecay.AdamW, ReferenceAdamW), "SGDW": (weightdecay.SGDW, ReferenceSGDW)}[
+    opt_cls, ref_cls = {"AdamW": (ADAMW.cls, ReferenceAdamW), "SGDW": (SGDW.cls, ReferenceSGDW)}[
         opt_name]
     specs = _group_specs(case, dtype)
     ref = ref_cls(specs, lr=BASE_LR, **case.kwargs)  # copies the params before the optimizer touches them
-    opt = opt_cls(specs, lr=BASE_LR, **case.kwargs, **PATHS[path])
+    opt = opt_cls(specs, lr=BASE_LR, **case.kwargs, **PATH_KWARGS[path])
     sched = _warmup_cosine(opt)
     grads = gradient_stream(SHAPES, STEPS, seed=7, dtype=dtype)
     for t in range(STEPS):
@@ -138,14 +138,14 @@ DTYPES = [pytest.param(torch.float32, id="f32"), pytest.param(torch.float64, id=
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path", ADAMW.paths)
 @pytest.mark.parametrize("case", _adam_cases(), ids=lambda c: c.desc)
 def test_adamw_matches_reference(case, path, dtype):
     _run_against_oracle("AdamW", case, path, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path", SGDW.paths)
 @pytest.mark.parametrize("case", _sgd_cases(), ids=lambda c: c.desc)
 def test_sgdw_matches_reference(case, path, dtype):
     _run_against_oracle("SGDW", case, path, dtype)
@@ -167,7 +167,7 @@ def test_schedule_reaches_peak_and_decays():
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(
     adam=st.booleans(),
-    mode=st.sampled_from(ADAM_MODES),
+    mode=st.sampled_from(ADAMW.modes),
     lr=st.floats(1e-4, 0.5),
     lam=st.floats(0.0, 2.0),
     peak_factor=st.floats(0.2, 5.0),
@@ -175,7 +175,7 @@ def test_schedule_reaches_peak_and_decays():
     beta2=st.floats(0.5, 0.9999),
     momentum=st.sampled_from([0.0, 0.5, 0.9]),
     flags=st.tuples(st.booleans(), st.booleans(), st.booleans()),
-    path=st.sampled_from(list(PATHS)),
+    path=st.sampled_from(ADAMW.paths),  # SGDW runs on the same paths
 )
 def test_random_hyperparameters_match_reference(adam, mode, lr, lam, peak_factor, beta1, beta2, momentum, flags,
                                                 path):
@@ -192,7 +192,7 @@ def test_random_hyperparameters_match_reference(adam, mode, lr, lam, peak_factor
     else:
         kwargs.update(momentum=momentum, maximize=flags[1], nesterov=flags[0] and momentum > 0)
     ref = (ReferenceAdamW if adam else ReferenceSGDW)([{"params": params}], **kwargs)
-    opt = (weightdecay.AdamW if adam else weightdecay.SGDW)(params, **kwargs, **PATHS[path])
+    opt = (ADAMW.cls if adam else SGDW.cls)(params, **kwargs, **PATH_KWARGS[path])
     for t in range(3):
         grads = random_tensors([(3, 4), (5,)], seed=10 + t, dtype=torch.float64)
         for p, g in zip(params, grads):
@@ -203,8 +203,8 @@ def test_random_hyperparameters_match_reference(adam, mode, lr, lam, peak_factor
         torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("path", list(PATHS))
-@pytest.mark.parametrize("mode", ADAM_MODES)
+@pytest.mark.parametrize("path", ADAMW.paths)
+@pytest.mark.parametrize("mode", ADAMW.modes)
 def test_mixed_dtypes_and_per_group_betas_match_reference(mode, path):
     # foreach/fused kernels bucket tensors by dtype; stable's mean must still run over all of them, each with its
     # own group's β2 bias correction.
@@ -213,7 +213,7 @@ def test_mixed_dtypes_and_per_group_betas_match_reference(mode, path):
     specs = [{"params": [f32[0], f64[0]]}, {"params": [f64[1]], "betas": (0.8, 0.99), "weight_decay": 0.6}]
     kwargs = dict(lr=0.05, weight_decay=LAMBDA[mode], decay=mode)
     ref = ReferenceAdamW(specs, **kwargs)
-    opt = weightdecay.AdamW(specs, **kwargs, **PATHS[path])
+    opt = weightdecay.AdamW(specs, **kwargs, **PATH_KWARGS[path])
     for t in range(6):
         grads = [[g.to(p.dtype) for g, p in zip(random_tensors([p.shape for p in s["params"]], seed=50 + 7 * t + i),
                                                 s["params"])] for i, s in enumerate(specs)]

@@ -15,11 +15,11 @@ import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
 import weightdecay
+from optimizer_cases import ADAMW, NATIVE, PATH_KWARGS, SGDW
 from reference import ReferenceAdamW, ReferenceSGDW, gradient_stream, random_tensors
 
 STEPS, SAVE_AT = 12, 5
 SHAPES = [[(5, 4), (4,)], [(3, 3)]]
-PATHS = {"single": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
 
 
 def _schedule(opt):
@@ -64,13 +64,13 @@ RESUME_CASES = [
 ]
 
 
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path", ADAMW.paths)
 @pytest.mark.parametrize("cls, kwargs, group_extra", RESUME_CASES)
 def test_resume_mid_training_is_bitwise_the_uninterrupted_run(cls, kwargs, group_extra, path):
     grads = gradient_stream(SHAPES, STEPS, seed=9)
-    straight = _build(cls, {**kwargs, **PATHS[path]}, group_extra)
+    straight = _build(cls, {**kwargs, **PATH_KWARGS[path]}, group_extra)
     straight_sched = _schedule(straight)
-    first = _build(cls, {**kwargs, **PATHS[path]}, group_extra)
+    first = _build(cls, {**kwargs, **PATH_KWARGS[path]}, group_extra)
     first_sched = _schedule(first)
     for t in range(STEPS):
         _step(straight, grads[t])
@@ -84,7 +84,7 @@ def test_resume_mid_training_is_bitwise_the_uninterrupted_run(cls, kwargs, group
     buffer.seek(0)
     saved = torch.load(buffer, weights_only=True)
     # The fresh optimizer is built without the user's own peak_lr: it must come back from the state dict.
-    resumed = _build(cls, {**kwargs, **PATHS[path]})
+    resumed = _build(cls, {**kwargs, **PATH_KWARGS[path]})
     with torch.no_grad():
         for p, q in zip([p for g in resumed.param_groups for p in g["params"]], saved["params"]):
             p.copy_(q)
@@ -99,9 +99,9 @@ def test_resume_mid_training_is_bitwise_the_uninterrupted_run(cls, kwargs, group
     _assert_identical(straight, resumed)
 
 
-@pytest.mark.parametrize("cls", [weightdecay.AdamW, weightdecay.SGDW])
-def test_peak_lr_defaults_to_each_groups_lr_and_schedulers_leave_it(cls):
-    opt = _build(cls, {"lr": 0.02, "momentum": 0.9} if cls is weightdecay.SGDW else {"lr": 0.02}, {"peak_lr": 0.5})
+@pytest.mark.parametrize("case", NATIVE, ids=lambda c: c.name)
+def test_peak_lr_defaults_to_each_groups_lr_and_schedulers_leave_it(case):
+    opt = _build(case.cls, {"lr": 0.02, **case.kwargs}, {"peak_lr": 0.5})
     assert [g["peak_lr"] for g in opt.param_groups] == [0.5, 0.004]
     sched = _schedule(opt)  # LinearLR has already scaled group["lr"] by 0.1 here
     assert opt.param_groups[0]["lr"] == pytest.approx(0.002)
@@ -176,12 +176,12 @@ PEERS = [
 ]
 
 
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path", ADAMW.paths)
 @pytest.mark.parametrize("ours_cls, peer_cls, ours_kw, peer_kw", PEERS)
 def test_zero_size_and_gradless_params_as_torch_optim(ours_cls, peer_cls, ours_kw, peer_kw, path):
     ours_params, peer_params = _skip_and_empty_params(), _skip_and_empty_params()
-    ours = ours_cls([{"params": ps} for ps in ours_params], lr=0.01, **ours_kw, **PATHS[path])
-    peer = peer_cls([{"params": ps} for ps in peer_params], lr=0.01, **peer_kw, **PATHS[path])
+    ours = ours_cls([{"params": ps} for ps in ours_params], lr=0.01, **ours_kw, **PATH_KWARGS[path])
+    peer = peer_cls([{"params": ps} for ps in peer_params], lr=0.01, **peer_kw, **PATH_KWARGS[path])
     for t in range(6):
         for opt in (ours, peer):
             _set_grads(opt, _grads_with_gaps(t))
@@ -195,18 +195,18 @@ def test_zero_size_and_gradless_params_as_torch_optim(ours_cls, peer_cls, ours_k
     assert ours_params[1][0].equal(peer_params[1][0])  # never had a gradient: untouched
 
 
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path", ADAMW.paths)
 @pytest.mark.parametrize("mode", ["paper", "constant", "corrected", "stable"])
 def test_zero_size_and_gradless_params_in_every_mode_match_the_oracle(mode, path):
     # For stable, the mean of v̂_t runs over the tensors updated this step only (the skipped one drops out).
     lam = {"paper": 0.05, "constant": 0.01, "corrected": 2.0, "stable": 2.0}[mode]
-    for cls, ref_cls, kw in ((weightdecay.AdamW, ReferenceAdamW, {}),
-                             (weightdecay.SGDW, ReferenceSGDW, {"momentum": 0.9})):
-        if mode == "stable" and cls is weightdecay.SGDW:
+    for case, ref_cls in ((ADAMW, ReferenceAdamW), (SGDW, ReferenceSGDW)):
+        if mode not in case.modes:
             continue
+        cls, kw = case.cls, case.kwargs
         params = _skip_and_empty_params()
         ref = ref_cls([{"params": ps} for ps in params], lr=0.02, weight_decay=lam, decay=mode, **kw)
-        opt = cls([{"params": ps} for ps in params], lr=0.02, weight_decay=lam, decay=mode, **kw, **PATHS[path])
+        opt = cls([{"params": ps} for ps in params], lr=0.02, weight_decay=lam, decay=mode, **kw, **PATH_KWARGS[path])
         for t in range(6):
             _set_grads(opt, _grads_with_gaps(t))
             opt.step()

@@ -14,11 +14,11 @@ import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
 import weightdecay
-from reference import ADAM_MODES, SGD_MODES, gradient_stream, random_tensors
+from optimizer_cases import ADAMW, NATIVE, PATH_KWARGS, SGDW
+from reference import gradient_stream, random_tensors
 
 STEPS = 15
 SHAPES = [[(8, 4), (4,)], [(3, 5)]]
-PATHS = {"single": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
 
 
 def _params() -> list[list[torch.Tensor]]:
@@ -77,12 +77,12 @@ ADAM_CASES = [
 ]
 
 
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path", ADAMW.paths)
 @pytest.mark.parametrize("mode, peer, kwargs", ADAM_CASES)
 def test_adamw_equals_torch_peer(mode, peer, kwargs, path):
     groups = [{"lr": 0.01, "weight_decay": 0.3}, {"lr": 0.004, "weight_decay": 0.0}]
-    ours = _build(weightdecay.AdamW, [{**g, "decay": mode} for g in groups], **kwargs, **PATHS[path])
-    theirs = _build(peer, groups, **kwargs, **PATHS[path])
+    ours = _build(weightdecay.AdamW, [{**g, "decay": mode} for g in groups], **kwargs, **PATH_KWARGS[path])
+    theirs = _build(peer, groups, **kwargs, **PATH_KWARGS[path])
     _assert_same_trajectory(ours, theirs)
 
 
@@ -95,28 +95,28 @@ SGD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path", SGDW.paths)
 @pytest.mark.parametrize("kwargs", SGD_CASES)
 def test_sgdw_l2_equals_torch_sgd(kwargs, path):
     groups = [{"lr": 0.05, "weight_decay": 0.2}, {"lr": 0.02, "weight_decay": 0.0}]
-    ours = _build(weightdecay.SGDW, [{**g, "decay": "l2"} for g in groups], **kwargs, **PATHS[path])
-    theirs = _build(torch.optim.SGD, groups, **kwargs, **PATHS[path])
+    ours = _build(weightdecay.SGDW, [{**g, "decay": "l2"} for g in groups], **kwargs, **PATH_KWARGS[path])
+    theirs = _build(torch.optim.SGD, groups, **kwargs, **PATH_KWARGS[path])
     _assert_same_trajectory(ours, theirs)
 
 
-@pytest.mark.parametrize("path", list(PATHS))
-@pytest.mark.parametrize("mode", ADAM_MODES)
+@pytest.mark.parametrize("path", ADAMW.paths)
+@pytest.mark.parametrize("mode", ADAMW.modes)
 def test_every_adam_mode_without_decay_is_torch_adam(mode, path):
-    ours = _build(weightdecay.AdamW, [{"decay": mode}, {"decay": mode}], lr=0.01, weight_decay=0.0, **PATHS[path])
-    theirs = _build(torch.optim.Adam, [{}, {}], lr=0.01, weight_decay=0.0, **PATHS[path])
+    ours = _build(weightdecay.AdamW, [{"decay": mode}, {"decay": mode}], lr=0.01, weight_decay=0.0, **PATH_KWARGS[path])
+    theirs = _build(torch.optim.Adam, [{}, {}], lr=0.01, weight_decay=0.0, **PATH_KWARGS[path])
     _assert_same_trajectory(ours, theirs, steps=8)
 
 
-@pytest.mark.parametrize("path", list(PATHS))
-@pytest.mark.parametrize("mode", SGD_MODES)
+@pytest.mark.parametrize("path", ADAMW.paths)
+@pytest.mark.parametrize("mode", SGDW.modes)
 def test_every_sgd_mode_without_decay_is_torch_sgd(mode, path):
-    ours = _build(weightdecay.SGDW, [{"decay": mode}, {}], lr=0.05, momentum=0.9, **PATHS[path])
-    theirs = _build(torch.optim.SGD, [{}, {}], lr=0.05, momentum=0.9, **PATHS[path])
+    ours = _build(weightdecay.SGDW, [{"decay": mode}, {}], lr=0.05, momentum=0.9, **PATH_KWARGS[path])
+    theirs = _build(torch.optim.SGD, [{}, {}], lr=0.05, momentum=0.9, **PATH_KWARGS[path])
     _assert_same_trajectory(ours, theirs, steps=8)
 
 
@@ -157,21 +157,42 @@ STATE_DICT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path", ADAMW.paths)
 @pytest.mark.parametrize("ours_cls, peer_cls, mode, kwargs", STATE_DICT_CASES)
 def test_torch_state_dict_loads_into_ours_and_back(ours_cls, peer_cls, mode, kwargs, path):
     groups = [{"lr": 0.01}, {"lr": 0.005, "weight_decay": 0.0}]
     # torch -> ours: train torch's optimizer, load its state dict into ours, then both continue in lockstep.
-    theirs = _build(peer_cls, groups, **kwargs, **PATHS[path])
-    _continue_both(theirs, _build(peer_cls, groups, **kwargs, **PATHS[path]), steps=4, seed=5)
-    ours = _build(ours_cls, groups, decay=mode, **kwargs, **PATHS[path])
+    theirs = _build(peer_cls, groups, **kwargs, **PATH_KWARGS[path])
+    _continue_both(theirs, _build(peer_cls, groups, **kwargs, **PATH_KWARGS[path]), steps=4, seed=5)
+    ours = _build(ours_cls, groups, decay=mode, **kwargs, **PATH_KWARGS[path])
     _copy_params(theirs, ours)
     # deepcopy, as a save/load would: torch's load_state_dict may keep the very tensors it is given.
     ours.load_state_dict(copy.deepcopy(theirs.state_dict()))
     assert [g["decay"] for g in ours.param_groups] == [mode, mode]
     _continue_both(ours, theirs)
     # ours -> torch: a fresh torch optimizer takes our state dict (extra group keys and all) and keeps in step.
-    back = _build(peer_cls, groups, **kwargs, **PATHS[path])
+    back = _build(peer_cls, groups, **kwargs, **PATH_KWARGS[path])
     _copy_params(ours, back)
     back.load_state_dict(copy.deepcopy(ours.state_dict()))
     _continue_both(ours, back, seed=12)
+
+
+@pytest.mark.parametrize("case", NATIVE, ids=lambda c: c.name)
+def test_step_with_a_closure_is_torchs(case):
+    # The closure runs with gradients on (step itself is under no_grad), once, and step returns its loss.
+    mode, extra = ("torch", case.torch_kwargs) if case.shrinks_by_lr else ("l2", case.l2_kwargs)
+    target = random_tensors([(3, 4)], seed=9)[0]
+    params = [random_tensors([(3, 4)], seed=8)[0].requires_grad_() for _ in range(2)]
+    ours = case.cls([params[0]], lr=0.01, weight_decay=0.1, decay=mode, **case.kwargs)
+    theirs = case.base([params[1]], lr=0.01, weight_decay=0.1, **case.kwargs, **extra)
+    losses = []
+    for opt, p in ((ours, params[0]), (theirs, params[1])):
+        def closure(p=p, opt=opt):
+            opt.zero_grad()
+            loss = (p - target).square().sum()
+            loss.backward()
+            return loss
+
+        losses.append([float(opt.step(closure).detach()) for _ in range(3)])
+    assert losses[0] == losses[1]
+    torch.testing.assert_close(params[0], params[1])

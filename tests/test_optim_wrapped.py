@@ -1,4 +1,4 @@
-"""weightdecay.with_decay over torch.optim's classes, every row of tests/optimizer_cases.py.
+"""weightdecay.with_decay over torch.optim's classes, every wrapped row of tests/optimizer_cases.py.
 
 The oracle for each step is the base class itself, in float64 and with no decay (its own update ``p_t - lr_t·u_t``
 from ``p_t``), minus the table's shrink ``s_t·p_t`` written here from docs/math.md ("Decay conventions"), not asked
@@ -16,7 +16,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 import weightdecay
 from weightdecay.errors import UserError
-from optimizer_cases import CASES, PATH_KWARGS, OptimizerCase, case_paths
+from optimizer_cases import PATH_KWARGS, WRAPPED, OptimizerCase, case_paths
 
 F64 = torch.float64
 LR, STEPS = 0.02, 6
@@ -129,7 +129,7 @@ def test_own_convention_equals_the_unwrapped_class_bit_for_bit(case, path):
             assert torch.equal(torch.as_tensor(mine.state[pa][key]), torch.as_tensor(value)), key
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", WRAPPED, ids=lambda c: c.name)
 def test_a_state_dict_of_the_unwrapped_class_loads_and_continues(case):
     mode, extra = ("torch", case.torch_kwargs) if case.shrinks_by_lr else ("l2", case.l2_kwargs)
     a, b = _params(case, torch.float32), _params(case, torch.float32)

@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import base64
-import json
 import math
-import os
 import re
-import shutil
-import socket
 import struct
-import subprocess
-import time
-import urllib.request
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import pytest
 
-from conftest import run_cli, wait_for
+from conftest import run_cli
 from weightdecay.analysis import analyze
 from weightdecay.reports import write_report
 from weightdecay.sweeps import load_results
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--window-size=1300,2400"]
-
 
 class _Assets(HTMLParser):
     def __init__(self):
@@ -154,109 +141,28 @@ def test_slopes_figure_without_a_fitted_line_warns_nothing():
     assert not [w for w in caught if "No artists with labels" in str(w.message)], [str(w.message) for w in caught]
 
 
-class _DevTools:
-    """A minimal Chrome DevTools Protocol client over a stdlib websocket (RFC 6455 text frames)."""
-
-    def __init__(self, ws_url: str):
-        host, port, path = re.match(r"ws://([^:/]+):(\d+)(/.*)", ws_url).groups()
-        self.sock = socket.create_connection((host, int(port)), timeout=30)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
-                          .encode())
-        response = b""
-        while b"\r\n\r\n" not in response:
-            response += self.sock.recv(4096)
-        assert b" 101 " in response.split(b"\r\n", 1)[0], response
-        self.buffer = response.split(b"\r\n\r\n", 1)[1]
-        self.next_id = 0
-        self.events: list[dict] = []
-
-    def _recv_exact(self, n: int) -> bytes:
-        while len(self.buffer) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("DevTools connection closed")
-            self.buffer += chunk
-        data, self.buffer = self.buffer[:n], self.buffer[n:]
-        return data
-
-    def _recv(self) -> dict:
-        message = b""
-        while True:
-            b0, b1 = self._recv_exact(2)
-            n = b1 & 0x7F
-            if n == 126:
-                n = struct.unpack(">H", self._recv_exact(2))[0]
-            elif n == 127:
-                n = struct.unpack(">Q", self._recv_exact(8))[0]
-            message += self._recv_exact(n)
-            if b0 & 0x80:  # FIN
-                return json.loads(message)
-
-    def call(self, method: str, **params) -> dict:
-        self.next_id += 1
-        payload = json.dumps({"id": self.next_id, "method": method, "params": params}).encode()
-        mask = os.urandom(4)
-        header = bytes([0x81])
-        n = len(payload)
-        header += bytes([0x80 | n]) if n < 126 else (bytes([0x80 | 126]) + struct.pack(">H", n) if n < 65536
-                                                     else bytes([0x80 | 127]) + struct.pack(">Q", n))
-        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-        while True:
-            msg = self._recv()
-            if msg.get("id") == self.next_id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg["result"]
-            self.events.append(msg)
-
-    def wait_event(self, method: str, timeout: float = 30) -> dict:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            for e in self.events:
-                if e.get("method") == method:
-                    return e
-            self.events.append(self._recv())
-        raise TimeoutError(method)
-
-
 @pytest.mark.needs("chromium")
-def test_report_renders_in_headless_chromium(report, tmp_path):
+def test_report_renders_in_headless_chromium(report, tmp_path, chromium_page):
     path = report[0]
-    profile = tmp_path / "profile"
-    proc = subprocess.Popen([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        assert wait_for(lambda: port_file.exists() and port_file.read_text().strip(), timeout=60)
-        port = int(port_file.read_text().split()[0])
-        targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
-        page = next(t for t in targets if t["type"] == "page")
-        cdp = _DevTools(page["webSocketDebuggerUrl"])
-        for domain in ("Page", "Runtime", "Log"):
-            cdp.call(f"{domain}.enable")
-        cdp.call("Page.navigate", url=path.resolve().as_uri())
-        cdp.wait_event("Page.loadEventFired")
-        check = cdp.call("Runtime.evaluate", returnByValue=True, expression="""(() => {
-            const figs = [...document.querySelectorAll('img, svg')].map(e => {
-                const r = e.getBoundingClientRect();
-                return {tag: e.tagName, complete: e.tagName !== 'IMG' || e.complete,
-                        natural: e.tagName === 'IMG' ? e.naturalWidth * e.naturalHeight : 1,
-                        width: r.width, height: r.height};
-            });
-            return {title: document.title, figs, tables: document.querySelectorAll('table').length,
-                    rec: document.getElementById('recommendation').textContent};
-        })()""")["result"]["value"]
-        shot = cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        (tmp_path / "report.png").write_bytes(base64.b64decode(shot["data"]))
-        errors = [e for e in cdp.events if
-                  (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
-                  or e.get("method") == "Runtime.exceptionThrown"
-                  or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
+    cdp = chromium_page("Page", "Runtime", "Log")
+    cdp.call("Page.navigate", url=path.resolve().as_uri())
+    cdp.wait_event("Page.loadEventFired")
+    check = cdp.call("Runtime.evaluate", returnByValue=True, expression="""(() => {
+        const figs = [...document.querySelectorAll('img, svg')].map(e => {
+            const r = e.getBoundingClientRect();
+            return {tag: e.tagName, complete: e.tagName !== 'IMG' || e.complete,
+                    natural: e.tagName === 'IMG' ? e.naturalWidth * e.naturalHeight : 1,
+                    width: r.width, height: r.height};
+        });
+        return {title: document.title, figs, tables: document.querySelectorAll('table').length,
+                rec: document.getElementById('recommendation').textContent};
+    })()""")["result"]["value"]
+    shot = cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    (tmp_path / "report.png").write_bytes(base64.b64decode(shot["data"]))
+    errors = [e for e in cdp.events if
+              (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+              or e.get("method") == "Runtime.exceptionThrown"
+              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
     assert not errors, errors
     assert check["title"].startswith("weightdecay sweep") and check["tables"] == 2
     assert check["rec"].startswith("Best: ")

@@ -10,19 +10,15 @@ import math
 import pytest
 import torch
 
-from conftest import run_cli, write_config
+from conftest import run_cli, write_config, write_instant_sweep
+from test_sweeps import GOOD as ONE_POINT_SWEEP
 from weightdecay.cli import main
 from weightdecay.errors import ConfigError
 from weightdecay.tasks import TrainConfig, get_task
 from weightdecay.tasks.training import fit
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _decay_only_run(config: TrainConfig, steps_per_epoch: int, train_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,14 +98,7 @@ def test_train_refuses_a_weight_decay_schedule_that_cannot_run(capsys, argv, mes
     assert message in err and err.count("\n") == 1, err
 
 
-GOOD = """
-    task = "ridge"
-    [grid]
-    lr = [0.01]
-    weight_decay = [0.1]
-    [[arms]]
-    decay = "paper"
-"""
+GOOD = ONE_POINT_SWEEP.replace('decay = "torch"', 'decay = "paper"')
 
 
 def test_a_config_arm_takes_wd_schedule_and_normalized_wd(tmp_path):
@@ -185,32 +174,8 @@ def test_edge_bound_slope_is_never_printed_with_a_zero_uncertainty(ridge_sweep_d
     assert "-0.50 (edge-bound)" in page and "± 0.00" not in page
 
 
-TOY_PLUGIN = '''
-from weightdecay.tasks import Task, TrainResult, register_task
-
-class Instant(Task):
-    name = "instant"
-    metric = "loss"
-
-    def run(self, config, progress=None):
-        return TrainResult(metrics={"loss": config.lr * config.weight_decay}, history=[])
-
-register_task(Instant(), replace_existing=True)
-'''
-
-
 def test_without_a_terminal_progress_is_plain_log_lines(tmp_path):
-    (tmp_path / "instant_plugin.py").write_text(TOY_PLUGIN)
-    cfg = write_config(tmp_path / "s.toml", """
-        name = "plain"
-        task = "instant"
-        imports = ["instant_plugin"]
-        [grid]
-        lr = [0.1, 1.0]
-        weight_decay = [0.1, 1.0]
-        [[arms]]
-        name = "a"
-    """)
+    cfg = write_instant_sweep(tmp_path, "plain")
     done = run_cli("sweep", str(cfg), "--out", str(tmp_path / "run"), "--no-report", "--jobs", "1",
                    extra_path=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -234,12 +234,18 @@ def test_a_one_point_grid_finishes_without_a_traceback(toy_plugin, tmp_path):
     assert all(r.value == pytest.approx((math.log10(0.01) + 2) ** 2 + 0.1) for r in results.records)
 
 
-def test_stale_running_trials_are_requeued(toy_plugin, tmp_path):
+def _queued_toy_study(tmp_path):
+    """The toy sweep's first arm on a fresh journal in ``tmp_path``, every grid point queued (WAITING)."""
     config = load_config(write_config(tmp_path / "toy.toml", TOY))
     url = resolve_storage(None, tmp_path / "run")
     storage = open_storage(url)
     study = open_arm_study(storage, config, config.arms[0])
     reconcile(storage, study, config, config.arms[0], grace_period=60, retry_errors=True)
+    return config, url, storage, study
+
+
+def test_stale_running_trials_are_requeued(toy_plugin, tmp_path):
+    config, _, storage, study = _queued_toy_study(tmp_path)
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert len(waiting) == 6
     # Two workers on another machine claimed a point each: one fell silent 2 minutes ago, one is alive.
@@ -263,11 +269,7 @@ def test_stale_running_trials_are_requeued(toy_plugin, tmp_path):
 def test_a_starting_trial_with_some_params_suggested_is_not_queued_again(toy_plugin, tmp_path):
     # A claimed trial fills its params one suggest call at a time; a reconcile by another worker in between must
     # still see its grid point as taken (this race once queued a point twice under load).
-    config = load_config(write_config(tmp_path / "toy.toml", TOY))
-    url = resolve_storage(None, tmp_path / "run")
-    storage = open_storage(url)
-    study = open_arm_study(storage, config, config.arms[0])
-    reconcile(storage, study, config, config.arms[0], grace_period=60, retry_errors=True)
+    config, _, storage, study = _queued_toy_study(tmp_path)
     first = study.get_trials(states=(TrialState.WAITING,))[0]
     assert storage.set_trial_state_values(first._trial_id, TrialState.RUNNING)
     trial = optuna.Trial(study, first._trial_id)
@@ -277,11 +279,7 @@ def test_a_starting_trial_with_some_params_suggested_is_not_queued_again(toy_plu
 
 
 def test_half_written_journal_record_is_cut_on_resume(toy_plugin, tmp_path):
-    config = load_config(write_config(tmp_path / "toy.toml", TOY))
-    url = resolve_storage(None, tmp_path / "run")
-    storage = open_storage(url)
-    study = open_arm_study(storage, config, config.arms[0])
-    reconcile(storage, study, config, config.arms[0], grace_period=60, retry_errors=True)
+    config, url, storage, study = _queued_toy_study(tmp_path)
     journal = Path(url[len("journal:"):])
     intact = journal.read_bytes()
     journal.write_bytes(intact + b'{"op_code": 5, "worker_id": "dead", "trial_id"')  # a worker killed mid-write
@@ -332,6 +330,7 @@ def test_tpe_in_decoupled_coordinates(toy_plugin, tmp_path, capsys):
 
 # --- config errors: exit 2, the key named, no trial run ----------------------------------------------------
 
+# The smallest valid sweep (one ridge arm, one grid point): the config tests perturb it one key at a time.
 GOOD = """
     task = "ridge"
     [grid]

@@ -18,13 +18,7 @@ from weightdecay.monitors import angle_between
 LN10 = math.log(10)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small models on a shared 2-core machine: one intra-op thread is faster than two fighting for the cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_builtin_tasks_are_registered():

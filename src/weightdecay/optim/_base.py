@@ -6,7 +6,7 @@ import math
 import numbers
 import sys
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -95,6 +95,15 @@ def resolve_peak_lr(group: dict[str, Any]) -> float:
     if not group.get("peak_lr_explicit", True) and group.get("max_lr") is not None:
         group["peak_lr"] = _number(group["max_lr"])
     return group["peak_lr"]
+
+
+def evaluate_closure(closure: Callable[[], float] | None) -> float | None:
+    """The loss ``closure()`` returns, computed with gradients on (a step runs under ``torch.no_grad``), or None
+    without a closure: torch.optim's convention for ``step(closure)``."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
 
 
 def check_step_decay(optimizer: torch.optim.Optimizer, mean_v_hat: float | torch.Tensor | None = None) -> None:

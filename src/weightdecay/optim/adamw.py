@@ -13,7 +13,7 @@ from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient,
 from weightdecay.errors import UserError
 from weightdecay.optim import _kernels
 from weightdecay.optim._base import (DecayOptimizer, _number, _skipped_by_scaler, check_flag, check_nonnegative,
-                                     check_number, check_step_decay)
+                                     check_number, check_step_decay, evaluate_closure)
 from weightdecay.optim._distributed import global_sum_and_count, is_sharded, local_shard
 from weightdecay.optim.cautious import cautious_decay_, cautious_decay_after_step_
 
@@ -213,10 +213,7 @@ class AdamW(DecayOptimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Take one optimization step (``closure`` re-evaluates the model and returns the loss)."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         groups = []
         for group in self.param_groups:
             t: dict[str, list] = {k: [] for k in ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs",

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from weightdecay.errors import UserError
+from weightdecay.optim._base import evaluate_closure
 
 __all__ = ["Amos", "default_eta"]
 
@@ -92,10 +93,7 @@ class Amos(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Take one optimization step (``closure`` re-evaluates the model and returns the loss)."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         for group in self.param_groups:
             xi, beta, zeta, mu = group["lr"], group["beta"], group["zeta"], group["momentum"]
             for p in group["params"]:

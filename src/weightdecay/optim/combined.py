@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from weightdecay.errors import UserError
+from weightdecay.optim._base import evaluate_closure
 
 __all__ = ["CombinedOptimizer"]
 
@@ -71,10 +72,7 @@ class CombinedOptimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Step every optimizer once (``closure`` is evaluated once, before the first)."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         for opt in self.optimizers:
             opt.step()
         return loss

@@ -13,7 +13,7 @@ from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient,
 from weightdecay.errors import UserError
 from weightdecay.optim import _kernels
 from weightdecay.optim._base import (DecayOptimizer, _number, _skipped_by_scaler, check_flag, check_nonnegative,
-                                     check_number, check_step_decay)
+                                     check_number, check_step_decay, evaluate_closure)
 from weightdecay.optim._distributed import check_fused_kernel
 from weightdecay.optim.cautious import cautious_decay_, cautious_decay_after_step_
 
@@ -99,10 +99,7 @@ class SGDW(DecayOptimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Take one optimization step (``closure`` re-evaluates the model and returns the loss)."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         check_step_decay(self)
         for group in self.param_groups:
             params, grads, buffers = [], [], []

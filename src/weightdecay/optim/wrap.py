@@ -17,7 +17,7 @@ from torch import Tensor
 
 from weightdecay.decay import DECAY_MODES, lr_coefficient
 from weightdecay.errors import UserError
-from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative
+from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative, evaluate_closure
 from weightdecay.optim.cautious import cautious_decay_after_step_
 
 __all__ = ["with_decay", "BaseDecay", "NAdam", "RAdam", "Adam", "Muon", "Adafactor", "Adamax", "RMSprop",
@@ -163,10 +163,7 @@ class _Decayed(DecayOptimizer):
 
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Take one optimization step of the base with the group's convention (``closure`` re-evaluates the loss)."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         with torch.no_grad():
             mean_v_hat = (self._mean_v_hat() if any(g["decay"] == "stable" for g in self.param_groups) else None)
             plans = [self._prepare(group, mean_v_hat) for group in self.param_groups]

@@ -89,7 +89,21 @@ class DigitsMLP(_MLPTask):
         return load_digits()
 
 
-class FashionMLP(_MLPTask):
+class _FashionMNIST:
+    """What both Fashion-MNIST tasks know of their data: its source, its normalization, its validation split and
+    where its files are."""
+
+    source = "idx files of Debian's dataset-fashion-mnist (or $WEIGHTDECAY_FASHION_MNIST)"
+    mean, std = (0.2860,), (0.3530,)
+    split_options = {"val_size": Option(5000, "validation examples held out of the 60,000 training images")}
+    file_options = {"data_dir": Option(None, "directory of the idx files (default $WEIGHTDECAY_FASHION_MNIST or "
+                                             "Debian's)")}
+
+    def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
+        return load_fashion_mnist(opts["data_dir"])
+
+
+class FashionMLP(_FashionMNIST, _MLPTask):
     """``fashion-mlp``: a 2-hidden-layer MLP (784-256-256-10) on Fashion-MNIST (55,000 train, 5,000 val)."""
 
     name = "fashion-mlp"
@@ -99,21 +113,16 @@ class FashionMLP(_MLPTask):
     default_batch_size = 128
     suggested_lr = 1e-3
     suggested_weight_decay = 1e-2
-    source = "idx files of Debian's dataset-fashion-mnist (or $WEIGHTDECAY_FASHION_MNIST)"
-    mean, std = (0.2860,), (0.3530,)
     options = {
         **ImageClassificationTask.options,
-        "val_size": Option(5000, "validation examples held out of the 60,000 training images"),
+        **_FashionMNIST.split_options,
         "width": Option(256, "hidden width"),
         "depth": Option(2, "hidden layers"),
-        "data_dir": Option(None, "directory of the idx files (default $WEIGHTDECAY_FASHION_MNIST or Debian's)"),
+        **_FashionMNIST.file_options,
     }
 
-    def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
-        return load_fashion_mnist(opts["data_dir"])
 
-
-class FashionCNN(_CNNTask):
+class FashionCNN(_FashionMNIST, _CNNTask):
     """``fashion-cnn``: two conv blocks (32, 64 channels) and a 128-unit head on a 10,000-image subset of
     Fashion-MNIST, with batch norm (default; its conv weights are scale-invariant) or without
     (``extra={"batch_norm": False}``)."""
@@ -125,20 +134,15 @@ class FashionCNN(_CNNTask):
     default_batch_size = 128
     suggested_lr = 1e-3
     suggested_weight_decay = 5e-2
-    source = "idx files of Debian's dataset-fashion-mnist (or $WEIGHTDECAY_FASHION_MNIST)"
-    mean, std = (0.2860,), (0.3530,)
     options = {
         **ImageClassificationTask.options,
-        "val_size": Option(5000, "validation examples held out of the 60,000 training images"),
+        **_FashionMNIST.split_options,
         "train_subset": Option(10000, "train on the first N training examples (None: all 55,000)"),
         "batch_norm": Option(True, "batch norm after each conv and the hidden linear layer"),
         "channels": Option([32, 64], "channels of the conv blocks"),
         "width": Option(128, "hidden width of the head"),
-        "data_dir": Option(None, "directory of the idx files (default $WEIGHTDECAY_FASHION_MNIST or Debian's)"),
+        **_FashionMNIST.file_options,
     }
-
-    def load_dataset(self, opts: dict[str, Any]) -> ImageDataset:
-        return load_fashion_mnist(opts["data_dir"])
 
 
 class Cifar10CNN(_CNNTask):
