@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import run_cli, start_cli, wait_for, write_config
+from conftest import RIDGE_SWEEP, run_cli, start_cli, wait_for, write_config
 from conftest import run_cli_in_process as run_here
 from weightdecay.cli import main as cli_main
 from weightdecay.sweeps import load_config, load_results, open_storage, resolve_storage, run_sweep
@@ -83,7 +83,7 @@ class TwoWorkers(Task):
         while len(os.listdir(MEETING)) < 2 and time.time() < end:
             time.sleep(0.05)
         end = time.time() + 300
-        while GATE and config.lr == 0.1 and not os.path.exists(GATE) and time.time() < end:
+        while GATE and config.lr > 0.05 and not os.path.exists(GATE) and time.time() < end:
             time.sleep(0.05)
         loss = config.lr * config.weight_decay + config.seed
         return TrainResult(metrics={"loss": loss}, history=[{"epoch": 1, "loss": loss}])
@@ -92,25 +92,8 @@ register_task(TwoWorkers(), replace_existing=True)
 '''
 
 # The small ridge sweep's grid (2 arms × 3 lr × 3 λ × 2 seeds = 36 trials) on the two-workers task.
-TWO_WORKERS_SWEEP = """
-    name = "{name}"
-    task = "two-workers"
-    imports = ["two_workers_plugin"]
-    seeds = [0, 1]
-
-    [grid]
-    lr = [0.001, 0.01, 0.1]
-    weight_decay = [0.01, 0.1, 1.0]
-
-    [[arms]]
-    name = "torch"
-    decay = "torch"
-
-    [[arms]]
-    name = "paper"
-    decay = "paper"
-    weight_decay = [1e-4, 1e-3, 1e-2]
-"""
+TWO_WORKERS_SWEEP = RIDGE_SWEEP.replace('task = "ridge"', 'task = "two-workers"\n    imports = ["two_workers_plugin"]'
+                                        ).replace("[extra]\n    n = 100\n    d = 200\n", "")
 
 
 @pytest.fixture
@@ -121,7 +104,7 @@ def two_workers_config(tmp_path, monkeypatch):
     def make(name: str, gate: Path | None = None) -> Path:
         plugin = TWO_WORKERS_PLUGIN.replace("PATHS", repr((str(tmp_path / "meeting"), gate and str(gate))))
         (tmp_path / "two_workers_plugin.py").write_text(plugin)
-        return write_config(tmp_path / f"{name}.toml", TWO_WORKERS_SWEEP.format(name=name))
+        return write_config(tmp_path / f"{name}.toml", TWO_WORKERS_SWEEP.format(name=name, epochs=1))
 
     monkeypatch.syspath_prepend(str(tmp_path))
     return make
