@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import io
 import os
 import shutil
 import socket
@@ -126,6 +128,23 @@ def run_cli(*args: str, timeout: float = 240, extra_path: str | Path | None = No
     """Run ``weightdecay ARGS`` to completion and return its exit status and output."""
     return subprocess.run([sys.executable, "-m", "weightdecay.cli", *args], env=cli_env(extra_path),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_cli_in_process(*args: str) -> subprocess.CompletedProcess:
+    """``weightdecay ARGS`` through ``weightdecay.cli.main`` in this process, returned as :func:`run_cli` returns
+    it (argparse's own exit included), without the seconds a fresh interpreter spends importing torch. Output
+    of the command itself only: a sweep's worker processes write to this process's file descriptors."""
+    from weightdecay.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # as the interpreter exits on it: a number, None for 0, else printed and 1
+            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+            if code == 1 and not isinstance(exc.code, int):
+                print(exc.code, file=sys.stderr)
+    return subprocess.CompletedProcess(["weightdecay", *args], code, out.getvalue(), err.getvalue())
 
 
 def write_config(path: Path, body: str) -> Path:

@@ -1,4 +1,6 @@
-"""`weightdecay convert` and `weightdecay advise` run as a user runs them: a subprocess, its output, its exit code."""
+"""`weightdecay convert`, `advise` and `transfer` as a user runs them: each one's output and its one-line exit 2
+through a real subprocess; the other cases through ``weightdecay.cli.main`` in this process (the same parser and
+code, without a fresh interpreter's seconds of importing torch for each)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_cli_in_process as run_here
 from weightdecay.rules import CONVENTIONS, convert
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -24,6 +27,10 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 CIFAR = ["--batch-size", "128", "--dataset-size", "50000", "--epochs", "100"]
 
+# The bad-input cases that run in a real process, one of each subcommand and one of argparse's own errors.
+REAL_PROCESS = {"Unknown convention: 'tourch'", "required: --from", "coupled",
+                "--lr takes BEFORE [AFTER], got 3 numbers"}
+
 
 def test_convert_torch_to_paper_text():
     r = run("convert", "--lr", "1e-3", "--weight-decay", "0.01", "--from", "torch", "--to", "paper")
@@ -35,7 +42,7 @@ def test_convert_torch_to_paper_text():
 
 
 def test_convert_json_matches_the_library_and_the_formula():
-    r = run("convert", "--lr", "2e-3", "--peak-lr", "4e-3", "--weight-decay", "0.05", "--from", "paper",
+    r = run_here("convert", "--lr", "2e-3", "--peak-lr", "4e-3", "--weight-decay", "0.05", "--from", "paper",
             "--to", "pytorch", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -45,7 +52,7 @@ def test_convert_json_matches_the_library_and_the_formula():
 
 
 def test_convert_to_every_convention_json():
-    r = run("convert", "--lr", "1e-3", "--weight-decay", "0.025", "--from", "normalized", "--json", *CIFAR)
+    r = run_here("convert", "--lr", "1e-3", "--weight-decay", "0.025", "--from", "normalized", "--json", *CIFAR)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     rows = {c["target"]: c["weight_decay"] for c in out["conversions"]}
@@ -57,7 +64,7 @@ def test_convert_to_every_convention_json():
 
 
 def test_convert_table_lists_frameworks_in_columns():
-    r = run("convert", "--lr", "1e-3", "--weight-decay", "0.1", "--from", "torch")
+    r = run_here("convert", "--lr", "1e-3", "--weight-decay", "0.1", "--from", "torch")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("convention"))
@@ -77,7 +84,7 @@ def test_advise_text_shows_table_timescales_and_warning():
 
 
 def test_advise_json_numbers_follow_the_formulas():
-    r = run("advise", "--lr", "1e-3", "--weight-decay", "0.1", "--convention", "torch", "--optimizer", "sgdw",
+    r = run_here("advise", "--lr", "1e-3", "--weight-decay", "0.1", "--convention", "torch", "--optimizer", "sgdw",
             "--momentum", "0.9", "--json", *CIFAR)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -103,7 +110,7 @@ def test_advise_json_numbers_follow_the_formulas():
      "--beta1 is for"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, fragment):
-    r = run(*args)
+    r = (run if fragment in REAL_PROCESS else run_here)(*args)
     assert r.returncode == 2
     assert r.stdout == ""
     lines = r.stderr.strip().splitlines()
@@ -118,14 +125,14 @@ def test_transfer_torch_lr_doubles_wd_halves():
     r = run("transfer", "--weight-decay", "0.1", "--lr", "1e-3", "2e-3")
     assert r.returncode == 0, r.stderr
     assert "weight_decay  0.1 -> 0.05 (torch)" in r.stdout and "lr            0.001 -> 0.002" in r.stdout
-    payload = json.loads(run("transfer", "--weight-decay", "0.1", "--lr", "1e-3", "2e-3", "--json").stdout)
+    payload = json.loads(run_here("transfer", "--weight-decay", "0.1", "--lr", "1e-3", "2e-3", "--json").stdout)
     assert payload["weight_decay"] == pytest.approx(0.1 * 1e-3 / 2e-3) and payload["lr"] == 2e-3
     assert payload["shrink"] == pytest.approx(1e-3 * 0.1)
 
 
 def test_transfer_keep_tau_epoch_and_width_follow_the_formulas():
     # τ_epoch = b/(lr·λ·B) fixed: 4x the data -> λ/4; μP width 256 -> 1024: lr/4, then λ·4 at fixed τ_epoch.
-    r = run("transfer", "--weight-decay", "0.1", "--lr", "1e-3", "--rule", "keep-tau-epoch",
+    r = run_here("transfer", "--weight-decay", "0.1", "--lr", "1e-3", "--rule", "keep-tau-epoch",
             "--dataset-size", "50000", "200000", "--width", "256", "1024", "--json")
     assert r.returncode == 0, r.stderr
     payload = json.loads(r.stdout)
@@ -141,5 +148,5 @@ def test_transfer_keep_tau_epoch_and_width_follow_the_formulas():
     (["--lr", "1e-3", "--rule", "nope"], "invalid choice: 'nope'"),
 ])
 def test_transfer_bad_input_is_one_line_exit_2(argv, message):
-    r = run("transfer", "--weight-decay", "0.1", *argv)
+    r = (run if message in REAL_PROCESS else run_here)("transfer", "--weight-decay", "0.1", *argv)
     assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr

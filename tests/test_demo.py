@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from conftest import run_cli, write_config
+from conftest import run_cli_in_process as run_here
 from weightdecay.decay import shrink
 from weightdecay.reports.html import OWN_MODEL
 from weightdecay.sweeps import load_config
@@ -108,7 +109,7 @@ def test_sweep_of_two_configs_writes_one_page_with_both(tmp_path):
     assert own.index("</h1>") < own.index(OWN_MODEL) < own.index("<h2")
 
     # The same page from the finished folders; two configs with one name are refused before any trial.
-    again = run_cli("report", str(out / "first"), str(out / "second"), "-o", str(tmp_path / "again.html"))
+    again = run_here("report", str(out / "first"), str(out / "second"), "-o", str(tmp_path / "again.html"))
     assert again.returncode == 0, again.stderr and (tmp_path / "again.html").is_file()
     same = run_cli("sweep", str(first), str(first), "--out", str(tmp_path / "dup"))
     assert same.returncode == 2 and "each sweep needs its own name" in same.stderr

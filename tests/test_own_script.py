@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 import weightdecay
 from conftest import ROOT, cli_env, run_cli, start_cli, wait_for, write_config
+from conftest import run_cli_in_process as run_here
 from weightdecay.cli import main as cli_main
 from weightdecay.report_line import read_report
 from weightdecay.sweeps import load_config, load_results, parse_config, open_storage, resolve_storage, run_sweep
@@ -171,7 +172,7 @@ def test_example_script_swept_end_to_end_with_its_report(tmp_path):
         decay = "torch"
     """)
     out = tmp_path / "run"
-    done = run_cli("sweep", str(cfg), "--out", str(out), "--jobs", "2", "--threads", "1", "--quiet", timeout=600)
+    done = run_here("sweep", str(cfg), "--out", str(out), "--jobs", "2", "--threads", "1", "--quiet")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "4/4 trials complete (0 diverged, 0 failed, 0 left)" in done.stdout
     page = (out / "report.html").read_text()
@@ -257,9 +258,9 @@ def _loss(lr, wd, seed=0):
 
 
 def test_failed_timed_out_and_diverged_commands_never_crash_the_sweep(tmp_path):
-    cfg = _toy(tmp_path)
+    cfg = _toy(tmp_path, timeout=5)  # ample for a script that imports only the standard library
     out = tmp_path / "run"
-    done = run_cli("sweep", str(cfg), "--out", str(out), "--jobs", "2", "--quiet", "--no-report")
+    done = run_here("sweep", str(cfg), "--out", str(out), "--jobs", "2", "--quiet", "--no-report")
     assert done.returncode == 1 and "3/8 trials complete (1 diverged, 5 failed, 0 left)" in done.stdout, (
         done.stdout + done.stderr)
     assert "trials/a/*/stderr.log" in done.stdout
@@ -278,7 +279,7 @@ def test_failed_timed_out_and_diverged_commands_never_crash_the_sweep(tmp_path):
         silent = by_key[(lr, 0.3, 0)].user_attrs["error"]
         assert "no line of stdout" in silent and "holding 'loss'; its last JSON line holds accuracy" in silent
     hung = by_key[(1.0, 0.1, 0)]
-    assert hung.state == TrialState.FAIL and hung.user_attrs["error"].startswith("timed out after 10 s")
+    assert hung.state == TrialState.FAIL and hung.user_attrs["error"].startswith("timed out after 5 s")
     # The timed-out script and the child it started were killed, not left running.
     folder = Path(hung.user_attrs["workdir"])
     pids = [int((folder / name).read_text()) for name in ("pid", "child_pid")]

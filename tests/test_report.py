@@ -71,13 +71,15 @@ def test_report_is_self_contained_with_figures_on_disk(report):
 
 
 def test_report_command_prints_path_and_headline(ridge_sweep_dir, tmp_path):
+    from conftest import run_cli_in_process
+
     out = tmp_path / "r.html"
     result = run_cli("report", str(ridge_sweep_dir), "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert f"report: {out}" in result.stdout and "slope log λ*/log lr" in result.stdout
     assert "Best: " in result.stdout and out.exists() and (tmp_path / "figures" / "heatmaps.svg").exists()
     # From the storage itself (the journal file), as another machine would.
-    result = run_cli("report", str(ridge_sweep_dir / "study.journal"), "-o", str(tmp_path / "r2.html"))
+    result = run_cli_in_process("report", str(ridge_sweep_dir / "study.journal"), "-o", str(tmp_path / "r2.html"))
     assert result.returncode == 0, result.stderr
     missing = run_cli("report", str(tmp_path / "nothing-here"))
     assert missing.returncode == 2 and "no such folder" in missing.stderr

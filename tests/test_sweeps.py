@@ -13,7 +13,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import run_cli, start_cli, wait_for, write_config
+from conftest import RIDGE_SWEEP, run_cli, start_cli, wait_for, write_config
+from conftest import run_cli_in_process as run_here
 from weightdecay.cli import main as cli_main
 from weightdecay.sweeps import load_config, load_results, open_storage, resolve_storage, run_sweep
 from weightdecay.sweeps.lease import HEARTBEAT_ATTR, HOST_ID, OWNER_ATTR, STALE_ATTR
@@ -60,13 +61,62 @@ def test_sweep_end_to_end_matches_direct_runs(ridge_config, tmp_path):
     assert again.complete and sum(len(t) for t in _trials(config, url).values()) == 36
 
 
+# --- several workers on one storage, and kill -9 ------------------------------------------------------------
+
+TWO_WORKERS_PLUGIN = '''
+import os, time
+from weightdecay.tasks import Task, TrainResult, register_task
+
+MEETING, GATE = PATHS  # filled in by the fixture
+
+class TwoWorkers(Task):
+    """loss = lr·λ + seed, at once; but each worker's first trial waits (at most 60 s) until two workers have
+    started one, so two sweep commands both train however far apart they start, and with a GATE a trial at
+    lr = 0.1 waits (at most 300 s) for that file, so a kill lands mid-sweep."""
+    name = "two-workers"
+    metric = "loss"
+
+    def run(self, config, progress=None):
+        os.makedirs(MEETING, exist_ok=True)
+        open(os.path.join(MEETING, str(os.getpid())), "w").close()
+        end = time.time() + 60
+        while len(os.listdir(MEETING)) < 2 and time.time() < end:
+            time.sleep(0.05)
+        end = time.time() + 300
+        while GATE and config.lr > 0.05 and not os.path.exists(GATE) and time.time() < end:
+            time.sleep(0.05)
+        loss = config.lr * config.weight_decay + config.seed
+        return TrainResult(metrics={"loss": loss}, history=[{"epoch": 1, "loss": loss}])
+
+register_task(TwoWorkers(), replace_existing=True)
+'''
+
+# The small ridge sweep's grid (2 arms × 3 lr × 3 λ × 2 seeds = 36 trials) on the two-workers task.
+TWO_WORKERS_SWEEP = RIDGE_SWEEP.replace('task = "ridge"', 'task = "two-workers"\n    imports = ["two_workers_plugin"]'
+                                        ).replace("[extra]\n    n = 100\n    d = 200\n", "")
+
+
+@pytest.fixture
+def two_workers_config(tmp_path, monkeypatch):
+    """``make(name, gate=None)``: a 36-trial sweep of the two-workers task, its plugin in ``tmp_path`` (on this
+    process's path, which spawned workers inherit; sweep commands get it with ``extra_path=tmp_path``)."""
+
+    def make(name: str, gate: Path | None = None) -> Path:
+        plugin = TWO_WORKERS_PLUGIN.replace("PATHS", repr((str(tmp_path / "meeting"), gate and str(gate))))
+        (tmp_path / "two_workers_plugin.py").write_text(plugin)
+        return write_config(tmp_path / f"{name}.toml", TWO_WORKERS_SWEEP.format(name=name, epochs=1))
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return make
+
+
 @pytest.mark.parametrize("kind", ["journal", "sqlite"])
-def test_two_processes_share_one_study(ridge_config, tmp_path, kind):
-    cfg = ridge_config("shared", epochs=40)
+def test_two_processes_share_one_study(two_workers_config, tmp_path, kind):
+    cfg = two_workers_config("shared")
     out = tmp_path / "run"
     storage = [] if kind == "journal" else ["--storage", f"sqlite:///{tmp_path / 'sweep.db'}"]
     procs = [start_cli("sweep", str(cfg), "--out", str(out), *storage, "--quiet", "--no-report", "--jobs", "1",
-                       "--threads", "1") for _ in range(2)]
+                       "--threads", "1", extra_path=tmp_path) for _ in range(2)]
     outputs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert not any("Traceback" in err or "taken over" in err for _, err in outputs), outputs
@@ -78,12 +128,14 @@ def test_two_processes_share_one_study(ridge_config, tmp_path, kind):
     assert len({t.system_attrs[OWNER_ATTR]["pid"] for t in trials}) >= 2, "both commands should have trained"
 
 
-def test_kill_9_mid_sweep_then_resume(ridge_config, tmp_path):
-    cfg = ridge_config("killed", epochs=60)
+def test_kill_9_mid_sweep_then_resume(two_workers_config, tmp_path):
+    gate = tmp_path / "gate"
+    cfg = two_workers_config("killed", gate=gate)  # the trials at lr = 0.1 hold their workers until the gate opens
     config = load_config(cfg)
     out = tmp_path / "run"
     url = resolve_storage(None, out)
-    proc = start_cli("sweep", str(cfg), "--out", str(out), "--jobs", "2", "--quiet", "--no-report")
+    proc = start_cli("sweep", str(cfg), "--out", str(out), "--jobs", "2", "--quiet", "--no-report",
+                     extra_path=tmp_path)
 
     def progress():
         if not Path(url[len("journal:"):]).exists():
@@ -102,7 +154,9 @@ def test_kill_9_mid_sweep_then_resume(ridge_config, tmp_path):
     running_before = sum(t.state == TrialState.RUNNING for ts in _trials(config, url).values() for t in ts)
     assert 2 <= len(complete_before) < 36 and running_before >= 1
 
-    result = run_cli("sweep", str(cfg), "--out", str(out), "--jobs", "2", "--quiet", "--no-report")
+    gate.write_text("open")
+    result = run_cli("sweep", str(cfg), "--out", str(out), "--jobs", "2", "--quiet", "--no-report",
+                     extra_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "36/36 trials complete" in result.stdout
     _assert_each_point_once(config, url)
@@ -117,10 +171,10 @@ def test_kill_9_mid_sweep_then_resume(ridge_config, tmp_path):
     assert len(stale) == running_before and all(t.system_attrs.get(STALE_ATTR) for t in stale)
 
 
-def test_postgresql_two_processes_split_the_grid(ridge_config, tmp_path, postgres_url):
-    cfg = ridge_config("pg", epochs=30)
+def test_postgresql_two_processes_split_the_grid(two_workers_config, tmp_path, postgres_url):
+    cfg = two_workers_config("pg")
     procs = [start_cli("sweep", str(cfg), "--out", str(tmp_path / f"machine{i}"), "--storage", postgres_url,
-                       "--quiet", "--no-report", "--threads", "1") for i in range(2)]
+                       "--quiet", "--no-report", "--threads", "1", extra_path=tmp_path) for i in range(2)]
     outputs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert not any("Traceback" in err or "taken over" in err for _, err in outputs), outputs
@@ -179,7 +233,7 @@ def toy_plugin(tmp_path, monkeypatch):
 def test_diverged_recorded_with_metric_and_failures_retried_on_resume(toy_plugin, tmp_path):
     cfg = write_config(tmp_path / "toy.toml", TOY)
     out = tmp_path / "run"
-    first = run_cli("sweep", str(cfg), "--out", str(out), "--quiet", "--no-report", extra_path=toy_plugin)
+    first = run_here("sweep", str(cfg), "--out", str(out), "--quiet", "--no-report", "--jobs", "1")
     assert first.returncode == 1 and "2 trials failed" in first.stdout, first.stdout + first.stderr
     config = load_config(cfg)
     url = resolve_storage(None, out)
@@ -193,7 +247,7 @@ def test_diverged_recorded_with_metric_and_failures_retried_on_resume(toy_plugin
     broken = [t for t in trials if t.state == TrialState.FAIL]
     assert len(broken) == 2 and all("broken run" in t.user_attrs["error"] for t in broken)
     # Resume: only the two failed points run again (and fail again); nothing complete is re-run.
-    second = run_cli("sweep", str(cfg), "--out", str(out), "--quiet", "--no-report", extra_path=toy_plugin)
+    second = run_here("sweep", str(cfg), "--out", str(out), "--quiet", "--no-report", "--jobs", "1")
     assert second.returncode == 1
     trials = _trials(config, url)["a"]
     assert len(trials) == 8 and sum(t.state == TrialState.COMPLETE for t in trials) == 4
@@ -206,13 +260,13 @@ def test_diverged_recorded_with_metric_and_failures_retried_on_resume(toy_plugin
 def test_failures_fixed_by_a_resume_are_not_reported(toy_plugin, tmp_path):
     cfg = write_config(tmp_path / "toy.toml", TOY)
     out = tmp_path / "run"
-    first = run_cli("sweep", str(cfg), "--out", str(out), "--quiet", "--no-report", extra_path=toy_plugin)
+    first = run_here("sweep", str(cfg), "--out", str(out), "--quiet", "--no-report", "--jobs", "1")
     assert first.returncode == 1 and "2 trials failed" in first.stdout, first.stdout + first.stderr
     assert (load_results(out).failed, load_results(out).failed_points) == (2, 2)
     # The user fixes the task; the resumed run completes the two points that failed.
     plugin = toy_plugin / "toy_plugin.py"
     plugin.write_text(plugin.read_text().replace('raise RuntimeError("broken run")', "pass"))
-    second = run_cli("sweep", str(cfg), "--out", str(out), "--quiet", extra_path=toy_plugin)
+    second = run_here("sweep", str(cfg), "--out", str(out), "--quiet", "--jobs", "1")
     assert second.returncode == 0 and "trials failed" not in second.stdout, second.stdout + second.stderr
     results = load_results(out)
     assert len(results.records) == 6 and (results.failed, results.failed_points) == (0, 0)

@@ -121,7 +121,9 @@ def check_step_decay(optimizer: torch.optim.Optimizer, mean_v_hat: float | torch
     Under torch.compile it runs outside the graph (one graph break), since it reads lr_t and s_t on the host.
     """
     if torch.compiler.is_compiling():
-        return _check_step_decay_outside_graph(optimizer, mean_v_hat)
+        # Wrapped here, not at import: torch.compiler.disable imports torch._dynamo (over a second), which every
+        # process that imports weightdecay would pay for without ever compiling.
+        return torch.compiler.disable(check_step_decay)(optimizer, mean_v_hat)
     if torch.is_tensor(mean_v_hat):
         mean_v_hat = _number(mean_v_hat)
     warned = optimizer.__dict__.setdefault("_weightdecay_peak_warned", set())
@@ -140,9 +142,6 @@ def check_step_decay(optimizer: torch.optim.Optimizer, mean_v_hat: float | torch
             wd = _number(group["weight_decay"])
             check_shrink(mode.name, shrink(mode.name, wd, lr, peak, mean_v_hat), wd, lr, peak,
                          where=f"param_groups[{index}]: ")
-
-
-_check_step_decay_outside_graph = torch.compiler.disable(check_step_decay)
 
 
 class DecayOptimizer(torch.optim.Optimizer):

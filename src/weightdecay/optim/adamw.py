@@ -283,7 +283,9 @@ class AdamW(DecayOptimizer):
         (``torch.compiler.disable``), so a fused group takes its eager step there, as torch.optim.AdamW does.
         """
         if group["fused"] or group["cautious"]:  # the cautious mask is not traced either: an eager step
-            return _eager_step_outside_graph(self, group, t, mean_v_hat)
+            # Wrapped here, not at import: torch.compiler.disable imports torch._dynamo (over a second).
+            return torch.compiler.disable(_eager_step, reason="torch's fused Adam kernel and the cautious mask are "
+                                          "not traced; the group steps eagerly")(self, group, t, mean_v_hat)
         mode, wd, peak, lr = group["decay"], group["weight_decay"], group["peak_lr"], group["lr"]
         fused, foreach = group["fused"], group["foreach"]
         if fused is None and foreach is None:
@@ -356,8 +358,7 @@ class Adam(AdamW):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, decay=decay, **kwargs)
 
 
-@torch.compiler.disable(reason="torch's fused Adam kernel and the cautious mask are not traced; the group steps eagerly")
-def _eager_step_outside_graph(opt: AdamW, group: dict[str, Any], t: dict[str, list], mean_v_hat: Tensor | None) -> None:
+def _eager_step(opt: AdamW, group: dict[str, Any], t: dict[str, list], mean_v_hat: Tensor | None) -> None:
     opt._step_group(group, t, mean_v_hat)
 
 
