@@ -10,6 +10,11 @@ from torch import nn
 __all__ = ["angle_between", "rotation_angle", "LayerDiagnostics"]
 
 
+def _norm64(t: torch.Tensor) -> torch.Tensor:
+    # accumulated in float64, as the Monitor does, so the two report the same norms to float64 rounding
+    return torch.linalg.vector_norm(t, dtype=torch.float64)
+
+
 def _unit(t: torch.Tensor) -> torch.Tensor:
     return t / t.norm(dim=-1, keepdim=True).clamp_min(1e-30)
 
@@ -100,8 +105,8 @@ class LayerDiagnostics:
     @torch.no_grad()
     def before_step(self) -> None:
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        g = torch.stack([t.norm().double() for t in grads]) if grads else self.grad_sum
-        w = torch.stack([p.norm().double() for p in self.params]) if self.params else self.grad_sum
+        g = torch.stack([_norm64(t) for t in grads]) if grads else self.grad_sum
+        w = torch.stack([_norm64(p) for p in self.params]) if self.params else self.grad_sum
         self.grad_sum += g
         self.ratio_sum += g / w.clamp_min(1e-30)
         self._before = [p.detach().clone() for p in self.invariant_params]
