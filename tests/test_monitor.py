@@ -431,3 +431,22 @@ def test_live_tensorboard_while_training(tmp_path):
     scalars = _scalars(tmp_path / "live")
     assert [s for s, _ in scalars["grad_to_weight/0.weight"]] == [5, 10, 15, 20]
     assert [v for _, v in scalars["shrink/0.weight"]] == pytest.approx([1e-3] * 4)
+
+
+@pytest.mark.parametrize("shrink, tangential", [(0.0, 1e-3), (1e-4, 1e-4), (0.1, 1e-4), (0.3, 1e-5)])
+def test_rotation_from_the_step_norms_matches_the_unit_vector_angle(shrink, tangential):
+    # The monitor takes the angle from ‖p_{t+1} − p_t‖, ‖p_t‖ and ‖p_{t+1}‖ alone; where a step is mostly a shrink
+    # (the radial part much larger than the tangential one) that subtraction is the hard case: compare it with the
+    # float64 unit-vector angle of diagnostics.rotation_angle. The float64 sums' rounding is amplified by
+    # (radial/tangential)²: 1.7e-6 relative at a 30% shrink with a tangential move of 1e-5 (a step three times past
+    # the monitor's own s_t >= 0.1 flag), 3e-9 or less at the others.
+    from weightdecay.monitors.diagnostics import rotation_angle
+    from weightdecay.monitors.monitor import _measure
+
+    gen = torch.Generator().manual_seed(0)
+    before = torch.randn(200, 50, generator=gen)
+    after = (1 - shrink) * before + tangential * before.norm() / 100 * torch.randn(200, 50, generator=gen)
+    param = after.clone().requires_grad_()
+    param.grad = torch.randn(200, 50, generator=gen)
+    (_, _, _, rotation), = _measure([param], [before])
+    assert rotation == pytest.approx(float(rotation_angle(before, after)), rel=1e-5)

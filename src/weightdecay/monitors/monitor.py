@@ -317,24 +317,22 @@ def _square_sum(t: torch.Tensor) -> torch.Tensor:
 def _measure(params: list[torch.Tensor], befores: list[torch.Tensor]) -> list[list[float]]:
     """Per tensor ``[‖g‖, ‖p_t‖, ‖p_{t+1} − p_t‖, angle between p_t and p_{t+1}]``, each over the whole tensor.
 
-    The angle is :func:`~weightdecay.monitors.diagnostics.rotation_angle`'s ``2·atan2(‖â − b̂‖, ‖â + b̂‖)``, whose
-    unit vectors need the whole norms first: two rounds of
-    :func:`~weightdecay.optim._distributed.global_sums` (under FSDP2 two collectives, never one per tensor), each
-    summand taken one tensor at a time, so no more than one tensor's float64 copy is held at once.
+    The angle is :func:`~weightdecay.monitors.diagnostics.rotation_angle`'s ``2·atan2(‖â − b̂‖, ‖â + b̂‖)``, with
+    ``‖â − b̂‖² = (‖p_{t+1} − p_t‖² − (‖p_{t+1}‖ − ‖p_t‖)²) / (‖p_{t+1}‖·‖p_t‖)`` and ``‖â + b̂‖² = 4 − ‖â − b̂‖²``,
+    so it needs only the four sums of squares above: one pass over each tensor, one round of
+    :func:`~weightdecay.optim._distributed.global_sums` (one collective under FSDP2). The sums are float64 and
+    ``p_{t+1} − p_t`` is exact in float32 for a step that moves a weight by less than half of it, so the
+    subtraction loses nothing that matters at the rotations a step makes.
     """
     n = len(params)
     squares = torch.stack([*(_square_sum(p.grad) for p in params), *(_square_sum(b) for b in befores),
                            *(_square_sum(p) for p in params),
                            *(_square_sum(p - b) for p, b in zip(params, befores))])
     grad, weight, after, update = global_sums(params * 4, squares).sqrt().view(4, n)
-    unit_sums = []
-    for p, b, nb, na in zip(params, befores, weight.tolist(), after.tolist()):
-        unit_before = local_shard(b).double() / max(nb, 1e-30)
-        unit_after = local_shard(p).double() / max(na, 1e-30)
-        unit_sums.append(torch.stack([_square_sum(unit_before - unit_after),
-                                      _square_sum(unit_before + unit_after)]))
-    halves = global_sums(params * 2, torch.stack(unit_sums).T.reshape(-1)).sqrt().view(2, n)
-    rotation = 2 * torch.atan2(halves[0], halves[1])
+    radial = after - weight
+    product = (after * weight).clamp_min(1e-60)
+    minus = ((update.square() - radial.square()) / product).clamp(0.0, 4.0)
+    rotation = 2 * torch.atan2(minus.sqrt(), (4.0 - minus).sqrt())
     return torch.stack([grad, weight, update, rotation], dim=1).tolist()
 
 
