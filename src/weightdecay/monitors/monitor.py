@@ -320,7 +320,7 @@ def _measure(params: list[torch.Tensor], befores: list[torch.Tensor]) -> list[li
     The angle is :func:`~weightdecay.monitors.diagnostics.rotation_angle`'s ``2·atan2(‖â − b̂‖, ‖â + b̂‖)``, with
     ``‖â − b̂‖² = (‖p_{t+1} − p_t‖² − (‖p_{t+1}‖ − ‖p_t‖)²) / (‖p_{t+1}‖·‖p_t‖)`` and ``‖â + b̂‖² = 4 − ‖â − b̂‖²``,
     so it needs only the four sums of squares above: one pass over each tensor, one round of
-    :func:`~weightdecay.optim._distributed.global_sums` (one collective under FSDP2). The sums are float64 and
+    :func:`~weightdecay.optim._distributed.global_sums` (one round of collectives under FSDP2). The sums are float64 and
     ``p_{t+1} − p_t`` is exact in float32 for a step that moves a weight by less than half of it, so the
     subtraction loses nothing that matters at the rotations a step makes.
     """

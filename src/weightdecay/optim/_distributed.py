@@ -12,7 +12,7 @@ already holds the same values. The ranks of a mesh must all call with the same t
 optimizers do (every rank steps every parameter).
 
 Callers: :class:`weightdecay.AdamW`'s ``stable`` mode (:func:`global_sum_and_count`, one collective per step);
-:class:`weightdecay.Monitor` (:func:`global_sums` of its per-tensor squares, two collectives per recorded step).
+:class:`weightdecay.Monitor` (:func:`global_sums` of its per-tensor squares, one round of collectives per recorded step).
 A monitor that reports weight, gradient or update norms under FSDP2 must take them from these, or it reports one
 rank's shard (docs/distributed.md, 'What differs from one process').
 """
