@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from weightdecay.analysis import (analyze_arm, basin, best_point, fit_slope, format_slope, heatmap, ranked_points,
-                                  refine_best_wd, recommend)
+from weightdecay.analysis import (analyze_arm, basin, best_point, diverged_inside, fit_slope, format_slope, heatmap,
+                                  ranked_points, refine_best_wd, recommend)
 
 LRS = np.logspace(-4, -2, 5)
 WDS = np.logspace(-4, 1, 11)  # half-decade steps
@@ -145,3 +145,24 @@ def test_ranked_points_follow_the_seed_mean_and_start_at_the_best_point(directio
 def test_format_slope_never_prints_minus_zero():
     assert [format_slope(k) for k in (-0.004, 0.004, -0.006, -1.0)] == ["+0.00", "+0.00", "-0.01", "-1.00"]
     assert format_slope(-0.001, 0.123) == "+0.00 ± 0.12" and format_slope(0.5, math.nan) == "+0.50"
+
+
+def _diverged_grid(cells: set[tuple[int, int]]) -> list[dict]:
+    """Records of a 3 λ × 4 lr grid, two seeds; ``cells`` (λ index, lr index) diverged with seed 1 only."""
+    return [dict(arm="a", lr=10.0 ** j, weight_decay=10.0 ** i, seed=s, diverged=(i, j) in cells and s == 1,
+                 value=math.inf if (i, j) in cells and s == 1 else 1.0)
+            for i in range(3) for j in range(4) for s in (0, 1)]
+
+
+@pytest.mark.parametrize("cells, inside", [
+    (set(), 0),
+    ({(2, 3)}, 0),                                   # the corner cell itself
+    ({(2, 1), (2, 2), (2, 3), (1, 3), (1, 2)}, 0),   # a staircase up to the edges
+    ({(0, 0)}, 1),                                   # a small-lr, small-λ cell whose neighbours trained
+    ({(1, 3)}, 1),                                   # the largest lr, but a larger λ trained
+    ({(1, 1), (2, 1), (2, 2), (2, 3)}, 1),           # (1, 1): the next larger lr (1, 2) trained
+])
+def test_diverged_inside_counts_cells_outside_the_large_lr_large_wd_corner(cells, inside):
+    hm = heatmap(_diverged_grid(cells), "a")
+    assert hm.diverged_any.sum() == len(cells)
+    assert diverged_inside(hm) == inside

@@ -114,3 +114,37 @@ def test_sweep_of_two_configs_writes_one_page_with_both(tmp_path):
     same = run_cli("sweep", str(first), str(first), "--out", str(tmp_path / "dup"))
     assert same.returncode == 2 and "each sweep needs its own name" in same.stderr
     assert not (tmp_path / "dup").exists()
+
+
+CORNER = """
+    name = "corner"
+    task = "ridge"
+    epochs = 2
+    schedule = "constant"
+    seeds = [0, 1]
+
+    [extra]
+    n = 40
+    d = 50
+
+    [grid]
+    lr = [0.01, 0.1]
+    weight_decay = [1.0, 10.0, 100.0]
+
+    [[arms]]
+    name = "torch"
+    decay = "torch"
+"""
+
+
+def test_a_grid_whose_corner_diverges_says_so_in_one_line(tmp_path):
+    # s_t = lr·λ reaches 1 at (0.01, 100), (0.1, 10), (0.1, 100): the optimizer refuses those steps and the runs
+    # count as diverged, as the demo's corners do. That is expected of a grid: one line, not one warning per run.
+    config = write_config(tmp_path / "corner.toml", CORNER)
+    result = run_cli("sweep", str(config), "--out", str(tmp_path / "out"), "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    assert "WARNING" not in result.stderr and "run stopped as diverged" not in result.stderr
+    counted = [line for line in result.stdout.splitlines() if "diverged:" in line]
+    assert counted == ["  diverged: 6 of 12 runs (× on the heatmaps), all in the grid's large-lr, large-λ corner, as "
+                       "expected: the step or the shrink is too large"]
+    assert len((result.stdout + result.stderr).splitlines()) <= 24  # the sweep's whole output fits on a screen

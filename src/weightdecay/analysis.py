@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Heatmap", "BestPoint", "SlopeFit", "Basin", "ArmAnalysis", "SweepAnalysis", "heatmap", "best_point",
            "ranked_points", "format_slope", "refine_best_wd", "fit_slope", "slope_with_uncertainty", "basin",
-           "analyze_arm", "analyze", "recommend", "peak_shrink"]
+           "analyze_arm", "analyze", "recommend", "peak_shrink", "diverged_inside"]
 
 # A run as the analysis reads it: a sweep's record, or a mapping with the same fields.
 Record = Union["RunRecord", Mapping[str, Any]]
@@ -328,6 +328,25 @@ def basin(hm: Heatmap, tolerance: float = 0.1) -> Basin:
     else:
         orientation = "diagonal"
     return Basin(cells, threshold if hm.direction == "minimize" else -threshold, area, orientation, angle, ratio)
+
+
+def diverged_inside(hm: Heatmap) -> int:
+    """Diverged cells that are not in the grid's large-lr, large-λ corner: cells where some seed diverged while
+    the cell with the next larger λ or the next larger lr (same other coordinate) trained with every seed.
+
+    A grid that reaches past the region where training works diverges in that corner (the shrink ``s_t`` grows
+    with λ and lr; so does the step): those cells are expected, and every diverged cell then has diverged cells
+    above and to the right of it, up to the grid's edges. A diverged cell with a trained one beyond it is not.
+
+    >>> d = np.array([[0, 0, 1], [0, 1, 1]], dtype=bool)  # rows λ_i ascending, columns lr_j ascending
+    >>> hm = Heatmap("a", np.arange(3.0), np.arange(2.0), (0,), np.zeros((1, 2, 3)), d[None])
+    >>> diverged_inside(hm), diverged_inside(Heatmap("a", hm.lrs, hm.wds, (0,), hm.values, d[None, ::-1]))
+    (0, 1)
+    """
+    d = hm.diverged_any
+    larger_wd = np.vstack([d[1:], np.ones((1, d.shape[1]), bool)])
+    larger_lr = np.hstack([d[:, 1:], np.ones((d.shape[0], 1), bool)])
+    return int((d & ~(larger_wd & larger_lr)).sum())
 
 
 def analyze_arm(records: Iterable[Record], arm: str, direction: str = "minimize", tolerance: float = 0.1,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from weightdecay.analysis import SweepAnalysis
     from weightdecay.sweeps import SweepConfig
 
 __all__ = ["register"]
@@ -129,7 +130,24 @@ def _write_report(source: str | Path, output: str | None, study: str | None) -> 
             shape = " | TPE samples: no slope or basin (they need a grid)"
         print(f"  {a.arm:<24} best {analysis.metric} {b.mean:.4g}{spread} at lr={b.lr:.3g} wd={b.weight_decay:.3g}"
               f"{shape}")
+    diverged = sum(r.diverged for r in results.records)
+    if diverged:
+        print(f"  diverged: {_diverged_line(diverged, len(results.records), analysis)}")
     print(analysis.recommendation)
+
+
+def _diverged_line(diverged: int, runs: int, analysis: SweepAnalysis) -> str:
+    """The sweep's diverged runs in one line: expected when they fill the grid's large-lr, large-λ corner."""
+    from weightdecay.analysis import diverged_inside
+
+    counted = f"{diverged} of {runs} runs (× on the heatmaps)"
+    if not analysis.grid:
+        return counted
+    inside = sum(diverged_inside(a.heatmap) for a in analysis.arms.values())
+    if inside:
+        return (f"{counted}; {inside} cell{'s' if inside > 1 else ''} diverged where a larger lr or λ trained: "
+                f"look at {'those' if inside > 1 else 'that'} on the heatmaps")
+    return f"{counted}, all in the grid's large-lr, large-λ corner, as expected: the step or the shrink is too large"
 
 
 def _write_combined_report(sources: list[Path], output: str) -> None:

@@ -44,13 +44,15 @@ class TrainConfig:
 @dataclass
 class TrainResult:
     """What a run returns. ``metrics`` holds final values (``train_loss``, ``val_loss``, ``test_error`` or
-    ``perplexity``, ...); ``history`` one dict per epoch with the same keys plus ``epoch``."""
+    ``perplexity``, ...); ``history`` one dict per epoch with the same keys plus ``epoch``; ``diverged_reason``
+    says what stopped a diverged run (a non-finite loss, a refused shrink ``s_t >= 1``)."""
 
     metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     diverged: bool = False
     diagnostics: dict[str, Any] | None = None
     seconds: float = 0.0
+    diverged_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

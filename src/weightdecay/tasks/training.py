@@ -299,26 +299,27 @@ def _all_finite(values: dict[str, float]) -> bool:
 def _train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Any, generator: torch.Generator,
                   batches: Callable[[torch.Generator], Iterable[Batch]], loss_fn: LossFn,
                   evaluate: Callable[[nn.Module], dict[str, float]], epochs: int, watching: list[Any],
-                  progress: ProgressFn | None, wd_schedule: Any = None) -> tuple[list[dict[str, float]], bool]:
-    """The epochs of :func:`fit`: the history, and whether the run diverged (a non-finite loss or metric, or a step
-    the optimizer refused because its shrink ``s_t >= 1`` would zero or flip the weights)."""
+                  progress: ProgressFn | None, wd_schedule: Any = None) -> tuple[list[dict[str, float]], str]:
+    """The epochs of :func:`fit`: the history, and why the run diverged ("" when it did not): a non-finite loss or
+    metric, or a step the optimizer refused because its shrink ``s_t >= 1`` would zero or flip the weights."""
     history: list[dict[str, float]] = []
-    diverged = False
+    diverged = ""
     for epoch in range(1, epochs + 1):
         model.train()
         loss_sum, examples = torch.zeros((), dtype=torch.float64), 0
         for xb, yb in batches(generator):
             loss = loss_fn(model, xb, yb)
             if not math.isfinite(float(loss.detach())):
-                diverged = True
+                diverged = f"the training loss became {float(loss.detach())} in epoch {epoch}"
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             try:
                 optimizer.step()
             except ShrinkTooLargeError as exc:  # s_t >= 1 would zero or flip the weights: this setting cannot train
-                log.warning("run stopped as diverged at epoch %d: %s", epoch, exc)
-                diverged = True
+                # Expected at a sweep grid's large-lr·λ corner: kept in the result, not shouted once per run.
+                diverged = f"epoch {epoch}: {exc}"
+                log.info("run stopped as diverged at %s", diverged)
                 break
             schedule.step()
             if wd_schedule is not None:
@@ -331,7 +332,8 @@ def _train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: 
         with torch.no_grad():
             row = {"epoch": epoch, "train_loss": float(loss_sum) / max(examples, 1), **evaluate(model)}
         if not _all_finite(row):
-            diverged = True
+            bad = ", ".join(f"{k} = {v}" for k, v in row.items() if not math.isfinite(v))
+            diverged = f"{bad} after epoch {epoch}"
             break
         history.append(row)
         for monitor in watching:
@@ -424,7 +426,7 @@ def fit(
         metrics = {k: math.inf for k in keys if k != "epoch"}
     else:
         metrics = {k: v for k, v in history[-1].items() if k != "epoch"}
-    return TrainResult(metrics=metrics, history=history, diverged=diverged,
+    return TrainResult(metrics=metrics, history=history, diverged=bool(diverged), diverged_reason=diverged,
                        diagnostics=diagnostics.summary if diagnostics is not None else None,
                        seconds=time.perf_counter() - started)
 
