@@ -7,7 +7,8 @@
 Each arm is an Optuna study (``SWEEP/ARM``); its trials show their params (``lr``, ``weight_decay``, ``seed``, or
 TPE's coordinates), their value and their user attributes (every final metric, the history, ``diverged``). The
 storage is opened as the sweep opens it (the journal's flock write lock, psycopg for PostgreSQL), so the dashboard
-can run beside live workers. Needs the ``dashboard`` extra: ``pip install 'weightdecay[dashboard]'``.
+can run beside live workers. Needs the ``dashboard`` extra: ``pip install 'weightdecay[dashboard]'``, or from a
+clone ``pip install -e '.[dashboard]'``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from weightdecay.errors import UserError
+from weightdecay.errors import UserError, install_extra
 
 __all__ = ["register", "dashboard_storage_url"]
 
@@ -49,8 +50,8 @@ def _dashboard(args: argparse.Namespace) -> int:
     try:
         import optuna_dashboard
     except ImportError:
-        raise UserError("optuna-dashboard is not installed; pip install 'weightdecay[dashboard]' "
-                        "(or optuna-dashboard==0.21.0)") from None
+        raise UserError(f"optuna-dashboard is not installed; {install_extra('dashboard')} "
+                        "(or pip install optuna-dashboard==0.21.0)") from None
     from weightdecay.sweeps import open_storage
 
     url = dashboard_storage_url(args.source)

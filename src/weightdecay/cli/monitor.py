@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from weightdecay.errors import UserError
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -39,6 +41,10 @@ def _report(args: argparse.Namespace) -> int:
 
     log = Path(args.log)
     records = read_records(log)
+    if not records:
+        raise UserError(f"{log} holds no records: the monitor recorded no step; attach it with "
+                        f"monitor.attach(optimizer, model) before training, run at least Monitor(every=N)'s N "
+                        f"steps, then save with monitor.to_jsonl(path)")
     output = Path(args.output) if args.output else log.with_suffix(".html")
     path = write_monitor_page(records, output, title=args.title or log.stem, max_layers=args.max_layers)
     summary = summarize(records)

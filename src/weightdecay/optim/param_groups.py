@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Iterable
 
 import torch
 from torch import nn
+
+from weightdecay.checks import nonnegative
+from weightdecay.errors import UserTypeError
 
 __all__ = ["param_groups", "NORM_LAYERS"]
 
@@ -53,6 +57,13 @@ def param_groups(
         (2, 4)
         >>> opt = weightdecay.AdamW([decayed, exempt], lr=1e-3)
     """
+    if not isinstance(model, nn.Module):
+        given = "model.parameters()" if isinstance(model, Iterable) else type(model).__name__
+        raise UserTypeError(f"param_groups takes the model itself, not {given}: param_groups(model, "
+                            f"weight_decay) reads its structure (biases, norm layers, embeddings)")
+    if not isinstance(weight_decay, torch.Tensor):  # a Tensor λ (torch.compile's advice for the lr) passes as is
+        real = isinstance(weight_decay, numbers.Real) and not isinstance(weight_decay, bool)  # numpy's floats too
+        nonnegative("weight_decay", float(weight_decay) if real else weight_decay)
     names = set(no_decay_names)
     own = getattr(model, "no_weight_decay", None)
     if callable(own):

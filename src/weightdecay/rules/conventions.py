@@ -12,6 +12,7 @@ and the conversion is exact through a whole schedule when that ratio does not de
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 
@@ -78,8 +79,19 @@ def get_convention(name: str) -> Convention:
     """Look up a convention or framework by name, with an error that lists the choices."""
     conv = CONVENTIONS.get(name) if isinstance(name, str) else None
     if conv is None:
-        raise UserError(f"Unknown convention: {name!r}; choose one of {', '.join(CONVENTION_NAMES)}")
+        meant = _meant(name) if isinstance(name, str) else []
+        what = {m: "a decay mode" if m in DECAY_MODES else CONVENTIONS[m].usage.split("(")[0] for m in meant}
+        hint = "did you mean " + " or ".join(f"{m!r} ({w})" for m, w in what.items()) + "? C" if meant else "c"
+        raise UserError(f"Unknown convention: {name!r}; {hint}hoose one of {', '.join(CONVENTION_NAMES)}")
     return conv
+
+
+def _meant(name: str) -> list[str]:
+    """The conventions a mistyped or shortened name may mean: those it begins (``keras`` → ``keras3``, ...), else the
+    close spellings."""
+    key = name.strip().lower()
+    starts = [n for n in CONVENTION_NAMES if key and n.startswith(key)]
+    return starts or difflib.get_close_matches(key, CONVENTION_NAMES, n=2)
 
 
 @dataclass(frozen=True)
