@@ -150,3 +150,18 @@ def test_transfer_keep_tau_epoch_and_width_follow_the_formulas():
 def test_transfer_bad_input_is_one_line_exit_2(argv, message):
     r = (run if message in REAL_PROCESS else run_here)("transfer", "--weight-decay", "0.1", *argv)
     assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_advise_for_fine_tuning_says_where_the_range_comes_from_and_gives_a_value():
+    # BERT-style fine-tuning: lr 2e-5, batch 32, 10,000 examples, 3 epochs, PyTorch's AdamW convention.
+    args = ["advise", "--lr", "2e-5", "--weight-decay", "0.01", "--batch-size", "32", "--dataset-size", "10000",
+            "--epochs", "3", "--fine-tuning"]
+    provisional = 0.025 * math.sqrt(32 / (10_000 * 3)) / 2e-5  # λ_norm = 0.025 in paper units, then torch = paper/lr
+    out = json.loads(run_here(*args, "--json").stdout)
+    assert out["fine_tuning"] and out["suggested_weight_decay"] == pytest.approx(provisional, rel=1e-12)
+    text = run_here(*args).stdout
+    note = [line for line in text.splitlines() if line.startswith("fine-tuning: ")]
+    assert len(note) == 1 and "from training image classifiers from scratch" in note[0]
+    assert f"weight_decay = {provisional:.4g} ('torch'" in note[0] and "normalized rule" in note[0]
+    plain = json.loads(run_here(*args[:-1], "--json").stdout)  # training from scratch: no fine-tuning note
+    assert plain["suggested_weight_decay"] is None and plain["suggestion"] == ""

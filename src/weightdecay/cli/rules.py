@@ -135,7 +135,7 @@ def _advise(args: argparse.Namespace) -> int:
     args.momentum = 0.9 if args.momentum is None else args.momentum
     a = advise(lr=args.lr, weight_decay=args.weight_decay, convention=args.convention, batch_size=args.batch_size,
                dataset_size=args.dataset_size, epochs=args.epochs, optimizer=args.optimizer, peak_lr=args.peak_lr,
-               beta1=args.beta1, momentum=args.momentum)
+               beta1=args.beta1, momentum=args.momentum, fine_tuning=args.fine_tuning)
     if args.json:
         print(json.dumps(a.to_dict()))
         return 0
@@ -150,7 +150,8 @@ def _advise(args: argparse.Namespace) -> int:
         ["s = lr·λ", _g(a.shrink), "per-step shrink of the weights (torch units)"],
         ["τ_iter", _g(a.tau_iter), "EMA timescale in steps, 1/(lr·λ)"],
         ["τ_epoch", _g(a.tau_epoch), "EMA timescale in epochs, τ_iter·b/B"],
-        ["λ_norm", _g(a.weight_decay_norm), "normalized weight decay, λ_paper/sqrt(b/(B·T)); best ≈ 0.025–0.05"],
+        ["λ_norm", _g(a.weight_decay_norm),
+         "normalized weight decay, λ_paper/sqrt(b/(B·T)); best ≈ 0.025–0.05 training from scratch"],
         ["rotation", _g(a.rotation), "expected equilibrium angle per step of a normalized weight (radians)"],
     ]))
     print()
@@ -159,6 +160,8 @@ def _advise(args: argparse.Namespace) -> int:
             print(f"warning: {w}")
     else:
         print("No warnings: τ_epoch lies between one epoch and the run's length.")
+    if a.suggestion:
+        print(f"fine-tuning: {a.suggestion}")
     return 0
 
 
@@ -198,5 +201,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--beta1", type=_nonnegative, default=None, help="Adam's β1, for the rotation (default 0.9)")
     a.add_argument("--momentum", type=_nonnegative, default=None,
                    help="SGD momentum, for the rotation (default 0.9)")
+    a.add_argument("--fine-tuning", action="store_true",
+                   help="the run starts from pretrained weights: a provisional weight decay, its rule named")
     a.add_argument("--json", action="store_true", help="print JSON instead of text")
     a.set_defaults(func=_advise)

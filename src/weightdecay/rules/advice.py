@@ -10,11 +10,16 @@ from weightdecay.checks import positive
 from weightdecay.rules.conventions import Conversion, convert, convert_all, get_convention
 from weightdecay.rules.equilibrium import equilibrium_rotation
 from weightdecay.rules.timescales import ema_timescale, weight_decay_norm
+from weightdecay.schedules import normalized_weight_decay
 
 __all__ = ["Advice", "advise"]
 
-# Loshchilov & Hutter's best normalized weight decay; a value 10× outside it is worth a look.
+# Loshchilov & Hutter's best normalized weight decay, measured training image classifiers from scratch; a
+# value 10× outside it is worth a look.
 _BEST_NORM = (0.025, 0.05)
+# Fine-tuning: no measured λ_norm yet. Provisionally the low end of the from-scratch range, since decay toward zero
+# pulls the weights away from the pretrained ones the run starts from.
+_FINE_TUNING_NORM = _BEST_NORM[0]
 # Conventions whose numbers look different for the same decay; the others repeat one of these at the peak lr.
 _DISTINCT = ("torch", "paper", "constant")
 
@@ -40,6 +45,10 @@ class Advice:
     conversions: list[Conversion] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    fine_tuning: bool = False
+    # A value to start from, in ``convention`` at ``lr``, and the rule that gave it (fine-tuning only for now).
+    suggested_weight_decay: float | None = None
+    suggestion: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, for ``json.dumps``."""
@@ -79,13 +88,31 @@ def _warnings(a: Advice) -> list[str]:
     low, high = _BEST_NORM
     if a.weight_decay_norm < low / 10 or a.weight_decay_norm > high * 10:
         out.append(f"The implied normalized weight decay λ_norm = {_fmt(a.weight_decay_norm)} is far from the "
-                   f"{low}–{high} Loshchilov & Hutter found best.")
+                   f"{low}–{high} Loshchilov & Hutter found best training from scratch.")
     return out
+
+
+def _fine_tuning_suggestion(lr: float, peak_lr: float, convention: str, batch_size: int, dataset_size: int,
+                            epochs: float) -> tuple[float, str]:
+    """A provisional λ for fine-tuning, in ``convention`` at ``lr``, and the sentence that names its rule."""
+    paper = normalized_weight_decay(_FINE_TUNING_NORM, batch_size=batch_size, dataset_size=dataset_size,
+                                    epochs=epochs)
+    value = convert(paper, "paper", convention, lr=lr, peak_lr=peak_lr, batch_size=batch_size,
+                    dataset_size=dataset_size, epochs=epochs).weight_decay
+    tau = ema_timescale(lr, value, convention=convention, peak_lr=peak_lr, batch_size=batch_size,
+                        dataset_size=dataset_size, epochs=epochs)
+    low, high = _BEST_NORM
+    return value, (f"The normalized-decay range λ_norm ≈ {low}–{high} comes from training image classifiers from "
+                   f"scratch (Loshchilov & Hutter); no value is measured for fine-tuning yet. Provisional: "
+                   f"weight_decay = {_fmt(value)} ({convention!r} at lr = {_fmt(lr)}; τ_epoch = {_fmt(tau.epochs)} "
+                   f"epochs), by the normalized rule λ = λ_norm·sqrt(b/(B·T)) at the range's low end λ_norm = "
+                   f"{_FINE_TUNING_NORM}, since decay toward zero pulls the weights away from the pretrained ones. "
+                   f"Sweep around it.")
 
 
 def advise(*, lr: float, weight_decay: float, batch_size: int, dataset_size: int, epochs: float,
            convention: str = "torch", optimizer: str = "adamw", peak_lr: float | None = None, beta1: float = 0.9,
-           momentum: float = 0.9) -> Advice:
+           momentum: float = 0.9, fine_tuning: bool = False) -> Advice:
     """Look at one weight-decay setting through every rule of docs/math.md, "Hyperparameter rules".
 
     ``s = lr·λ`` (torch units), ``τ_iter = 1/s``, ``τ_epoch = τ_iter·b/B``, ``λ_norm = λ_paper/sqrt(b/(B·T))``
@@ -102,6 +129,8 @@ def advise(*, lr: float, weight_decay: float, batch_size: int, dataset_size: int
         peak_lr: reference lr for ``paper``/``corrected``; defaults to ``lr``.
         beta1: Adam's β1, for the rotation.
         momentum: SGD's momentum, for the rotation.
+        fine_tuning: the run starts from pretrained weights: say that the λ_norm range comes from training from
+            scratch, and suggest a provisional value (``suggested_weight_decay``, its rule in ``suggestion``).
 
     >>> a = advise(lr=1e-3, weight_decay=0.1, convention="paper", batch_size=128, dataset_size=50_000, epochs=100)
     >>> round(a.tau_iter), a.warnings[0][:10]
@@ -123,4 +152,7 @@ def advise(*, lr: float, weight_decay: float, batch_size: int, dataset_size: int
                                       convention=convention, peak_lr=peak_lr, **sizes),
         conversions=rows, skipped=skipped,
     )
-    return Advice(**{**advice.__dict__, "warnings": _warnings(advice)})
+    suggested, suggestion = (_fine_tuning_suggestion(lr, peak, convention, batch_size, dataset_size, epochs)
+                             if fine_tuning else (None, ""))
+    return Advice(**{**advice.__dict__, "warnings": _warnings(advice), "fine_tuning": fine_tuning,
+                     "suggested_weight_decay": suggested, "suggestion": suggestion})
