@@ -135,7 +135,7 @@ def _advise(args: argparse.Namespace) -> int:
     args.momentum = 0.9 if args.momentum is None else args.momentum
     a = advise(lr=args.lr, weight_decay=args.weight_decay, convention=args.convention, batch_size=args.batch_size,
                dataset_size=args.dataset_size, epochs=args.epochs, optimizer=args.optimizer, peak_lr=args.peak_lr,
-               beta1=args.beta1, momentum=args.momentum)
+               beta1=args.beta1, momentum=args.momentum, layer_decay=args.layer_decay, depth=args.depth)
     if args.json:
         print(json.dumps(a.to_dict()))
         return 0
@@ -153,6 +153,12 @@ def _advise(args: argparse.Namespace) -> int:
         ["λ_norm", _g(a.weight_decay_norm), "normalized weight decay, λ_paper/sqrt(b/(B·T)); best ≈ 0.025–0.05"],
         ["rotation", _g(a.rotation), "expected equilibrium angle per step of a normalized weight (radians)"],
     ]))
+    if a.layers:
+        print()
+        print(_table(["layer", "lr_scale", "s, same λ", "s, follows lr", "s, fixed"],
+                     [[str(r["layer"]), _g(r["lr_scale"]), _g(r["shrink_same_lambda"]), _g(r["shrink_follows_lr"]),
+                       _g(r["shrink_fixed"])] for r in a.layers]))
+        print(a.layer_note)
     print()
     if a.warnings:
         for w in a.warnings:
@@ -198,5 +204,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--beta1", type=_nonnegative, default=None, help="Adam's β1, for the rotation (default 0.9)")
     a.add_argument("--momentum", type=_nonnegative, default=None,
                    help="SGD momentum, for the rotation (default 0.9)")
+    a.add_argument("--layer-decay", type=_positive, help="layer-wise lr decay factor (timm/BEiT), with --depth")
+    a.add_argument("--depth", type=_count, help="blocks in the model, for --layer-decay")
     a.add_argument("--json", action="store_true", help="print JSON instead of text")
     a.set_defaults(func=_advise)

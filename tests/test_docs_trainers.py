@@ -1,0 +1,24 @@
+"""docs/trainers.md runs as written, and prints what its text says."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "trainers.md"
+
+
+def _blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_the_python_blocks_in_docs_trainers_md_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a block may write files
+    blocks = _blocks()
+    assert len(blocks) >= 1
+    for block in blocks:
+        exec(compile(block, str(DOC), "exec"), {"__name__": "__docs__"})  # noqa: S102 - our own documentation
+    out = capsys.readouterr().out.splitlines()
+    layer_lines = [line for line in out if line.startswith("lr_scale")]
+    shrinks = [float(line.rsplit("s_t", 1)[1]) for line in layer_lines]
+    assert shrinks[:-1] == [1e-4] * (len(shrinks) - 1) and shrinks[-1] == 5e-5  # the head: wd_mult 0.5
