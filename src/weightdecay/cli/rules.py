@@ -73,9 +73,11 @@ def _conversion_table(rows: list[Conversion], lr: float) -> str:
                     c.usage.format(wd=_g(c.weight_decay))] for c in rows])
 
 
-def _why_skipped(name: str) -> str:
+def _why_skipped(name: str, source: str) -> str:
     """A few words on why ``convert`` left a convention out; the library's message has the full story."""
     conv = get_convention(name)
+    if {conv.part, get_convention(source).part} == {"muon", "adamw"}:
+        return f"the λ of Muon's other part, {conv.part}"
     if conv.mode == "l2":
         return "coupled L2: no decoupled setting equals it under Adam"
     if conv.mode == "stable":
@@ -105,6 +107,9 @@ def _convert(args: argparse.Namespace) -> int:
         print(f"  per-step shrink s_t = {_g(c.shrink)}; equal under "
               + ("any lr schedule with this peak_lr" if c.exact else f"lr_t = {_g(args.lr)} only"))
         print(f"  {c.usage.format(wd=_g(c.weight_decay))}")
+        if c.part in ("muon", "adamw"):
+            print(f"  This is the λ of Muon's {c.part} part: "
+                  + ("the matrices Muon updates." if c.part == "muon" else "the tensors AdamW updates, at its lr."))
         if c.note:
             print(f"  {c.note}")
         return 0
@@ -120,7 +125,7 @@ def _convert(args: argparse.Namespace) -> int:
     print(_conversion_table(rows, args.lr))
     if skipped:
         print()
-        print("not shown: " + "; ".join(f"{name} ({_why_skipped(name)})" for name in skipped))
+        print("not shown: " + "; ".join(f"{name} ({_why_skipped(name, args.source)})" for name in skipped))
     return 0
 
 
