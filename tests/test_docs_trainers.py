@@ -24,3 +24,5 @@ def test_the_python_blocks_in_docs_trainers_md_run(capsys, tmp_path, monkeypatch
     assert shrinks[:-1] == [1e-4] * (len(shrinks) - 1) and shrinks[-1] == 5e-5  # the head: wd_mult 0.5
     assert "muon λ [0.1] adamw λ [0.001, 0.0]" in out
     assert "after doubling Muon's lr: 0.1 0.001" in out
+    loss = float(next(line for line in out if line.startswith("schedule-free eval loss")).split()[-1])
+    assert loss < 0.05  # the target's variance is 5: the averaged weights fit it
