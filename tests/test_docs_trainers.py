@@ -26,3 +26,5 @@ def test_the_python_blocks_in_docs_trainers_md_run(capsys, tmp_path, monkeypatch
     assert "after doubling Muon's lr: 0.1 0.001" in out
     loss = float(next(line for line in out if line.startswith("schedule-free eval loss")).split()[-1])
     assert loss < 0.05  # the target's variance is 5: the averaged weights fit it
+    assert "warned: True kept peak_lr: 0.001" in out
+    assert "rebased from [0.001] to 0.002 lr 0.002 base 0.002" in out
