@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "trainers.md"
 
 
@@ -13,6 +15,8 @@ def _blocks() -> list[str]:
 
 
 def test_the_python_blocks_in_docs_trainers_md_run(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("transformers")  # the Trainer block
+    pytest.importorskip("accelerate")
     monkeypatch.chdir(tmp_path)  # a block may write files
     blocks = _blocks()
     assert len(blocks) >= 1
@@ -28,3 +32,5 @@ def test_the_python_blocks_in_docs_trainers_md_run(capsys, tmp_path, monkeypatch
     assert loss < 0.05  # the target's variance is 5: the averaged weights fit it
     assert "warned: True kept peak_lr: 0.001" in out
     assert "rebased from [0.001] to 0.002 lr 0.002 base 0.002" in out
+    line = next(line for line in out if line.startswith("Trainer with weightdecay.AdamW"))
+    assert "decay=paper" in line and 0 < float(line.rsplit(" ", 1)[1]) <= 0.05  # s_t = η_t·λ ≤ λ
