@@ -130,3 +130,8 @@ def test_state_dict_round_trip_continues_the_same_run():
         _run(m, o, 3)
     for a, b in zip(m1.parameters(), m2.parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_bad_betas_are_refused_by_name():
+    with pytest.raises(UserError, match="Invalid betas"):
+        ScheduleFreeAdamW([torch.nn.Parameter(torch.ones(2))], betas=(0.9, 1.0))

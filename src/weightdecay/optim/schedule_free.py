@@ -26,6 +26,7 @@ from weightdecay.decay import coupled_weight_decay, get_mode, shrink
 from weightdecay.errors import UserError
 from weightdecay.optim._base import (DecayOptimizer, _number, check_nonnegative, check_step_decay,
                                      evaluate_closure)
+from weightdecay.optim.registry import betas
 
 __all__ = ["ScheduleFreeAdamW"]
 
@@ -74,13 +75,7 @@ class ScheduleFreeAdamW(DecayOptimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
-        betas = group["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise UserError(f"Invalid betas: {betas!r} (must be a pair (beta1, beta2), each in [0, 1))")
-        for i, beta in enumerate(betas):
-            check_nonnegative(f"betas[{i}]", beta)
-            if not beta < 1.0:
-                raise UserError(f"Invalid beta parameter at index {i}: {beta} (must be in [0, 1))")
+        group["betas"] = betas("betas", group["betas"])
         check_nonnegative("eps", group["eps"], "epsilon value")
         check_nonnegative("r", group["r"])
         check_nonnegative("weight_lr_power", group["weight_lr_power"])
