@@ -34,3 +34,6 @@ def test_the_python_blocks_in_docs_trainers_md_run(capsys, tmp_path, monkeypatch
     assert "rebased from [0.001] to 0.002 lr 0.002 base 0.002" in out
     line = next(line for line in out if line.startswith("Trainer with weightdecay.AdamW"))
     assert "decay=paper" in line and 0 < float(line.rsplit(" ", 1)[1]) <= 0.05  # s_t = η_t·λ ≤ λ
+    line = next(line for line in out if line.startswith("distance from the pretrained weights"))
+    toward, zero = (float(part.split()[-1]) for part in line.split(":")[1].split(","))
+    assert toward < zero  # decay toward the pretrained weights keeps the fine-tuned model nearer them
