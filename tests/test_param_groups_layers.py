@@ -274,3 +274,18 @@ def test_advise_tells_the_per_layer_shrink_param_groups_gives(convention):
     same = {r["lr_scale"]: r["shrink_same_lambda"] for r in a.layers}
     assert same == pytest.approx({sc: weightdecay.shrink(convention, lam, lr * sc, lr * sc) for sc in same})
     assert ("follow its lr" if convention == "torch" else "independent of its lr") in a.layer_note
+
+
+def test_advise_command_prints_the_per_layer_table(capsys):
+    from weightdecay.cli import main
+
+    base = ["advise", "--lr", "1e-3", "--weight-decay", "0.05", "--batch-size", "128", "--dataset-size", "50000",
+            "--epochs", "30"]
+    assert main([*base, "--convention", "paper", "--layer-decay", "0.5", "--depth", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "s, follows lr" in out and "independent of its lr" in out
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit() and len(line.split()) == 5]
+    assert [float(r[1]) for r in rows] == [0.125, 0.25, 0.5, 1.0]
+    assert [float(r[3]) for r in rows] == pytest.approx([0.05 * sc for sc in (0.125, 0.25, 0.5, 1.0)])
+    assert main([*base, "--layer-decay", "0.5"]) == 2
+    assert "needs both layer_decay" in capsys.readouterr().err
