@@ -122,3 +122,19 @@ def test_refusals():
         decay_toward(weightdecay.AdamW([p], decay="stable"))
     with pytest.raises(UserError, match="cautious"):
         decay_toward(weightdecay.AdamW([p], cautious=True))
+    with pytest.raises(UserError, match="needs the convention of Adam"):
+        decay_toward(torch.optim.Adam([p], weight_decay=0.1))  # coupled L2, not a shrink
+    with pytest.raises(UserError, match="ScheduleFreeAdamW"):
+        decay_toward(weightdecay.optim.ScheduleFreeAdamW([p]))
+
+
+def test_torch_optim_adamw_is_read_as_torch():
+    p = _param()
+    opt = torch.optim.AdamW([p], lr=0.1, weight_decay=0.5)
+    decay_toward(opt, "init")
+    anchor = p.detach().clone()
+    with torch.no_grad():
+        p.add_(1.0)
+    _steps(opt, [p])
+    factor = torch.tensor([1 - lr * 0.5 for lr in LRS], dtype=F64).prod()
+    torch.testing.assert_close(p.detach(), anchor + factor)

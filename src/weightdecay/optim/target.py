@@ -40,7 +40,7 @@ class DecayTarget:
         self._waiting: dict[Tensor, Tensor] = {}
         with torch.no_grad():
             for group in optimizer.param_groups:
-                self._check(group)
+                self._check(group, optimizer)
                 for p in group["params"]:
                     if "decay_target" not in optimizer.state.get(p, {}):
                         self._waiting[p] = p.detach().clone(memory_format=torch.preserve_format)
@@ -52,8 +52,21 @@ class DecayTarget:
             handle.remove()
 
     @staticmethod
-    def _check(group: dict[str, Any]) -> None:
-        mode = get_mode(group.get("decay", "torch"))
+    def _mode(group: dict[str, Any], optimizer: torch.optim.Optimizer) -> str:
+        """The group's convention: weightdecay's optimizers name it; torch.optim.AdamW's is ``torch``."""
+        if "decay" in group:
+            return group["decay"]
+        if type(optimizer) is torch.optim.AdamW:
+            return "torch"
+        raise UserError(f"decay_toward needs the convention of {type(optimizer).__name__}'s weight_decay: use "
+                        "weightdecay's optimizers (or weightdecay.with_decay(cls)), whose groups name it, or "
+                        "torch.optim.AdamW")
+
+    def _check(self, group: dict[str, Any], optimizer: torch.optim.Optimizer) -> None:
+        if "decay_at" in group:
+            raise UserError("decay_toward does not take ScheduleFreeAdamW: its decay acts on z, not on the "
+                            "parameters the hook sees")
+        mode = get_mode(self._mode(group, optimizer))
         if mode.adam_only:
             raise UserError(f"decay_toward does not take decay={mode.name!r}: its shrink reads the step's mean v̂, "
                             "which a hook outside the step does not see; choose torch, paper, constant, corrected "
@@ -82,8 +95,8 @@ class DecayTarget:
     @torch.no_grad()
     def _before(self, optimizer: torch.optim.Optimizer, *_args: Any) -> None:
         for group in optimizer.param_groups:
-            self._check(group)
-            coupled = coupled_weight_decay(group.get("decay", "torch"), _number(group["weight_decay"]))
+            self._check(group, optimizer)
+            coupled = coupled_weight_decay(self._mode(group, optimizer), _number(group["weight_decay"]))
             if coupled:
                 params, targets = self._pairs(group)
                 if params:
@@ -94,7 +107,7 @@ class DecayTarget:
         skipped = _skipped_by_scaler(optimizer)
         for group in optimizer.param_groups:
             params, targets = self._pairs(group)
-            mode = group.get("decay", "torch")
+            mode = self._mode(group, optimizer)
             s = shrink(mode, _number(group["weight_decay"]), _number(group["lr"]), group.get("peak_lr", 1.0)) \
                 if get_mode(mode).decoupled else 0.0
             if params and s and not skipped:
@@ -110,8 +123,8 @@ def decay_toward(optimizer: torch.optim.Optimizer, target: str = "init", *, ema_
     """Make ``optimizer``'s weight decay pull each weight toward a target instead of toward zero.
 
     Args:
-        optimizer: any optimizer whose groups say their convention in ``decay`` (weightdecay's; a torch.optim
-            class counts as ``torch``).
+        optimizer: an optimizer whose groups name their convention in ``decay`` (weightdecay's, and classes
+            ``with_decay`` wraps), or torch.optim.AdamW (``torch``).
         target: ``"init"``, the weights now (the pretrained ones when fine-tuning: L2-SP), or ``"ema"``, an
             exponential moving average of the weights, updated after each step (heavyball's
             ``weight_decay_to_ema``), starting from the weights now.
