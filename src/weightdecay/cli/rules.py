@@ -73,9 +73,11 @@ def _conversion_table(rows: list[Conversion], lr: float) -> str:
                     c.usage.format(wd=_g(c.weight_decay))] for c in rows])
 
 
-def _why_skipped(name: str) -> str:
+def _why_skipped(name: str, source: str) -> str:
     """A few words on why ``convert`` left a convention out; the library's message has the full story."""
     conv = get_convention(name)
+    if {conv.part, get_convention(source).part} == {"muon", "adamw"}:
+        return f"the λ of Muon's other part, {conv.part}"
     if conv.mode == "l2":
         return "coupled L2: no decoupled setting equals it under Adam"
     if conv.mode == "stable":
@@ -105,6 +107,9 @@ def _convert(args: argparse.Namespace) -> int:
         print(f"  per-step shrink s_t = {_g(c.shrink)}; equal under "
               + ("any lr schedule with this peak_lr" if c.exact else f"lr_t = {_g(args.lr)} only"))
         print(f"  {c.usage.format(wd=_g(c.weight_decay))}")
+        if c.part in ("muon", "adamw"):
+            print(f"  This is the λ of Muon's {c.part} part: "
+                  + ("the matrices Muon updates." if c.part == "muon" else "the tensors AdamW updates, at its lr."))
         if c.note:
             print(f"  {c.note}")
         return 0
@@ -120,7 +125,7 @@ def _convert(args: argparse.Namespace) -> int:
     print(_conversion_table(rows, args.lr))
     if skipped:
         print()
-        print("not shown: " + "; ".join(f"{name} ({_why_skipped(name)})" for name in skipped))
+        print("not shown: " + "; ".join(f"{name} ({_why_skipped(name, args.source)})" for name in skipped))
     return 0
 
 
@@ -135,7 +140,8 @@ def _advise(args: argparse.Namespace) -> int:
     args.momentum = 0.9 if args.momentum is None else args.momentum
     a = advise(lr=args.lr, weight_decay=args.weight_decay, convention=args.convention, batch_size=args.batch_size,
                dataset_size=args.dataset_size, epochs=args.epochs, optimizer=args.optimizer, peak_lr=args.peak_lr,
-               beta1=args.beta1, momentum=args.momentum, fine_tuning=args.fine_tuning)
+               beta1=args.beta1, momentum=args.momentum, fine_tuning=args.fine_tuning,
+               layer_decay=args.layer_decay, depth=args.depth)
     if args.json:
         print(json.dumps(a.to_dict()))
         return 0
@@ -154,6 +160,12 @@ def _advise(args: argparse.Namespace) -> int:
          "normalized weight decay, λ_paper/sqrt(b/(B·T)); best ≈ 0.025–0.05 training from scratch"],
         ["rotation", _g(a.rotation), "expected equilibrium angle per step of a normalized weight (radians)"],
     ]))
+    if a.layers:
+        print()
+        print(_table(["layer", "lr_scale", "s, same λ", "s, follows lr", "s, fixed"],
+                     [[str(r["layer"]), _g(r["lr_scale"]), _g(r["shrink_same_lambda"]), _g(r["shrink_follows_lr"]),
+                       _g(r["shrink_fixed"])] for r in a.layers]))
+        print(a.layer_note)
     print()
     if a.warnings:
         for w in a.warnings:
@@ -203,5 +215,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="SGD momentum, for the rotation (default 0.9)")
     a.add_argument("--fine-tuning", action="store_true",
                    help="the run starts from pretrained weights: a provisional weight decay, its rule named")
+    a.add_argument("--layer-decay", type=_positive, help="layer-wise lr decay factor (timm/BEiT), with --depth")
+    a.add_argument("--depth", type=_count, help="blocks in the model, for --layer-decay")
     a.add_argument("--json", action="store_true", help="print JSON instead of text")
     a.set_defaults(func=_advise)

@@ -81,7 +81,7 @@ def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """Records from a monitor's ``.jsonl`` (or ``.jsonl.gz``) or ``.csv`` file (numbers back as floats, empty cells
     as None)."""
-    from weightdecay.monitors.monitor import FIELDS
+    from weightdecay.monitors.monitor import FIELDS, GROUP_FACTORS
 
     path = Path(path)
     if not path.is_file():
@@ -96,7 +96,7 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     text = data.decode("utf-8")
     if path.suffix == ".csv":
         rows = list(csv.DictReader(io.StringIO(text)))
-        missing = set(FIELDS) - set(rows[0]) if rows else set()
+        missing = set(FIELDS) - set(GROUP_FACTORS) - set(rows[0]) if rows else set()
         if missing:
             raise UserError(f"{path} is not a monitor CSV: columns {sorted(missing)} are missing")
         return [{k: _cell(k, v) for k, v in row.items()} for row in rows]

@@ -12,6 +12,8 @@ hands its records to the Trainer's own reporters (``report_to``: TensorBoard, W&
 ``add_monitor`` puts the callback first, so the reporters that run after it see the monitor's latest values in
 the same ``logs`` (and in ``trainer.state.log_history``); a callback passed as ``Trainer(callbacks=[...])``
 records just as well but reports only to the callbacks after it. Needs ``transformers`` and ``accelerate``.
+weightdecay's own optimizer in the same Trainer, with Trainer's decay groups:
+``Trainer(..., optimizer_cls_and_kwargs=weightdecay.optim.huggingface.trainer_optimizer(args, decay="paper"))``.
 """
 
 from __future__ import annotations

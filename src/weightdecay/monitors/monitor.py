@@ -31,7 +31,10 @@ __all__ = ["Monitor", "FIELDS", "optimizer_family", "decay_mode_of"]
 FIELDS: tuple[str, ...] = (
     "step", "group", "name", "lr", "decay", "weight_norm", "grad_norm", "update_norm", "grad_to_weight",
     "rotation", "shrink", "tau_iter", "tau_epoch", "predicted_rotation", "predicted_grad_to_weight",
+    "weight_decay", "wd_mult", "lr_scale",
 )
+# Added after the first logs were written: a file without them still reads.
+GROUP_FACTORS: tuple[str, ...] = ("weight_decay", "wd_mult", "lr_scale")
 
 
 def optimizer_family(optimizer: torch.optim.Optimizer) -> str | None:
@@ -77,8 +80,9 @@ class Monitor:
     ``predicted_rotation`` (Kosson et al.'s equilibrium ``sqrt(2·s_t·(1−β1)/(1+β1))`` under AdamW,
     ``sqrt(2·lr·λ/(1+μ))`` under SGD with L2 and momentum μ, ``sqrt(2·s_t·(1−μ)/(1+μ))`` under SGDW;
     docs/math.md, 'Rotational equilibrium') and ``predicted_grad_to_weight`` (AdamC's ``sqrt(2·s_t)/lr_t``,
-    SGD-type steps only; docs/math.md, 'AdamC's target'). A value that does not
-    apply is None.
+    SGD-type steps only; docs/math.md, 'AdamC's target'), and the group's
+    ``weight_decay`` λ with the factors :func:`weightdecay.param_groups` left in it, ``wd_mult`` and ``lr_scale``
+    (None where the group has none). A value that does not apply is None.
 
     Scale-invariant weights are found from the forward passes of ``model`` before the first step
     (:mod:`weightdecay.monitors.structure` says which cases), plus the model's own ``scale_invariant``
@@ -233,6 +237,7 @@ class Monitor:
                 "tau_iter": facts["tau_iter"], "tau_epoch": facts["tau_epoch"],
                 "predicted_rotation": facts["predicted_rotation"] if invariant else None,
                 "predicted_grad_to_weight": facts["predicted_grad_to_weight"] if invariant else None,
+                **facts["factors"],
             })
         self.records += new
         if self.log_dir is not None:
@@ -244,7 +249,9 @@ class Monitor:
         lr, wd = _number(group["lr"]), _number(group.get("weight_decay", 0.0))
         mode = decay_mode_of(optimizer, group)
         facts: dict[str, Any] = {"lr": lr, "decay": mode, "shrink": None, "tau_iter": None, "tau_epoch": None,
-                                 "predicted_rotation": None, "predicted_grad_to_weight": None}
+                                 "predicted_rotation": None, "predicted_grad_to_weight": None,
+                                 "factors": {k: (_number(group[k]) if group.get(k) is not None else None)
+                                             for k in GROUP_FACTORS}}
         if mode is None:
             return facts
         if mode == "l2":

@@ -246,6 +246,7 @@ class DecayOptimizer(torch.optim.Optimizer):
         groups = state_dict["param_groups"]
         if len(groups) == len(self.param_groups):
             self._warn_if_weight_decay_changes_meaning(groups)
+            _warn_if_peak_lr_changes(groups, self.param_groups)
             filled = []
             for saved, current in zip(groups, self.param_groups):
                 merged = {k: v for k, v in current.items() if k != "params"}
@@ -260,3 +261,31 @@ class DecayOptimizer(torch.optim.Optimizer):
         """``s_t`` of the group this step: the one place a subclass asks for it (checks on s_t belong here)."""
         return shrink(group["decay"], group["weight_decay"], _number(group["lr"]), group["peak_lr"], mean_v_hat)
 
+
+
+def _warn_if_peak_lr_changes(saved: list[dict[str, Any]], current: list[dict[str, Any]]) -> None:
+    """Resuming with a new lr: the loaded ``peak_lr`` (and lr) win, as torch.optim's load does; say, once, what
+    each group's mode then does and how to make the new lr the reference (docs/trainers.md, "Resuming")."""
+    def built_peak(group: dict[str, Any]) -> float:  # resolve_peak_lr's answer, without writing it
+        declared = not group.get("peak_lr_explicit", True) and group.get("max_lr") is not None
+        return _number(group["max_lr"]) if declared else group["peak_lr"]
+
+    # A peak the saved run set explicitly is compared only with one set explicitly now: rebuilding with the same
+    # lr and no peak_lr= is how its own state comes back.
+    moved = [(i, _number(old["peak_lr"]), built_peak(now), old.get("decay", now["decay"]))
+             for i, (old, now) in enumerate(zip(saved, current)) if old.get("peak_lr") is not None
+             and (not old.get("peak_lr_explicit", False) or now.get("peak_lr_explicit", False))]
+    moved = [m for m in moved if not math.isclose(m[1], m[2], rel_tol=1e-9)]
+    if not moved:
+        return
+    where = ", ".join(f"param_groups[{i}] (decay={mode!r}: saved {old:g}, now {new:g}, {new / old:.3g}x)"
+                      for i, old, new, mode in moved)
+    warnings.warn(
+        f"The loaded state dict's peak_lr differs from the lr this optimizer was built with in {where}; the loaded "
+        "peak_lr (and lr) are kept. What the new lr then does: under 'torch' (and 'stable') the shrink is "
+        "lr_t·λ whatever peak_lr, so it scales with the new lr; under 'constant' it stays λ; under 'paper' and "
+        "'corrected' it is measured against the loaded peak_lr, so training at the new lr decays by the ratio "
+        "above times what λ means at the peak. To make the new lr the reference, call "
+        "weightdecay.optim.rebase_peak_lr(optimizer, new_peak_lr) after loading (docs/trainers.md, 'Resuming').",
+        UserWarning, stacklevel=_user_stacklevel(),
+    )

@@ -24,7 +24,7 @@ from weightdecay.rules.timescales import (
     weight_decay_for_timescale,
     weight_decay_norm,
 )
-from weightdecay.rules.transfer import TRANSFER_RULES, Transfer, transfer
+from weightdecay.rules.transfer import TRANSFER_RULES, Transfer, transfer, transfer_muon
 
 __all__ = [
     "Advice", "advise",
@@ -32,5 +32,5 @@ __all__ = [
     "get_convention",
     "OPTIMIZERS", "adamc_target_ratio", "equilibrium_norm", "equilibrium_rotation",
     "Timescale", "ema_timescale", "normalized_weight_decay", "weight_decay_for_timescale", "weight_decay_norm",
-    "TRANSFER_RULES", "Transfer", "transfer",
+    "TRANSFER_RULES", "Transfer", "transfer", "transfer_muon",
 ]

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from weightdecay.checks import positive
+from weightdecay.errors import UserError
+from weightdecay.optim.param_groups import layer_decay_weight_decay
 from weightdecay.rules.conventions import Conversion, convert, convert_all, get_convention
 from weightdecay.rules.equilibrium import equilibrium_rotation
 from weightdecay.rules.timescales import ema_timescale, weight_decay_norm
@@ -49,6 +51,11 @@ class Advice:
     # A value to start from, in ``convention`` at ``lr``, and the rule that gave it (fine-tuning only for now).
     suggested_weight_decay: float | None = None
     suggestion: str = ""
+    # Layer-wise lr decay (layer_decay, depth given): per layer i, lr_scale = layer_decay^(depth+1−i) and the
+    # per-step shrink (torch units) with the same λ in every group, and with λ set so the decay follows / does not.
+    layer_decay: float | None = None
+    layers: list[dict[str, float]] = field(default_factory=list)
+    layer_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, for ``json.dumps``."""
@@ -110,9 +117,31 @@ def _fine_tuning_suggestion(lr: float, peak_lr: float, convention: str, batch_si
                    f"Sweep around it.")
 
 
+def _layers(s: float, mode: str, layer_decay: float, depth: int) -> tuple[list[dict[str, float]], str]:
+    """Per layer: ``lr_scale``, the shrink at the peak with the same λ in every group (what ``mode`` does by
+    itself), and with the decay following the layer's lr or not (:func:`weightdecay.param_groups`'s
+    ``decay_follows_lr``)."""
+    rows = []
+    for i in range(depth + 2):
+        scale = layer_decay ** (depth + 1 - i)
+        own = layer_decay_weight_decay(1.0, scale, mode, follows_lr=False)  # 1/native: λ that keeps s as at scale 1
+        rows.append({"layer": i, "lr_scale": scale, "shrink_same_lambda": s / own, "shrink_follows_lr": s * scale,
+                     "shrink_fixed": s})
+    follows = layer_decay_weight_decay(1.0, layer_decay, mode, follows_lr=True) == 1.0
+    note = (f"With layer_decay={layer_decay:g}, the same λ in every group under {mode!r} makes each layer's decay "
+            + ("follow its lr (s_t = lr_layer·λ): the embeddings decay "
+               f"{layer_decay ** (depth + 1):.3g}x as hard as the head, as in timm and BEiT. "
+               if follows else
+               "independent of its lr (η_t = lr_t/peak_lr is a ratio per group): every layer decays as the head. ")
+            + "weightdecay.param_groups(..., layer_decay=, decay_follows_lr=True|False) sets λ per group for either "
+            "choice: True keeps s_t proportional to the layer's lr, False gives every layer the head's s_t.")
+    return rows, note
+
+
 def advise(*, lr: float, weight_decay: float, batch_size: int, dataset_size: int, epochs: float,
            convention: str = "torch", optimizer: str = "adamw", peak_lr: float | None = None, beta1: float = 0.9,
-           momentum: float = 0.9, fine_tuning: bool = False) -> Advice:
+           momentum: float = 0.9, fine_tuning: bool = False, layer_decay: float | None = None,
+           depth: int | None = None) -> Advice:
     """Look at one weight-decay setting through every rule of docs/math.md, "Hyperparameter rules".
 
     ``s = lr·λ`` (torch units), ``τ_iter = 1/s``, ``τ_epoch = τ_iter·b/B``, ``λ_norm = λ_paper/sqrt(b/(B·T))``
@@ -131,6 +160,9 @@ def advise(*, lr: float, weight_decay: float, batch_size: int, dataset_size: int
         momentum: SGD's momentum, for the rotation.
         fine_tuning: the run starts from pretrained weights: say that the λ_norm range comes from training from
             scratch, and suggest a provisional value (``suggested_weight_decay``, its rule in ``suggestion``).
+        layer_decay, depth: layer-wise lr decay over ``depth`` blocks (timm, BEiT): adds, per layer, the shrink
+            with the same λ everywhere and with the decay following the layer's lr or not, and a sentence on what
+            the convention does.
 
     >>> a = advise(lr=1e-3, weight_decay=0.1, convention="paper", batch_size=128, dataset_size=50_000, epochs=100)
     >>> round(a.tau_iter), a.warnings[0][:10]
@@ -152,7 +184,15 @@ def advise(*, lr: float, weight_decay: float, batch_size: int, dataset_size: int
                                       convention=convention, peak_lr=peak_lr, **sizes),
         conversions=rows, skipped=skipped,
     )
+    extra: dict[str, Any] = {}
+    if layer_decay is not None or depth is not None:
+        if layer_decay is None or depth is None:
+            raise UserError("layer-wise lr decay needs both layer_decay (--layer-decay) and depth (--depth)")
+        if not 0 < layer_decay <= 1:
+            raise UserError(f"Invalid layer_decay: {layer_decay} (must be in (0, 1]; BEiT and timm use 0.65–0.75)")
+        rows, note = _layers(s, get_convention(convention).mode, layer_decay, int(positive("depth", depth)))
+        extra = {"layer_decay": layer_decay, "layers": rows, "layer_note": note}
     suggested, suggestion = (_fine_tuning_suggestion(lr, peak, convention, batch_size, dataset_size, epochs)
                              if fine_tuning else (None, ""))
     return Advice(**{**advice.__dict__, "warnings": _warnings(advice), "fine_tuning": fine_tuning,
-                     "suggested_weight_decay": suggested, "suggestion": suggestion})
+                     "suggested_weight_decay": suggested, "suggestion": suggestion, **extra})

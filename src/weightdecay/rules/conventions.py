@@ -34,6 +34,8 @@ class Convention:
     scale: str  # "1", or "normalized" (λ = w·sqrt(b/(B·T))), or "keras-adamw" (λ = w·sqrt(b/I))
     usage: str  # where the number goes; {wd} is replaced by it
     note: str = ""
+    # Muon with AdamW has two λs: "muon" (the matrices), "adamw" (the rest), "" a convention for any optimizer.
+    part: str = ""
 
 
 _MODE_USAGE = "weightdecay.AdamW(..., decay={mode!r}, weight_decay={{wd}})"
@@ -63,9 +65,27 @@ CONVENTIONS: dict[str, Convention] = {
     "fastai": Convention("fastai", "torch", "1", "fastai Learner(..., opt_func=Adam, wd={wd}) (true_wd=True)",
                          "fastai's true weight decay: p·(1 - lr_t·wd) before the step."),
     "torch-muon": Convention("torch-muon", "torch", "1", "torch.optim.Muon(..., weight_decay={wd})",
-                             "Muon decays by the group's lr_t·λ, not by its RMS-adjusted update lr."),
+                             "Muon decays by the group's lr_t·λ, not by its RMS-adjusted update lr.", "muon"),
+    "torch-muon-adamw": Convention("torch-muon-adamw", "torch", "1",
+                                   "torch.optim.AdamW(<Muon's non-matrix parameters>, weight_decay={wd})",
+                                   "The AdamW half of a Muon split: its own λ, at AdamW's lr.", "adamw"),
+    "keras-muon": Convention("keras-muon", "torch", "1", "keras.optimizers.Muon(learning_rate=..., weight_decay={wd})",
+                             "Keras' Muon: weight_decay is the λ of the Muon-updated matrices.", "muon"),
+    "keras-muon-adamw": Convention("keras-muon-adamw", "torch", "1",
+                                   "keras.optimizers.Muon(..., adam_weight_decay={wd})",
+                                   "Keras' Muon (keras#21885): adam_weight_decay is the λ of the variables it "
+                                   "updates with AdamW, multiplied by the optimizer's learning_rate (Muon's), not by "
+                                   "AdamW's learning_rate·adam_lr_ratio: pass learning_rate as the lr.", "adamw"),
+    "weightdecay-muon": Convention("weightdecay-muon", "torch", "1",
+                                   "weightdecay.muon_with_adamw(..., weight_decay={wd}, decay='torch')",
+                                   "The Muon part's λ; any decay= works, this row is its torch reading.", "muon"),
+    "weightdecay-muon-adamw": Convention("weightdecay-muon-adamw", "torch", "1",
+                                         "weightdecay.muon_with_adamw(..., adamw_weight_decay={wd}, "
+                                         "adamw_decay='torch')",
+                                         "The AdamW part's λ, at adamw_lr; any adamw_decay= works.", "adamw"),
     "moonlight": Convention("moonlight", "torch", "1", "Moonlight Muon(..., wd={wd}) (0.1 in its recipe)",
-                            "Moonlight: p·(1 - lr_t·λ) for Muon and AdamW parameters alike; update-RMS matching."),
+                            "Moonlight: p·(1 - lr_t·λ) for Muon and AdamW parameters alike; update-RMS matching.",
+                            "both"),
     "keras-adamw": Convention("keras-adamw", "paper", "keras-adamw",
                               "keras_adamw.AdamW(weight_decays={{...: {wd}}}, batch_size=b, total_iterations_wd=I)",
                               "keras-adamw normalizes by iterations: λ = w·sqrt(b/I) per step, times eta_t."),
@@ -106,6 +126,7 @@ class Conversion:
     exact: bool  # True when the two shrink alike at every lr_t of a schedule with this peak_lr
     usage: str
     note: str = ""
+    part: str = ""  # the target's part of a Muon split ("muon", "adamw", "both"), "" for any optimizer
 
 
 def _scale(conv: Convention, batch_size: float | None, dataset_size: float | None, epochs: float | None,
@@ -177,6 +198,10 @@ def convert(weight_decay: float, source: str, target: str, *, lr: float, peak_lr
             raise UserError(f"Convention {conv.name!r} divides by sqrt(mean v̂_t), a training state; pass mean_v_hat "
                             "(--mean-v-hat) measured on your run")
 
+    if src.part and tgt.part and "both" not in (src.part, tgt.part) and src.part != tgt.part:
+        raise UserError(f"{source!r} is the λ of Muon's {src.part} part and {target!r} that of its {tgt.part} part: "
+                        "a Muon split has two λs, each at its own lr; convert each to a convention of the same "
+                        "part (or to a plain one such as 'torch')")
     sizes = (batch_size, dataset_size, epochs, total_steps)
     src_scale, tgt_scale = _scale(src, *sizes), _scale(tgt, *sizes)
     s = shrink(src.mode, src_scale * weight_decay, lr, peak_lr, mean_v_hat)
@@ -185,7 +210,7 @@ def convert(weight_decay: float, source: str, target: str, *, lr: float, peak_lr
         raise UserError(f"Convention {target!r} cannot express a decay at lr={lr}; give a positive lr")
     # Exact through a schedule when shrink(source)/shrink(target) is the same at any lr_t
     exact = fixed_shrink_ratio(src.mode, tgt.mode, peak_lr) is not None
-    return Conversion(source, target, s / denominator, tgt.mode, s, exact, tgt.usage, tgt.note)
+    return Conversion(source, target, s / denominator, tgt.mode, s, exact, tgt.usage, tgt.note, tgt.part)
 
 
 def convert_all(weight_decay: float, source: str, *, lr: float, peak_lr: float | None = None,

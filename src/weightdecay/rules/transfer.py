@@ -20,7 +20,7 @@ from weightdecay.errors import UserError
 from weightdecay.checks import positive
 from weightdecay.rules.conventions import convert
 
-__all__ = ["TRANSFER_RULES", "Transfer", "transfer"]
+__all__ = ["TRANSFER_RULES", "Transfer", "transfer", "transfer_muon"]
 
 TRANSFER_RULES: dict[str, str] = {
     "keep-lr-wd": "keep the per-step decay lr·λ (torch units) fixed",
@@ -98,3 +98,28 @@ def transfer(weight_decay: float, *, lr: Pair, rule: str = "keep-lr-wd", convent
         s *= math.sqrt(_ratio(b) / (_ratio(n) * _ratio(t)))
     new_wd = convert(s, "paper", convention, lr=new_lr, **new).weight_decay
     return Transfer(new_wd, new_lr, rule, convention, s)
+
+
+def transfer_muon(weight_decay: float, adamw_weight_decay: float, *, lr: Pair, adamw_lr: Pair,
+                  convention: str = "torch", adamw_convention: str | None = None, **changes: Pair
+                  ) -> dict[str, Transfer]:
+    """Both λs of a Muon split carried to a new setup: ``{"muon": …, "adamw": …}``, each at its own part's lr.
+
+    The matrices Muon updates and the tensors AdamW updates run at different learning rates (Keras' Muon: AdamW
+    at ``learning_rate·adam_lr_ratio``), so one λ carried with the other part's lr would be wrong by their ratio.
+    A convention that names a part (``keras-muon``, ``keras-muon-adamw``…) must be given for that part.
+
+    >>> t = transfer_muon(0.1, 0.01, lr=(0.02, 0.04), adamw_lr=(1e-3, 1e-3))
+    >>> t["muon"].weight_decay, t["adamw"].weight_decay
+    (0.05, 0.01)
+    """
+    from weightdecay.rules.conventions import get_convention
+
+    adamw_convention = convention if adamw_convention is None else adamw_convention
+    for part, name in (("muon", convention), ("adamw", adamw_convention)):
+        own = get_convention(name).part
+        if own not in ("", "both", part):
+            raise UserError(f"Convention {name!r} is the λ of Muon's {own} part, given for its {part} part; "
+                            f"pass it as the {own} part's convention")
+    return {"muon": transfer(weight_decay, lr=lr, convention=convention, **changes),
+            "adamw": transfer(adamw_weight_decay, lr=adamw_lr, convention=adamw_convention, **changes)}
