@@ -35,10 +35,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 import weightdecay
 from weightdecay.decay import MODE_NAMES
+from weightdecay.process_group import process_group
 from weightdecay.schedules import make_lr_schedule
 from weightdecay.tasks import get_task
 from weightdecay.tasks.classification import make_splits
 from weightdecay.tasks.training import shuffled_batches
+
+TIMEOUT = datetime.timedelta(minutes=10)  # how long a rank waits for the others in a collective
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -169,22 +172,16 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _spawned(rank: int, world: int, port: int, args: argparse.Namespace) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
-                            timeout=datetime.timedelta(minutes=10))
-    try:
+    with process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                       timeout=TIMEOUT):
         run(args)
-    finally:
-        dist.destroy_process_group()
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if "RANK" in os.environ:  # launched by torchrun: rank, world size and rendezvous from the environment
-        dist.init_process_group("gloo", timeout=datetime.timedelta(minutes=10))
-        try:
+        with process_group("gloo", timeout=TIMEOUT):
             run(args)
-        finally:
-            dist.destroy_process_group()
         return
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

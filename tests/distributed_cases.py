@@ -33,12 +33,14 @@ from torch.nn.parallel import DistributedDataParallel
 import weightdecay
 from weightdecay.errors import UserError
 from weightdecay.optim._distributed import global_norms, global_sum_and_count, local_shard
+from weightdecay.process_group import process_group
 from optimizer_cases import ADAMW, SGDW
 
 WORLD_SIZE = 2
 STEPS = 5  # every run takes STEPS steps under _schedule
 RESUME_AT = 2  # the checkpointed run saves after this many steps and resumes in fresh objects
 BATCH = 8  # split evenly over the ranks, so the averaged gradient is the full batch's
+TIMEOUT = datetime.timedelta(minutes=5)  # how long a rank waits for the other in a collective
 
 
 @dataclass(frozen=True)
@@ -268,12 +270,9 @@ def run_cases(rank: int, world_size: int, out: Path, names: list[str] | None = N
 def spawn_worker(rank: int, world_size: int, port: int, out: str, names: list[str] | None) -> None:
     """torch.multiprocessing.spawn's entry point: join the group on 127.0.0.1:port and run the cases."""
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
-                            timeout=datetime.timedelta(minutes=5))
-    try:
+    with process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
+                       timeout=TIMEOUT):
         run_cases(rank, world_size, Path(out), names)
-    finally:
-        dist.destroy_process_group()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -283,12 +282,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", timeout=datetime.timedelta(minutes=5))
-    try:
+    with process_group("gloo", timeout=TIMEOUT):
         run_cases(dist.get_rank(), dist.get_world_size(), Path(args.out),
                   args.cases.split(",") if args.cases else None)
-    finally:
-        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
