@@ -1,11 +1,11 @@
-"""weightdecay.analysis against synthetic heatmaps whose best λ follows a known power of lr."""
+"""weightdecay.reports.analysis against synthetic heatmaps whose best λ follows a known power of lr."""
 
 import math
 
 import numpy as np
 import pytest
 
-from weightdecay.analysis import (analyze_arm, basin, best_point, fit_slope, format_slope, heatmap, ranked_points,
+from weightdecay.reports.analysis import (analyze_arm, basin, best_point, fit_slope, format_slope, heatmap, ranked_points,
                                   refine_best_wd, recommend)
 
 LRS = np.logspace(-4, -2, 5)

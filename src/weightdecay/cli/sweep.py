@@ -86,8 +86,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _run_one(args: argparse.Namespace, config: SweepConfig, out: str | Path | None) -> int:
     """Run (or resume) one sweep into ``out`` and write its own report; 0 when every trial is complete."""
-    from weightdecay.sweeps import run_sweep
-    from weightdecay.sweeps.command import trial_dir
+    from weightdecay.sweeps import run_sweep, trial_dir
 
     jobs = args.jobs if args.jobs is not None else min(8, len(os.sched_getaffinity(0)))
     summary = run_sweep(config, out_dir=out, storage=args.storage, jobs=jobs, threads=args.threads,
@@ -108,7 +107,7 @@ def _run_one(args: argparse.Namespace, config: SweepConfig, out: str | Path | No
 
 
 def _write_report(source: str | Path, output: str | None, study: str | None) -> None:
-    from weightdecay.analysis import analyze, format_slope
+    from weightdecay.reports.analysis import analyze, format_slope
     from weightdecay.reports import write_report
     from weightdecay.sweeps import load_results
 
@@ -133,7 +132,7 @@ def _write_report(source: str | Path, output: str | None, study: str | None) -> 
 
 
 def _write_combined_report(sources: list[Path], output: str) -> None:
-    from weightdecay.analysis import analyze
+    from weightdecay.reports.analysis import analyze
     from weightdecay.reports import write_combined_report
     from weightdecay.sweeps import load_results
 

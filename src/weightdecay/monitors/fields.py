@@ -1,0 +1,12 @@
+"""The columns of a monitor's records: what :class:`~weightdecay.monitors.Monitor` writes and every reader reads."""
+
+from __future__ import annotations
+
+__all__ = ["FIELDS"]
+
+# The columns of every record, in order (``lr`` and ``decay`` are the group's, so that a saved log can be read
+# on its own: the flags need the schedule and the convention).
+FIELDS: tuple[str, ...] = (
+    "step", "group", "name", "lr", "decay", "weight_norm", "grad_norm", "update_norm", "grad_to_weight",
+    "rotation", "shrink", "tau_iter", "tau_epoch", "predicted_rotation", "predicted_grad_to_weight",
+)
