@@ -46,7 +46,8 @@ from weightdecay.sweeps.workloads import workload_named, workload_of
 __all__ = ["Arm", "SearchSpace", "SweepConfig", "load_config", "parse_config", "check_schema", "check_environment"]
 
 _TOP_KEYS = {"name", "task", "metric", "direction", "epochs", "batch_size", "schedule", "seeds", "imports",
-             "extra", "grid", "search", "arms", "basin_tolerance", "monitor_every", "command", "function", "timeout"}
+             "extra", "grid", "search", "arms", "basin_tolerance", "monitor_every", "command", "function", "timeout",
+             "result"}
 _GRID_KEYS = {"lr", "weight_decay"}
 
 

@@ -62,6 +62,7 @@ class SweepConfig:
     function: str = ""  # instead of a task: "module:name" or "file.py:name" of an objective function
     timeout: float | None = None  # seconds per trial of a command
     base_dir: str = ""  # the config file's folder, where a command's and a function's relative paths resolve
+    result: dict[str, Any] = field(default_factory=dict)  # where a command's metric is ([result]; default: JSON)
 
     @property
     def workload(self) -> str:
@@ -91,7 +92,7 @@ class SweepConfig:
         d.pop("source")
         d.pop("base_dir")  # where this machine keeps the files: not part of the sweep's identity
         # Keys that came later are left out while unset, so a sweep's dict (and fingerprint) stays what it was.
-        for key in ("command", "function", "timeout"):
+        for key in ("command", "function", "timeout", "result"):
             if d[key] in ("", None, {}):
                 d.pop(key)
         if not d["search"]["options"]:

@@ -48,7 +48,9 @@ def curves_data(view: SweepView) -> CurvesData:
             n = min(len(r.history) for r in with_key)
             y = np.array([[np.nan if h.get(key) is None else h[key] for h in r.history[:n]] for r in with_key],
                          dtype=float)
-            epochs = np.array([h.get("epoch", i + 1) for i, h in enumerate(with_key[0].history[:n])], dtype=float)
+            # The history's own clock: epochs, else steps (a script's printed lines), else the row's place.
+            epochs = np.array([h.get("epoch", h.get("step", i + 1)) for i, h in enumerate(with_key[0].history[:n])],
+                              dtype=float)
             curves.append(Curve(a.arm, key, f"{a.arm} (lr={a.best.lr:.2g}, wd={a.best.weight_decay:.2g})", epochs, y))
     return CurvesData(keys, curves)
 
@@ -64,7 +66,7 @@ def draw_curves(data: CurvesData) -> Figure:
             ax.fill_between(c.epochs, np.nanmin(c.values, axis=0), np.nanmax(c.values, axis=0), color=color,
                             alpha=0.2)
     for ax, key in zip(axes, data.keys):
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch (or step)")
         ax.set_ylabel(key)
         ax.set_title(f"{key} of the best runs")
         if ax.get_legend_handles_labels()[0]:

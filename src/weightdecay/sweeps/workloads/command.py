@@ -19,8 +19,10 @@ relative to the config file's folder (``train.py``) are passed as absolute paths
 ``python3``) is the interpreter running the sweep, so the script sees the sweep's environment.
 
 The result is the last stdout line that is a JSON object holding the metric (:func:`weightdecay.report`
-prints it; :mod:`weightdecay.report_line` defines the format). A non-zero exit, a timeout or no such line makes
-the trial *failed*, with the cause and the tail of stderr as its error; a NaN/inf metric makes it *diverged*.
+prints it; :mod:`weightdecay.report_line` defines the format), or, for a script that reports in its own way,
+where a ``[result]`` table says (a pattern over stdout, a JSON or CSV file, TensorBoard event files:
+:mod:`~weightdecay.sweeps.workloads.metric_sources`). A non-zero exit, a timeout or no metric makes the trial
+*failed*, with the cause and the last lines of its output as its error; a NaN/inf metric makes it *diverged*.
 A timed-out trial, and one whose worker is interrupted or killed, loses its whole process group
 (:mod:`weightdecay.sweeps.workloads._guard`).
 """
@@ -42,12 +44,12 @@ from typing import Any
 
 from weightdecay._io import atomic_write
 from weightdecay.errors import ConfigError
-from weightdecay.report_line import json_lines, read_report
 from weightdecay.sweeps._toml import typed
 from weightdecay.sweeps.arms import Arm
 from weightdecay.sweeps.outcome import TrialOutcome, outcome_from_metrics
 from weightdecay.sweeps.spec import SearchSpace, SweepConfig
 from weightdecay.sweeps.workloads.base import check_own_code, check_train_size
+from weightdecay.sweeps.workloads.metric_sources import NoResult, describe, parse_result, read_result
 
 __all__ = ["CommandWorkload", "PLACEHOLDERS", "check_command", "command_argv", "run_command"]
 
@@ -83,7 +85,8 @@ class CommandWorkload:
         if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
             raise ConfigError(f"timeout: {timeout!r}; give the seconds one trial may run, e.g. timeout = 600")
         return {"command": check_command(raw, arms, base_dir),
-                "timeout": float(timeout) if timeout is not None else None}
+                "timeout": float(timeout) if timeout is not None else None,
+                "result": parse_result(raw["result"], typed(raw, "metric", str)) if "result" in raw else {}}
 
     def check_environment(self, config: SweepConfig) -> SweepConfig:
         return check_train_size(config)
@@ -241,17 +244,14 @@ def run_command(config: Any, arm: Any, lr: float, weight_decay: float, seed: int
     if code != 0:
         how = f" (killed by signal {code - 128}{': out of memory?' if code == 128 + 9 else ''})" if code > 128 else ""
         return _failed(f"command exited with status {code}{how}", stderr_path, where, seconds)
-    text = stdout_path.read_text(errors="replace")
-    found = read_report(text, config.metric)
-    if found is None:
-        objects = json_lines(text)
-        seen = f"; its last JSON line holds {', '.join(sorted(objects[-1])) or 'nothing'}" if objects else (
-            "; it printed no JSON line")
-        return _failed(f"no line of stdout ({stdout_path}) is a JSON object holding {config.metric!r}{seen}: print "
-                       f"it with weightdecay.report({{{config.metric!r}: ...}})", stderr_path, where, seconds)
-    metrics, history = found
+    try:
+        metrics, history = read_result(config.result, config.metric, stdout_path.read_text(errors="replace"),
+                                       workdir)
+    except NoResult as exc:
+        return _failed(f"no {config.metric!r} in {describe(config.result)}: {exc}", stdout_path,
+                       f"stdout ({stdout_path})", seconds, also=(stderr_path, where))
     return outcome_from_metrics(config.metric, config.direction, metrics, history, seconds,
-                                source=f"the command's JSON line")
+                                source=describe(config.result))
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -262,11 +262,17 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _failed(cause: str, stderr_path: Path, where: str, seconds: float) -> TrialOutcome:
-    try:
-        tail = stderr_path.read_text(errors="replace")[-STDERR_TAIL:]
-    except OSError:
-        tail = ""
-    tail = tail.rstrip()
-    error = f"{cause}\n--- last lines of {where} ---\n{tail}" if tail else f"{cause} (nothing on stderr)"
-    return TrialOutcome("failed", seconds=seconds, error=error)
+def _failed(cause: str, log_path: Path, where: str, seconds: float,
+            also: tuple[Path, str] | None = None) -> TrialOutcome:
+    """A failed outcome: the cause, then the last lines of the run's output (``also``: a second log's too)."""
+    parts = [cause]
+    for path, label in [(log_path, where)] + ([also] if also else []):
+        try:
+            tail = path.read_text(errors="replace")[-STDERR_TAIL // (2 if also else 1):].rstrip()
+        except OSError:
+            tail = ""
+        if tail:
+            parts.append(f"--- last lines of {label} ---\n{tail}")
+    if len(parts) == 1:
+        parts[0] += " (nothing on stderr)" if also is None else " (no output)"
+    return TrialOutcome("failed", seconds=seconds, error="\n".join(parts))

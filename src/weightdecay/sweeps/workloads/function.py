@@ -228,6 +228,9 @@ class FunctionWorkload:
 
     def check(self, raw: dict[str, Any], arms: list[Arm], search: SearchSpace, base_dir: Path) -> dict[str, Any]:
         check_own_code(raw, "your function", search)
+        if "result" in raw:
+            raise ConfigError("result: a function returns its metrics; only a command sweep says where to read "
+                              "them; remove it")
         if "timeout" in raw:
             raise ConfigError("timeout: a function runs inside the worker and cannot be timed out; use a command "
                               "sweep for a per-trial timeout")

@@ -39,6 +39,9 @@ class TaskWorkload:
 
         if "timeout" in raw:
             raise ConfigError("timeout: only a command sweep has a per-trial timeout; remove it")
+        if "result" in raw:
+            raise ConfigError("result: a task reports its metrics itself; only a command sweep says where to read "
+                              "them; remove it")
         schedule = typed(raw, "schedule", str, "cosine")
         if schedule not in SCHEDULE_NAMES:
             raise ConfigError(f"schedule: {schedule!r} is not a learning-rate schedule; choose one of "
