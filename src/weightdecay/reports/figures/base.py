@@ -10,13 +10,12 @@ draw the same thing. Both pages (``weightdecay report``, ``weightdecay monitor-r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import Any, Callable, Union
 
 from matplotlib.figure import Figure
 
-if TYPE_CHECKING:
-    from weightdecay.reports.analysis import SweepAnalysis
-    from weightdecay.sweeps import SweepResults
+from weightdecay.reports.analysis import SweepAnalysis
+from weightdecay.sweeps import SweepResults
 
 __all__ = ["SweepView", "MonitorView", "FigureRow", "View"]
 
@@ -25,8 +24,8 @@ __all__ = ["SweepView", "MonitorView", "FigureRow", "View"]
 class SweepView:
     """What a sweep report's figures read: the records and their analysis."""
 
-    results: "SweepResults"
-    analysis: "SweepAnalysis"
+    results: SweepResults
+    analysis: SweepAnalysis
 
 
 @dataclass
