@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from _publish import command_line, finished_sweeps, pyplot, save_figure, write_csv, write_json
-from weightdecay.analysis import basin, heatmap
+from weightdecay.reports.analysis import basin, heatmap
 from weightdecay.sweeps import load_config
 
 HERE = Path(__file__).resolve().parent

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from _publish import command_line, finished_sweeps, pyplot, save_figure, write_csv, write_json
-from weightdecay.sweeps import load_config
-from weightdecay.sweeps.config import log_grid
+from weightdecay.sweeps import load_config, log_grid
 
 HERE = Path(__file__).resolve().parent
 SCHEDULES = ("constant", "step", "cosine", "sgdr", "adamwr")  # adamwr: sgdr with normalized decay per period

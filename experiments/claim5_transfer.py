@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from _publish import command_line, finished_sweep, pyplot, save_figure, write_csv, write_json
-from weightdecay.analysis import heatmap, refine_best_wd
+from weightdecay.reports.analysis import heatmap, refine_best_wd
 from weightdecay.sweeps.config import parse_config
 
 # Every variant. {extra} is filled in first (digits-mlp's training subset, itself a field); {{ }} are TOML's braces.

@@ -28,7 +28,7 @@ import numpy as np
 
 from _publish import command_line, finished_sweep, pyplot, save_figure, write_csv, write_json
 from weightdecay.sweeps import load_config, load_results, run_sweep
-from weightdecay.sweeps.config import log_grid, parse_config
+from weightdecay.sweeps import log_grid, parse_config
 
 HERE = Path(__file__).resolve().parent
 COORDINATES = ("raw", "decoupled", "timescale")

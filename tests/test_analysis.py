@@ -1,12 +1,12 @@
-"""weightdecay.analysis against synthetic heatmaps whose best λ follows a known power of lr."""
+"""weightdecay.reports.analysis against synthetic heatmaps whose best λ follows a known power of lr."""
 
 import math
 
 import numpy as np
 import pytest
 
-from weightdecay.analysis import (analyze_arm, basin, best_point, diverged_inside, fit_slope, format_slope, heatmap,
-                                  ranked_points, refine_best_wd, recommend)
+from weightdecay.reports.analysis import (analyze_arm, basin, best_point, diverged_inside, fit_slope, format_slope,
+                                          heatmap, ranked_points, refine_best_wd, recommend)
 
 LRS = np.logspace(-4, -2, 5)
 WDS = np.logspace(-4, 1, 11)  # half-decade steps

@@ -12,7 +12,8 @@ import torch
 
 import weightdecay
 from conftest import run_cli_in_process as run_here
-from weightdecay.errors import UserError, install_extra
+from weightdecay._extras import install_line
+from weightdecay.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,11 +49,11 @@ def test_dashboard_hint_installs_the_extra_into_the_clone(monkeypatch, tmp_path)
 
 def test_install_hint_for_a_clone_elsewhere_and_for_an_installed_package(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    assert install_extra("dashboard") == f"pip install -e '{ROOT}[dashboard]'"
+    assert install_line("dashboard") == f"pip install -e '{ROOT}[dashboard]'"
     site = tmp_path / "lib" / "python3.11" / "site-packages" / "weightdecay"
     site.mkdir(parents=True)
-    assert install_extra("monitor", site) == "pip install 'weightdecay[monitor]'"
-    assert install_extra("monitor", ROOT / "src" / "weightdecay") == f"pip install -e '{ROOT}[monitor]'"
+    assert install_line("monitor", site) == "pip install 'weightdecay[monitor]'"
+    assert install_line("monitor", ROOT / "src" / "weightdecay") == f"pip install -e '{ROOT}[monitor]'"
 
 
 @pytest.mark.parametrize("given, meant", [("keras", "'keras3' (keras.optimizers.AdamW)"),

@@ -52,7 +52,7 @@ def test_a_task_without_monitors_is_refused_by_train_monitor(tmp_path, capsys):
 
 def test_a_sweep_keeps_each_trials_monitor_summary(by_hand):
     from weightdecay.sweeps.config import parse_config
-    from weightdecay.sweeps.trial import train_once
+    from weightdecay.sweeps.workloads import train_once
 
     import tomllib
 

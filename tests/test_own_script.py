@@ -28,7 +28,7 @@ from weightdecay.cli import main as cli_main
 from weightdecay.report_line import read_report
 from weightdecay.sweeps import load_config, load_results, parse_config, open_storage, resolve_storage, run_sweep
 from weightdecay.sweeps.lease import OWNER_ATTR, STALE_ATTR
-from weightdecay.sweeps.search import grid_keys, trial_key
+from weightdecay.sweeps.strategies.grid import grid_keys, trial_key
 from weightdecay.sweeps.study import study_name
 
 EXAMPLE = ROOT / "examples" / "train_script.py"
@@ -140,7 +140,7 @@ def test_function_signature_is_checked_against_the_config(tmp_path, monkeypatch)
 
 def test_example_config_resolves_the_example_script():
     config = load_config(ROOT / "examples" / "train_script.toml")
-    from weightdecay.sweeps.command import command_argv, trial_values
+    from weightdecay.sweeps.workloads.command import command_argv, trial_values
 
     argv = command_argv(config.command, trial_values(config, config.arms[1], 0.003, 0.01, 1), config.base_dir)
     assert argv == [sys.executable, str(EXAMPLE), "--lr", "0.003", "--weight-decay", "0.01", "--decay", "paper",

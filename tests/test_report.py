@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 import pytest
 
 from conftest import run_cli
-from weightdecay.analysis import analyze
+from weightdecay.reports.analysis import analyze
 from weightdecay.reports import write_report
 from weightdecay.sweeps import load_results
 
@@ -86,7 +86,7 @@ def test_report_command_prints_path_and_headline(ridge_sweep_dir, tmp_path):
 
 
 def test_best_configurations_table_is_the_analysis_ranking(report):
-    from weightdecay.analysis import ranked_points
+    from weightdecay.reports.analysis import ranked_points
 
     path, results, analysis = report
     table = path.read_text().split("<h2>Best configurations</h2>", 1)[1]
@@ -105,7 +105,7 @@ def test_best_configurations_table_is_the_analysis_ranking(report):
 
 
 def test_report_headline_never_prints_a_minus_zero_slope(ridge_sweep_dir, tmp_path, monkeypatch, capsys):
-    import weightdecay.analysis as analysis_module
+    import weightdecay.reports.analysis as analysis_module
     from weightdecay.cli import sweep as cli_sweep
 
     real = analysis_module.analyze
@@ -125,10 +125,9 @@ def test_report_headline_never_prints_a_minus_zero_slope(ridge_sweep_dir, tmp_pa
 def test_slopes_figure_without_a_fitted_line_warns_nothing():
     import warnings
 
-    import matplotlib.pyplot as plt
-
-    from weightdecay.analysis import SweepAnalysis, analyze_arm
-    from weightdecay.reports.figures import slopes_figure
+    from weightdecay.reports.analysis import SweepAnalysis, analyze_arm
+    from weightdecay.reports.figures import SweepView
+    from weightdecay.reports.figures.slopes import draw_slopes, slopes_data
 
     # One learning rate: λ* is drawn, but no slope can be fitted, so no line carries a label.
     recs = [dict(arm="a", lr=1e-3, weight_decay=wd, seed=0, value=(math.log10(wd) + 2) ** 2, diverged=False)
@@ -138,8 +137,7 @@ def test_slopes_figure_without_a_fitted_line_warns_nothing():
     analysis = SweepAnalysis(arms={"a": a}, metric="loss", direction="minimize", best_arm="a", recommendation="")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fig = slopes_figure(analysis)
-    plt.close(fig)
+        draw_slopes(slopes_data(SweepView(None, analysis)))
     assert not [w for w in caught if "No artists with labels" in str(w.message)], [str(w.message) for w in caught]
 
 
@@ -172,3 +170,66 @@ def test_report_renders_in_headless_chromium(report, tmp_path, chromium_page):
     for fig in check["figs"]:
         assert fig["complete"] and fig["natural"] > 0 and fig["width"] > 100 and fig["height"] > 100, fig
     assert _png_size((tmp_path / "report.png").read_bytes())[1] > 1000
+
+
+def test_each_figures_data_is_the_sweeps_records(report):
+    # The figure rows compute their data apart from the drawing: here that data against the records themselves.
+    import numpy as np
+
+    from weightdecay.reports.figures import FIGURES, SweepView, figure_rows
+
+    _, results, analysis = report
+    view = SweepView(results, analysis)
+    assert [r.name for r in figure_rows(view)] == ["heatmaps", "slopes", "curves"]  # a grid: all three
+    heat = FIGURES["heatmaps"].data(view)
+    for panel in heat.panels:
+        runs = results.for_arm(panel.arm)
+        for i, wd in enumerate(panel.wds):
+            for j, lr in enumerate(panel.lrs):
+                values = [r.value for r in runs if r.lr == lr and r.weight_decay == wd]
+                assert panel.mean[i, j] == pytest.approx(np.mean(values)), (panel.arm, lr, wd)
+                assert panel.diverged[i, j] == any(r.diverged for r in runs if r.lr == lr and r.weight_decay == wd)
+        means = {(r.lr, r.weight_decay): np.mean([s.value for s in runs if (s.lr, s.weight_decay) == (r.lr, r.weight_decay)])
+                 for r in runs}
+        best = min(means, key=means.get)
+        assert panel.best == (best[0], best[1], pytest.approx(means[best]))
+    finite = np.concatenate([p.mean[np.isfinite(p.mean)] for p in heat.panels])
+    assert heat.low == pytest.approx(finite.min()) and heat.high == pytest.approx(np.quantile(finite, 0.95))
+    for line in FIGURES["slopes"].data(view):
+        # λ* of each lr: the refined minimum of that column, within one grid step of the column's best cell
+        panel = next(p for p in heat.panels if p.arm == line.arm)
+        for j, lr in enumerate(line.lrs):
+            column = panel.mean[:, j]
+            k = int(np.nanargmin(column))
+            steps = np.diff(np.log10(panel.wds))
+            assert abs(np.log10(line.wd_star[j]) - np.log10(panel.wds[k])) <= steps.max() / 2 + 1e-9
+    curves = FIGURES["curves"].data(view)
+    assert curves.keys[0] == results.config.metric
+    for c in curves.curves:
+        a = analysis.arms[c.arm]
+        runs = [r for r in results.for_arm(c.arm) if (r.lr, r.weight_decay) == (a.best.lr, a.best.weight_decay)]
+        assert len(c.values) == len(runs)
+        assert list(c.mean) == pytest.approx([np.mean([r.history[e][c.key] for r in runs])
+                                              for e in range(len(c.epochs))])
+
+
+def test_drawing_a_report_leaves_matplotlibs_backend_and_style_alone(ridge_sweep_dir, tmp_path):
+    # A notebook user's backend and rcParams are theirs: nothing at import or while drawing switches them.
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    code = ("import matplotlib; matplotlib.rcParams['font.size'] = 13\n"
+            "from weightdecay.reports import write_report\nfrom weightdecay.reports.analysis import analyze\n"
+            "from weightdecay.sweeps import load_results\nr = load_results(sys.argv[1])\n"
+            "write_report(r, analyze(r, n_boot=5), sys.argv[2])\n"
+            "print(matplotlib.get_backend(), matplotlib.rcParams['font.size'], matplotlib.rcParams['svg.fonttype'])")
+    env = {**cli_env(), "MPLBACKEND": "svg"}
+    done = subprocess.run([sys.executable, "-c", "import sys\n" + code, str(ridge_sweep_dir), str(tmp_path / "r.html")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["svg", "13.0", "path"], done.stdout
+    # ... while the figures have the report's own style: text kept as text, at its 9 px, not the caller's 13
+    assert "<text" in (tmp_path / "figures" / "heatmaps.svg").read_text()
+    assert "font-size: 9px" in (tmp_path / "figures" / "heatmaps.svg").read_text()

@@ -14,14 +14,15 @@ import torch
 import test_monitor_report
 from conftest import RIDGE_SWEEP, write_config
 from weightdecay import Monitor
-from weightdecay.analysis import analyze
+from weightdecay.reports.analysis import analyze
 from weightdecay.monitors import read_records, summarize
 from weightdecay.reports import write_report
-from weightdecay.reports.figures import render
+from weightdecay.reports.figures.layers import draw_layers
+from weightdecay.reports.style import render
 from weightdecay.reports.watched_runs import LAYERS_PER_RUN, watched_best_runs, watched_figures, watched_section
 from weightdecay.sweeps import load_config, load_results, open_storage, run_sweep
 from weightdecay.sweeps.study import study_name
-from weightdecay.sweeps.trial import STORED_LAYERS
+from weightdecay.sweeps.workloads.task import STORED_LAYERS
 from weightdecay.tasks import get_task
 
 EVERY = 2
@@ -124,13 +125,13 @@ def test_report_draws_each_arms_best_run_from_its_log(watched):
         assert w.records == read_records(results.run_dir / w.run.monitor_log) and not w.missing
         assert w.names == summarize(w.records).worth_showing(LAYERS_PER_RUN) == ["weight"]
         # The curves drawn are the log's values: rotation, ‖g‖/‖p‖ and ‖p‖ against the step
-        fig = figures[w.figure_name]
+        fig = draw_layers(figures[w.figure_name])
         steps = [r["step"] for r in w.records]
         for ax, key in zip(fig.axes, ("rotation", "grad_to_weight", "weight_norm")):
             (line,) = ax.lines  # no prediction: ridge's weight is not followed by a normalization
             assert list(line.get_xdata()) == steps and list(line.get_ydata()) == [r[key] for r in w.records]
         # ... and that figure, as rendered, is the one in the page and in figures/
-        png = render(fig)[0]
+        png = render(lambda: draw_layers(figures[w.figure_name]))[0]
         img = page.imgs[page.figures.index(f"fig-{w.figure_name}")]
         assert base64.b64decode(img.split(",", 1)[1]) == png
         assert (path.parent / "figures" / f"{w.figure_name}.png").read_bytes() == png

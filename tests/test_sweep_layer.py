@@ -154,7 +154,7 @@ def test_schema_checks_touch_nothing_and_environment_checks_find_the_machine(tmp
 
 
 def test_edge_bound_slope_is_never_printed_with_a_zero_uncertainty(ridge_sweep_dir, tmp_path, monkeypatch, capsys):
-    import weightdecay.analysis as analysis_module
+    import weightdecay.reports.analysis as analysis_module
     from weightdecay.cli import sweep as cli_sweep
 
     real = analysis_module.analyze
@@ -205,3 +205,59 @@ def test_a_missing_system_piece_skips_but_fails_under_ci(tmp_path):
     ci = pytest_run("true")
     assert ci.returncode == 1 and "1 error" in ci.stdout, ci.stdout  # failed in setup: the run is red
     assert "chromium not installed" in ci.stdout and "CI=true" in ci.stdout
+
+
+def _bowl(lr, weight_decay, decay, seed):
+    return (math.log10(weight_decay) + 2) ** 2 + (math.log10(lr) + 2) ** 2 + seed / 100
+
+
+def test_a_search_strategy_is_one_module_and_one_row(tmp_path, monkeypatch):
+    # A whole strategy, as a new module would hold it: its name, the [search] keys it owns, its sampler, its
+    # words in the report. One row of STRATEGIES makes the config, the worker, the results and the report use it.
+    from dataclasses import replace
+
+    import optuna
+
+    from weightdecay.reports.analysis import analyze
+    from weightdecay.reports.html import render_html
+    from weightdecay.sweeps import STRATEGIES, load_results, open_storage, parse_config, strategy_for
+    from weightdecay.sweeps.storages import setup_lock
+    from weightdecay.sweeps.strategies.tpe import TpeSearch
+    from weightdecay.sweeps.study import open_arm_study
+    from weightdecay.sweeps.worker import WorkerOptions, run_worker
+    from weightdecay.sweeps.workloads.function import function_spec
+
+    class RandomSearch(TpeSearch):
+        name = "random"
+        keys = frozenset({"trials", "lr", "weight_decay"})
+
+        @classmethod
+        def parse(cls, table, lr, arms):
+            return replace(TpeSearch.parse(table, lr, arms), sampler=cls.name)
+
+        def sampler(self):
+            return optuna.samplers.RandomSampler(seed=self.config.seeds[0])
+
+        def describe(self):
+            return f"random search, {self.config.search.trials} trials per arm"
+
+    monkeypatch.setitem(STRATEGIES, "random", RandomSearch)
+    raw = {"function": function_spec(_bowl), "metric": "loss", "seeds": 2, "arms": [{"name": "a"}],
+           "search": {"sampler": "random", "trials": 4, "lr": {"min": 1e-3, "max": 1e-1},
+                      "weight_decay": {"min": 1e-3, "max": 1e-1}}}
+    with pytest.raises(ConfigError, match='search.coordinates: only used with sampler = "tpe"'):
+        parse_config({**raw, "search": {**raw["search"], "coordinates": "raw"}})
+    config = parse_config(raw)
+    assert isinstance(strategy_for(config), RandomSearch)
+    url = f"journal:{tmp_path / 'study.journal'}"
+    storage = open_storage(url)
+    with setup_lock(url, config.name):
+        open_arm_study(storage, config, config.arms[0])
+    config_dict = {**config.to_dict(), "source": "", "base_dir": config.base_dir}
+    assert run_worker(config_dict, url, WorkerOptions(heartbeat_interval=0.5), watch_parent=False) == 4
+    results = load_results(url)
+    assert len(results.records) == 4 * 2
+    assert all(r.value == pytest.approx(_bowl(r.lr, r.weight_decay, "torch", r.seed)) for r in results.records)
+    analysis = analyze(results, n_boot=5)
+    assert not analysis.grid  # a sampled search: no λ*(lr) slope, no slopes figure
+    assert "random search, 4 trials per arm" in render_html(results, analysis, {})

@@ -18,9 +18,9 @@ from conftest import run_cli_in_process as run_here
 from weightdecay.cli import main as cli_main
 from weightdecay.sweeps import load_config, load_results, open_storage, resolve_storage, run_sweep
 from weightdecay.sweeps.lease import HEARTBEAT_ATTR, HOST_ID, OWNER_ATTR, STALE_ATTR
-from weightdecay.sweeps.search import grid_keys, reconcile, trial_key
+from weightdecay.sweeps.strategies.grid import grid_keys, reconcile, trial_key
 from weightdecay.sweeps.study import open_arm_study, study_name
-from weightdecay.sweeps.trial import train_once
+from weightdecay.sweeps.workloads import train_once
 
 
 def _trials(config, storage_url):
@@ -365,7 +365,7 @@ def test_tpe_in_decoupled_coordinates(toy_plugin, tmp_path, capsys):
         assert t.user_attrs["weight_decay"] == pytest.approx(t.params["shrink"] / t.params["lr"])
         assert 1e-5 <= t.params["shrink"] <= 1e-2
     # The report draws TPE samples as a scatter and claims no slope.
-    from weightdecay.analysis import analyze
+    from weightdecay.reports.analysis import analyze
     from weightdecay.reports import write_report
 
     results = load_results(tmp_path / "run")
@@ -456,7 +456,7 @@ def test_grace_period_not_above_the_heartbeat_is_refused(tmp_path, capsys, grace
 
 
 def test_sweeps_use_the_tasks_optimizer_list():
-    from weightdecay.sweeps import config as sweep_config
+    from weightdecay.sweeps import arms as sweep_arms
     from weightdecay.tasks import training
 
-    assert sweep_config.OPTIMIZERS is training.OPTIMIZERS  # the registry itself, name → row
+    assert sweep_arms.OPTIMIZERS is training.OPTIMIZERS  # the registry itself, name → row

@@ -18,7 +18,7 @@ __all__ = ["Adam", "AdamW", "SGDW", "param_groups", "DECAY_MODES", "MODE_NAMES",
            "with_decay", "Muon", "NAdam", "RAdam", "Adafactor", "muon_param_groups", "muon_with_adamw",
            "OPTIMIZERS", "get_optimizer", "register_optimizer", "Monitor", "report", "sweep"]
 
-_LAZY = {"Monitor": "weightdecay.monitors", "sweep": "weightdecay.sweeps.objective"}
+_LAZY = {"Monitor": "weightdecay.monitors", "sweep": "weightdecay.sweeps.api"}
 
 
 def __getattr__(name: str):

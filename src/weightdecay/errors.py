@@ -7,7 +7,6 @@ working.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 
 class UserError(ValueError):
@@ -31,26 +30,3 @@ class ShrinkTooLargeError(UserError):
 
     Training loops that sweep settings (the built-in tasks) record such a run as diverged: the setting cannot train.
     """
-
-
-def install_extra(extra: str, package_dir: str | Path | None = None) -> str:
-    """The pip command that adds the optional dependencies ``extra`` to the package as it is installed here.
-
-    From a clone (the package imported from its ``src/`` folder, as ``make install`` sets it up),
-    ``pip install -e 'CLONE[extra]'`` (``'.[extra]'`` inside it): ``pip install 'weightdecay[extra]'`` there would
-    fetch the released package from the registry over the clone's. Otherwise (an installed package) the latter.
-
-    Args:
-        extra: the name in pyproject.toml's ``[project.optional-dependencies]`` (``dashboard``, ``monitor``, ...).
-        package_dir: the ``weightdecay`` package's folder; default the one this module was imported from.
-
-    >>> install_extra("dashboard", "/usr/lib/python3/site-packages/weightdecay")
-    "pip install 'weightdecay[dashboard]'"
-    """
-    package = Path(package_dir if package_dir is not None else Path(__file__).parent).resolve()
-    clone = package.parent.parent
-    if package.parent.name != "src" or not (clone / "pyproject.toml").is_file():
-        return f"pip install 'weightdecay[{extra}]'"
-    if clone == Path.cwd().resolve():
-        return f"pip install -e '.[{extra}]'"
-    return f"pip install -e '{clone}[{extra}]'"

@@ -17,7 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from weightdecay.errors import UserError, install_extra
+from weightdecay._extras import require
+from weightdecay.errors import UserError
 
 __all__ = ["register", "dashboard_storage_url"]
 
@@ -35,8 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def dashboard_storage_url(source: str) -> str:
     """The storage string of a sweep's output folder (its ``sweep.json``) or of a storage given directly."""
-    from weightdecay.sweeps import resolve_storage
-    from weightdecay.sweeps.runner import read_run_dir
+    from weightdecay.sweeps import read_run_dir, resolve_storage
 
     if Path(source).is_dir():
         return read_run_dir(source)["storage"]
@@ -47,11 +47,7 @@ def dashboard_storage_url(source: str) -> str:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-    try:
-        import optuna_dashboard
-    except ImportError:
-        raise UserError(f"optuna-dashboard is not installed; {install_extra('dashboard')} "
-                        "(or pip install optuna-dashboard==0.21.0)") from None
+    optuna_dashboard = require("optuna_dashboard", extra="dashboard", needed_for="weightdecay dashboard")
     from weightdecay.sweeps import open_storage
 
     url = dashboard_storage_url(args.source)

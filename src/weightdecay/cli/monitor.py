@@ -50,11 +50,11 @@ def _report(args: argparse.Namespace) -> int:
     summary = summarize(records)
     print(path)
     if args.figures:
-        from weightdecay.monitors.export import atomic_write_bytes
+        from weightdecay._io import atomic_write
         from weightdecay.reports.monitor_page import chosen_layers, monitor_figures
 
         for name, png in monitor_figures(records, chosen_layers(summary, args.max_layers)).items():
-            print(atomic_write_bytes(Path(args.figures) / f"{log.stem}-{name}.png", png))
+            print(atomic_write(Path(args.figures) / f"{log.stem}-{name}.png", png))
     print(f"{len(summary.flags)} flag{'s' if len(summary.flags) != 1 else ''} over {summary.steps} steps"
           + "".join(f"\n- {s}" for s in summary.sentences))
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from weightdecay.analysis import SweepAnalysis
+    from weightdecay.reports.analysis import SweepAnalysis
     from weightdecay.sweeps import SweepConfig
 
 __all__ = ["register"]
@@ -87,8 +87,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _run_one(args: argparse.Namespace, config: SweepConfig, out: str | Path | None) -> int:
     """Run (or resume) one sweep into ``out`` and write its own report; 0 when every trial is complete."""
-    from weightdecay.sweeps import run_sweep
-    from weightdecay.sweeps.command import trial_dir
+    from weightdecay.sweeps import run_sweep, trial_dir
 
     jobs = args.jobs if args.jobs is not None else min(8, len(os.sched_getaffinity(0)))
     summary = run_sweep(config, out_dir=out, storage=args.storage, jobs=jobs, threads=args.threads,
@@ -109,7 +108,7 @@ def _run_one(args: argparse.Namespace, config: SweepConfig, out: str | Path | No
 
 
 def _write_report(source: str | Path, output: str | None, study: str | None) -> None:
-    from weightdecay.analysis import analyze, format_slope
+    from weightdecay.reports.analysis import analyze, format_slope
     from weightdecay.reports import write_report
     from weightdecay.sweeps import load_results
 
@@ -138,7 +137,7 @@ def _write_report(source: str | Path, output: str | None, study: str | None) -> 
 
 def _diverged_line(diverged: int, runs: int, analysis: SweepAnalysis) -> str:
     """The sweep's diverged runs in one line: expected when they fill the grid's large-lr, large-λ corner."""
-    from weightdecay.analysis import diverged_inside
+    from weightdecay.reports.analysis import diverged_inside
 
     counted = f"{diverged} of {runs} runs (× on the heatmaps)"
     if not analysis.grid:
@@ -151,7 +150,7 @@ def _diverged_line(diverged: int, runs: int, analysis: SweepAnalysis) -> str:
 
 
 def _write_combined_report(sources: list[Path], output: str) -> None:
-    from weightdecay.analysis import analyze
+    from weightdecay.reports.analysis import analyze
     from weightdecay.reports import write_combined_report
     from weightdecay.sweeps import load_results
 

@@ -26,7 +26,7 @@ from weightdecay.decay import MODE_NAMES
 from weightdecay.errors import UserError
 from weightdecay.schedules import SCHEDULE_HELP
 from weightdecay.optim.registry import OPTIMIZERS, get_optimizer
-from weightdecay.sweeps.config import Arm, train_config, unused_optimizer_options
+from weightdecay.sweeps.arms import Arm, train_config, unused_optimizer_options
 from weightdecay.tasks import get_task, list_tasks
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from weightdecay._io import atomic_writer
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +35,9 @@ def source_fingerprint(paths: list[Path]) -> str:
 
 
 def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` through a temporary file in the same directory and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``arrays`` to ``path`` as ``.npz`` atomically (:func:`weightdecay._io.atomic_writer`)."""
+    with atomic_writer(path) as fh:
+        np.savez(fh, **arrays)
 
 
 def cached_arrays(name: str, key: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -7,15 +7,16 @@ import gzip
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from weightdecay.errors import DataNotFoundError, UserError, install_extra
+from weightdecay._extras import require
+from weightdecay._io import atomic_write
+from weightdecay.errors import DataNotFoundError, UserError
+from weightdecay.monitors.fields import FIELDS, GROUP_FACTORS
 
 __all__ = ["write_csv", "write_jsonl", "read_records", "write_tensorboard", "summary_writer", "add_records",
-           "SCALARS", "LOGGED", "metrics_of", "atomic_write_bytes"]
+           "SCALARS", "LOGGED", "metrics_of"]
 
 # The quantities that become TensorBoard scalars, tagged "<quantity>/<tensor name>".
 SCALARS: tuple[str, ...] = ("weight_norm", "grad_norm", "update_norm", "grad_to_weight", "rotation", "shrink",
@@ -35,37 +36,14 @@ def metrics_of(records: Iterable[dict[str, Any]], prefix: str = "weightdecay") -
     return {f"{prefix}/{q}/{r['name']}": r[q] for r in records for q in LOGGED if r.get(q) is not None}
 
 
-def _atomic_write(path: str | Path, text: str) -> Path:
-    """Write through a temporary file in the same folder and ``os.replace``: a reader never sees half a file."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (a temporary file beside it, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a log or page is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_csv(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
-    """The records as CSV, columns in :data:`weightdecay.monitors.monitor.FIELDS` order; None is an empty cell."""
-    from weightdecay.monitors.monitor import FIELDS
-
+    """The records as CSV, columns in :data:`weightdecay.monitors.fields.FIELDS` order; None is an empty cell."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(FIELDS), extrasaction="ignore")
     writer.writeheader()
     for record in records:
         writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
-    return _atomic_write(path, buffer.getvalue())
+    return atomic_write(path, buffer.getvalue())
 
 
 def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
@@ -74,15 +52,13 @@ def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
     text = "".join(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
                                for k, v in r.items()}, allow_nan=False) + "\n" for r in records)
     if str(path).endswith(".gz"):
-        return atomic_write_bytes(path, gzip.compress(text.encode("utf-8"), mtime=0))
-    return _atomic_write(path, text)
+        return atomic_write(path, gzip.compress(text.encode("utf-8"), mtime=0))
+    return atomic_write(path, text)
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """Records from a monitor's ``.jsonl`` (or ``.jsonl.gz``) or ``.csv`` file (numbers back as floats, empty cells
     as None)."""
-    from weightdecay.monitors.monitor import FIELDS, GROUP_FACTORS
-
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"No monitor log at {path}: write one with monitor.to_jsonl(path) or to_csv(path)")
@@ -127,11 +103,9 @@ def _cell(key: str, value: str) -> Any:
 
 def summary_writer(log_dir: str | Path) -> Any:
     """A ``torch.utils.tensorboard.SummaryWriter`` on ``log_dir``, or a UserError saying how to install it."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise UserError(f"TensorBoard export needs the tensorboard package: {install_extra('monitor')} "
-                        "(or pip install tensorboard)") from None
+    require("tensorboard", extra="monitor", needed_for="TensorBoard export")
+    from torch.utils.tensorboard import SummaryWriter
+
     return SummaryWriter(log_dir=str(log_dir))
 
 
@@ -152,9 +126,3 @@ def write_tensorboard(records: Iterable[dict[str, Any]], log_dir: str | Path) ->
     finally:
         writer.close()
     return Path(log_dir)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -20,21 +20,12 @@ from torch import nn
 
 from weightdecay.decay import get_mode, shrink
 from weightdecay.errors import UserError
+from weightdecay.monitors.fields import FIELDS, GROUP_FACTORS
 from weightdecay.monitors.structure import ScaleInvarianceProbe
 from weightdecay.optim._distributed import global_sum_and_count, global_sums, local_shard
 from weightdecay.rules.equilibrium import adamc_target_ratio, equilibrium_rotation
 
 __all__ = ["Monitor", "FIELDS", "optimizer_family", "decay_mode_of"]
-
-# The columns of every record, in order (``lr`` and ``decay`` are the group's, so that a saved log can be read
-# on its own: the flags need the schedule and the convention).
-FIELDS: tuple[str, ...] = (
-    "step", "group", "name", "lr", "decay", "weight_norm", "grad_norm", "update_norm", "grad_to_weight",
-    "rotation", "shrink", "tau_iter", "tau_epoch", "predicted_rotation", "predicted_grad_to_weight",
-    "weight_decay", "wd_mult", "lr_scale",
-)
-# Added after the first logs were written: a file without them still reads.
-GROUP_FACTORS: tuple[str, ...] = ("weight_decay", "wd_mult", "lr_scale")
 
 
 def optimizer_family(optimizer: torch.optim.Optimizer) -> str | None:

@@ -7,20 +7,18 @@ slope/basin table and the best configurations. The figures are also written besi
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from weightdecay._io import atomic_write
-from weightdecay.analysis import SweepAnalysis, format_slope, peak_shrink, ranked_points
-from weightdecay.reports.figures import curves_figure, heatmaps_figure, render, slopes_figure
-from weightdecay.sweeps import SweepResults
-
-if TYPE_CHECKING:
-    from weightdecay.reports.watched_runs import WatchedRun
+from weightdecay.reports.analysis import SweepAnalysis, format_slope, peak_shrink, ranked_points
+from weightdecay.reports.figures import FIGURES, SweepView, caption, draw_figures, figure_rows
+from weightdecay.reports.style import CSS, figure_html, render
+from weightdecay.reports.watched_runs import WatchedRun, watched_best_runs, watched_figures, watched_section
+from weightdecay.sweeps import SweepResults, strategy_for
 
 __all__ = ["write_report", "render_html", "write_combined_report", "render_combined_html", "OWN_MODEL"]
 
@@ -29,20 +27,6 @@ OWN_MODEL = ("Measure your own model the same way: register it as a task in a Py
              "shows how), try it with <code>weightdecay train YOUR_TASK --import your_tasks.py</code>, then sweep it "
              "with <code>imports = [\"your_tasks\"]</code> in a copy of a config from experiments/ and "
              "<code>PYTHONPATH=. weightdecay sweep your.toml</code> (docs/sweeps.md).")
-
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
-       color: #222; padding: 0 1em; line-height: 1.45; }
-h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.15em; margin-top: 1.8em; }
-.meta { color: #666; font-size: 0.9em; }
-.rec { background: #f3f7ff; border-left: 4px solid #3b6fd8; padding: 0.8em 1em; }
-table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
-th { background: #f4f4f4; } td.l, th.l { text-align: left; }
-figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.88em; }
-img { max-width: 100%; height: auto; }
-"""
-
 
 def _fmt(x: float, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -53,10 +37,8 @@ def _fmt(x: float, digits: int = 4) -> str:
 
 
 def _figure(name: str, png: bytes, caption: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return (f'<figure id="fig-{name}"><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-            f'<figcaption>{html.escape(caption)} (also <a href="figures/{name}.svg">SVG</a>, '
-            f'<a href="figures/{name}.png">PNG</a>)</figcaption></figure>')
+    return figure_html(name, png, caption, f' (also <a href="figures/{name}.svg">SVG</a>, '
+                                           f'<a href="figures/{name}.png">PNG</a>)')
 
 
 def _arm_table(analysis: SweepAnalysis) -> str:
@@ -102,8 +84,7 @@ def render_html(results: SweepResults, analysis: SweepAnalysis, figures: dict[st
     a section on the best runs as their monitors saw them, their figures among ``figures``."""
     c = results.config
     esc = html.escape
-    grid = (f"lr: {len(c.lr)} values {min(c.lr):.3g}–{max(c.lr):.3g}" if c.lr else
-            f"TPE, {c.search.trials} trials per arm in {c.search.coordinates} coordinates")
+    grid = strategy_for(c).describe()
     arms = "; ".join(f"{a.name} = {a.optimizer} decay={a.decay}"
                      + (f", wd {min(a.weight_decay):.3g}–{max(a.weight_decay):.3g} ({len(a.weight_decay)})"
                         if a.weight_decay else "") for a in c.arms)
@@ -115,23 +96,18 @@ def render_html(results: SweepResults, analysis: SweepAnalysis, figures: dict[st
                      f"({results.failed} failed trial{'s' if results.failed != 1 else ''}; not in the heatmaps); "
                      f"rerun the sweep to retry")
     notes_html = "".join(f"<li>{esc(n)}</li>" for n in notes)
-    figs = [("heatmaps", f"{c.metric} over (lr, wd), mean over seeds; one colour scale for all panels; ★ best "
-                         f"point, ○ refined λ*(lr), ▽ λ* at the grid edge, dashed: fitted λ*(lr), × diverged"),
-            ("slopes", "best weight decay λ* against lr with the fitted power law, per arm"),
-            ("curves", "learning curves of each arm's best configuration (mean over seeds, min–max band)")]
-    fig_html = "".join(_figure(name, figures[name], cap) for name, cap in figs if name in figures)
+    view = SweepView(results, analysis)
+    fig_html = "".join(_figure(row.name, figures[row.name], caption(row, view)) for row in figure_rows(view)
+                       if row.name in figures)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     own = "task default" if c.task else "set by your code"  # a command or function sweep trains its own way
-    # The section's module draws with the monitor page, which takes this page's style: imported here, not above.
-    from weightdecay.reports.watched_runs import watched_section
-
     watched_html = "" if watched is None else (
         '<h2 id="watched">Weight decay in the best runs</h2>\n'
         + watched_section(watched, c.monitor_every, lambda name, cap: _figure(name, figures[name], cap)
                           if name in figures else ""))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>weightdecay sweep {esc(c.name)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>
 <body>
 <h1>Sweep <code>{esc(c.name)}</code>: {esc(c.workload)}, {esc(c.metric)} ({esc(c.direction)})</h1>
 {'' if c.imports or not c.task else f'<p class="rec" id="own-model">{OWN_MODEL}</p>'}
@@ -168,7 +144,7 @@ def write_report(results: SweepResults, analysis: SweepAnalysis, output: str | P
 
     Args:
         results: :class:`weightdecay.sweeps.SweepResults`.
-        analysis: :func:`weightdecay.analysis.analyze` of those results.
+        analysis: :func:`weightdecay.reports.analysis.analyze` of those results.
         output: the HTML file to write.
 
     >>> write_report(results, analyze(results), "runs/demo/report.html")  # doctest: +SKIP
@@ -176,18 +152,12 @@ def write_report(results: SweepResults, analysis: SweepAnalysis, output: str | P
     """
     output = Path(output)
     fig_dir = output.parent / "figures"
-    tpe = not analysis.grid
-    makers = {"heatmaps": lambda: heatmaps_figure(analysis, tpe=tpe), "curves": lambda: curves_figure(analysis, results)}
-    if not tpe:
-        makers["slopes"] = lambda: slopes_figure(analysis)
-    from weightdecay.reports.watched_runs import watched_best_runs, watched_figures
-
+    drawn = draw_figures(SweepView(results, analysis))
     watched = watched_best_runs(results, analysis) if results.config.monitor_every else None
-    for name, fig in watched_figures(watched or []).items():
-        makers[name] = lambda fig=fig: fig
+    for name, data in watched_figures(watched or []).items():
+        drawn[name] = render(lambda data=data: FIGURES["layers"].draw(data))
     pngs = {}
-    for name, make in makers.items():
-        png, svg = render(make())
+    for name, (png, svg) in drawn.items():
         atomic_write(fig_dir / f"{name}.png", png)
         atomic_write(fig_dir / f"{name}.svg", svg)
         pngs[name] = png
@@ -210,10 +180,9 @@ def render_combined_html(parts: list[tuple[Any, Any, dict[str, bytes], str]]) ->
         arms = "; ".join(f"{a.name} = {a.optimizer} decay={a.decay}" for a in c.arms)
         folder = link.rsplit("/", 1)[0] + "/" if "/" in link else ""
         figs = "".join(
-            f'<figure id="fig-{i}-{name}"><img alt="{esc(c.name)} {name}" '
-            f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"><figcaption>{esc(c.name)}: '
-            f'{"heatmaps, one colour scale per sweep" if name == "heatmaps" else "λ*(lr) and the fitted slopes"} '
-            f'(also <a href="{esc(folder)}figures/{name}.svg">SVG</a>)</figcaption></figure>'
+            figure_html(f"{i}-{name}", png, f"{c.name}: " + ("heatmaps, one colour scale per sweep"
+                                                             if name == "heatmaps" else "λ*(lr) and the fitted slopes"),
+                        f' (also <a href="{esc(folder)}figures/{name}.svg">SVG</a>)')
             for name, png in figures.items())
         sections.append(
             f'<h2 id="sweep-{i}">{esc(c.name)}: {esc(c.task)}, {esc(c.metric)}, epochs {c.epochs or "task default"}, '
@@ -225,7 +194,7 @@ def render_combined_html(parts: list[tuple[Any, Any, dict[str, bytes], str]]) ->
     body = "\n".join(sections)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>weightdecay sweeps {names}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>
 <body>
 <h1>Sweeps {names}</h1>
 <p class="rec" id="own-model">{OWN_MODEL}</p>
@@ -244,15 +213,11 @@ def write_combined_report(parts: list[tuple[Any, Any]], output: str | Path) -> P
     >>> write_combined_report([(results, analyze(results)) for results in both], "runs/demo/report.html")  # doctest: +SKIP
     PosixPath('runs/demo/report.html')
     """
-    from weightdecay.sweeps.runner import atomic_write
-
     output = Path(output)
     rendered = []
     for results, analysis in parts:
-        tpe = results.config.search.sampler == "tpe"
-        figures = {"heatmaps": render(heatmaps_figure(analysis, tpe=tpe))[0]}
-        if not tpe:
-            figures["slopes"] = render(slopes_figure(analysis))[0]
+        drawn = draw_figures(SweepView(results, analysis), only=("heatmaps", "slopes"))
+        figures = {name: png for name, (png, _) in drawn.items()}
         rendered.append((results, analysis, figures, f"{results.config.name}/report.html"))
     atomic_write(output, render_combined_html(rendered))
     return output

@@ -1,9 +1,9 @@
 """The sweep report's monitor section: each arm's best run as its monitor saw it (a sweep with ``monitor_every``).
 
 Each watched trial stores its monitor's summary (the flags, a few tensors' final figures) in the sweep's storage and
-its records in a log beside it, ``RUN_DIR/trials/ARM/NNNN/monitor.jsonl.gz`` (:mod:`weightdecay.sweeps.trial`).
+its records in a log beside it, ``RUN_DIR/trials/ARM/NNNN/monitor.jsonl.gz`` (:mod:`weightdecay.sweeps.workloads.task`).
 For the best configuration of each arm, the section shows the stored flags and draws the log's per-layer curves
-against their predictions with :func:`weightdecay.reports.monitor_page.layers_figure`, the figure of
+against their predictions with the ``layers`` row of :data:`weightdecay.reports.figures.FIGURES`, the figure of
 ``weightdecay monitor-report``.
 """
 
@@ -14,12 +14,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from weightdecay.analysis import SweepAnalysis
+from weightdecay.reports.analysis import SweepAnalysis
 from weightdecay.errors import UserError
 from weightdecay.monitors import read_records, summarize
-from weightdecay.reports.monitor_page import CAPTIONS, chosen_layers, layers_figure
-from weightdecay.sweeps import SweepResults
-from weightdecay.sweeps.search import RunRecord
+from weightdecay.reports.figures import FIGURES, MonitorView
+from weightdecay.sweeps import RunRecord, SweepResults
 
 __all__ = ["WatchedRun", "watched_best_runs", "watched_figures", "watched_section", "LAYERS_PER_RUN"]
 
@@ -62,14 +61,16 @@ def watched_best_runs(results: SweepResults, analysis: SweepAnalysis) -> list[Wa
             except UserError as exc:
                 w.missing = str(exc)
             else:
-                w.names = chosen_layers(summarize(w.records), LAYERS_PER_RUN)
+                w.names = summarize(w.records).worth_showing(LAYERS_PER_RUN)
         watched.append(w)
     return watched
 
 
 def watched_figures(watched: list[WatchedRun]) -> dict[str, Any]:
-    """The matplotlib figure of each run that has records and tensors to draw, by its figure name."""
-    return {w.figure_name: layers_figure(w.records, w.names) for w in watched if w.records and w.names}
+    """The data of the ``layers`` figure of each run that has records and tensors to draw, by its figure name
+    (draw it with ``FIGURES["layers"].draw``)."""
+    return {w.figure_name: FIGURES["layers"].data(MonitorView(w.records, w.names))
+            for w in watched if w.records and w.names}
 
 
 def watched_section(watched: list[WatchedRun], every: int, figure_html: Any) -> str:
@@ -87,7 +88,7 @@ def watched_section(watched: list[WatchedRun], every: int, figure_html: Any) -> 
         where = (f' · log <a href="{esc(r.monitor_log)}"><code>{esc(r.monitor_log)}</code></a> '
                  f'(<code>weightdecay monitor-report</code> draws all of it)' if r.monitor_log and not w.missing
                  else "")
-        body = (figure_html(w.figure_name, f"{w.arm}, best run: {CAPTIONS['layers']}") if w.names
+        body = (figure_html(w.figure_name, f"{w.arm}, best run: {FIGURES['layers'].caption}") if w.names
                 else f'<p class="meta">Not drawn: {esc(w.missing or "no scale-invariant or decayed tensor")}.</p>')
         parts.append(f'<h3 id="watched-{esc(w.figure_name)}">{esc(w.arm)}: lr {r.lr:.3g}, wd {r.weight_decay:.3g}, '
                      f'seed {r.seed}</h3>\n<p class="meta">{r.monitor.get("steps", 0)} steps{where}</p>\n'

@@ -1,7 +1,7 @@
 """What one training run of a sweep produced, the same shape whichever kind of code ran it.
 
 A sweep trains a built-in or registered *task*, a *command* (your script as a subprocess,
-:mod:`weightdecay.sweeps.command`) or a Python *function* (:mod:`weightdecay.sweeps.objective`). Each ends in a
+:mod:`weightdecay.sweeps.workloads.command`) or a Python *function* (:mod:`weightdecay.sweeps.workloads.function`). Each ends in a
 :class:`TrialOutcome`: ``ok``, ``diverged`` (the metric or the loss went NaN/inf: a finished run, drawn as × in
 the heatmap) or ``failed`` (no result: a crash, a timeout, no metric; the error text says which, and the next
 run of the sweep retries it).

@@ -9,10 +9,10 @@ import optuna
 from optuna.trial import TrialState
 
 from weightdecay.errors import UserError
-from weightdecay.sweeps.config import SweepConfig
-from weightdecay.sweeps.runner import read_run_dir
-from weightdecay.sweeps.search import RunRecord, strategy_for
-from weightdecay.sweeps.storage import open_storage, resolve_storage
+from weightdecay.sweeps.run_dir import read_run_dir
+from weightdecay.sweeps.spec import SweepConfig
+from weightdecay.sweeps.storages import open_storage, resolve_storage
+from weightdecay.sweeps.strategies import RunRecord, strategy_for
 from weightdecay.sweeps.study import study_name
 
 __all__ = ["RunRecord", "SweepResults", "load_results", "list_sweeps"]

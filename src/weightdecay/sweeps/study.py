@@ -13,8 +13,9 @@ import optuna
 from optuna.storages import BaseStorage
 
 from weightdecay.errors import ConfigError
-from weightdecay.sweeps.config import Arm, SweepConfig
-from weightdecay.sweeps.search import strategy_for
+from weightdecay.sweeps.arms import Arm
+from weightdecay.sweeps.spec import SweepConfig
+from weightdecay.sweeps.strategies import strategy_for
 
 __all__ = ["study_name", "open_arm_study"]
 

@@ -1,7 +1,7 @@
 """A sweep worker process: opens the storage and the arms' studies, then runs the search's worker loop.
 
 Many workers run side by side, on one machine or many; the search strategy
-(:meth:`weightdecay.sweeps.search.SearchStrategy.work`) takes the next trial, holds its lease while it trains and
+(:meth:`weightdecay.sweeps.strategies.base.SearchStrategy.work`) takes the next trial, holds its lease while it trains and
 records the result. This module adds what a worker *process* needs: torch threads, the user's imports, and
 stopping cleanly when the sweep command is interrupted or killed.
 """
@@ -15,9 +15,9 @@ import threading
 import time
 from typing import Any
 
-from weightdecay.sweeps.config import SweepConfig
-from weightdecay.sweeps.search import WorkerOptions, strategy_for
-from weightdecay.sweeps.storage import open_storage
+from weightdecay.sweeps.spec import SweepConfig
+from weightdecay.sweeps.storages import open_storage
+from weightdecay.sweeps.strategies import WorkerOptions, strategy_for
 from weightdecay.sweeps.study import open_arm_study
 
 __all__ = ["WorkerOptions", "run_worker"]
@@ -48,7 +48,7 @@ def run_worker(config_dict: dict[str, Any], storage_url: str, options: WorkerOpt
 
     Args:
         config_dict: :meth:`SweepConfig.to_dict` of a validated config (plus ``source``).
-        storage_url: a canonical storage string (:func:`weightdecay.sweeps.storage.resolve_storage`).
+        storage_url: a canonical storage string (:func:`weightdecay.sweeps.storages.resolve_storage`).
         options: threads and heartbeat timing.
     """
     import torch

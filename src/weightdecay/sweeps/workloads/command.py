@@ -19,16 +19,18 @@ relative to the config file's folder (``train.py``) are passed as absolute paths
 ``python3``) is the interpreter running the sweep, so the script sees the sweep's environment.
 
 The result is the last stdout line that is a JSON object holding the metric (:func:`weightdecay.report`
-prints it; :mod:`weightdecay.report_line` defines the format). A non-zero exit, a timeout or no such line makes
-the trial *failed*, with the cause and the tail of stderr as its error; a NaN/inf metric makes it *diverged*.
+prints it; :mod:`weightdecay.report_line` defines the format), or, for a script that reports in its own way,
+where a ``[result]`` table says (a pattern over stdout, a JSON or CSV file, TensorBoard event files:
+:mod:`~weightdecay.sweeps.workloads.metric_sources`). A non-zero exit, a timeout or no metric makes the trial
+*failed*, with the cause and the last lines of its output as its error; a NaN/inf metric makes it *diverged*.
 A timed-out trial, and one whose worker is interrupted or killed, loses its whole process group
-(:mod:`weightdecay.sweeps._guard`).
+(:mod:`weightdecay.sweeps.workloads._guard`).
 """
 
 from __future__ import annotations
 
+import math
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -40,11 +42,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from weightdecay._io import atomic_write
 from weightdecay.errors import ConfigError
-from weightdecay.report_line import json_lines, read_report
+from weightdecay.sweeps._toml import typed
+from weightdecay.sweeps.arms import Arm
 from weightdecay.sweeps.outcome import TrialOutcome, outcome_from_metrics
+from weightdecay.sweeps.spec import SearchSpace, SweepConfig
+from weightdecay.sweeps.workloads.base import check_own_code, check_train_size
+from weightdecay.sweeps.workloads.metric_sources import NoResult, describe, parse_result, read_result
 
-__all__ = ["PLACEHOLDERS", "check_command", "command_argv", "run_command", "trial_dir"]
+__all__ = ["CommandWorkload", "PLACEHOLDERS", "check_command", "command_argv", "run_command"]
 
 # The values every trial fills in (epochs and batch_size only when the config sets them), besides [extra].
 PLACEHOLDERS = ("lr", "weight_decay", "decay", "optimizer", "seed", "epochs", "batch_size")
@@ -67,6 +74,29 @@ def placeholders(command: str) -> list[str]:
                                   f"as {{lr}} (no indexing or attributes)")
             names.append(name)
     return names
+
+
+class CommandWorkload:
+    key = "command"
+
+    def check(self, raw: dict[str, Any], arms: list[Arm], search: SearchSpace, base_dir: Path) -> dict[str, Any]:
+        check_own_code(raw, "your command", search)
+        timeout = typed(raw, "timeout", (int, float), None)
+        if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+            raise ConfigError(f"timeout: {timeout!r}; give the seconds one trial may run, e.g. timeout = 600")
+        return {"command": check_command(raw, arms, base_dir),
+                "timeout": float(timeout) if timeout is not None else None,
+                "result": parse_result(raw["result"], typed(raw, "metric", str)) if "result" in raw else {}}
+
+    def check_environment(self, config: SweepConfig) -> SweepConfig:
+        return check_train_size(config)
+
+    def keeps_folder(self, config: SweepConfig) -> bool:
+        return True  # command.txt, stdout.log, stderr.log and whatever the script writes
+
+    def run(self, config: SweepConfig, arm: Arm, lr: float, weight_decay: float, seed: int, *,
+            workdir: str | None, threads: int | None) -> dict[str, Any]:
+        return run_command(config, arm, lr, weight_decay, seed, workdir=workdir, threads=threads).record()
 
 
 def check_command(raw: dict[str, Any], arms: list[Any], base_dir: Path) -> str:
@@ -170,12 +200,6 @@ def _split(command: str) -> list[str]:
     return words
 
 
-def trial_dir(run_dir: str | Path, arm_name: str, number: int) -> Path:
-    """``RUN_DIR/trials/ARM/NNNN``: where trial ``number`` of an arm runs (the arm's name made file-safe)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", arm_name).strip("-") or "arm"
-    return Path(run_dir) / "trials" / safe / f"{number:04d}"
-
-
 def run_command(config: Any, arm: Any, lr: float, weight_decay: float, seed: int, *,
                 workdir: str | Path | None = None, threads: int | None = None) -> TrialOutcome:
     """Run one trial's command in ``workdir`` and read its result (see the module's docstring).
@@ -189,8 +213,6 @@ def run_command(config: Any, arm: Any, lr: float, weight_decay: float, seed: int
     workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="weightdecay-trial-"))
     workdir.mkdir(parents=True, exist_ok=True)
     argv = command_argv(config.command, trial_values(config, arm, lr, weight_decay, seed), config.base_dir or ".")
-    from weightdecay.sweeps.runner import atomic_write  # (runner imports the worker, which imports this module)
-
     atomic_write(workdir / "command.txt", shlex.join(argv) + "\n")
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")  # so stdout.log shows a running trial's progress as it happens
@@ -222,17 +244,14 @@ def run_command(config: Any, arm: Any, lr: float, weight_decay: float, seed: int
     if code != 0:
         how = f" (killed by signal {code - 128}{': out of memory?' if code == 128 + 9 else ''})" if code > 128 else ""
         return _failed(f"command exited with status {code}{how}", stderr_path, where, seconds)
-    text = stdout_path.read_text(errors="replace")
-    found = read_report(text, config.metric)
-    if found is None:
-        objects = json_lines(text)
-        seen = f"; its last JSON line holds {', '.join(sorted(objects[-1])) or 'nothing'}" if objects else (
-            "; it printed no JSON line")
-        return _failed(f"no line of stdout ({stdout_path}) is a JSON object holding {config.metric!r}{seen}: print "
-                       f"it with weightdecay.report({{{config.metric!r}: ...}})", stderr_path, where, seconds)
-    metrics, history = found
+    try:
+        metrics, history = read_result(config.result, config.metric, stdout_path.read_text(errors="replace"),
+                                       workdir)
+    except NoResult as exc:
+        return _failed(f"no {config.metric!r} in {describe(config.result)}: {exc}", stdout_path,
+                       f"stdout ({stdout_path})", seconds, also=(stderr_path, where))
     return outcome_from_metrics(config.metric, config.direction, metrics, history, seconds,
-                                source=f"the command's JSON line")
+                                source=describe(config.result))
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -243,11 +262,17 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _failed(cause: str, stderr_path: Path, where: str, seconds: float) -> TrialOutcome:
-    try:
-        tail = stderr_path.read_text(errors="replace")[-STDERR_TAIL:]
-    except OSError:
-        tail = ""
-    tail = tail.rstrip()
-    error = f"{cause}\n--- last lines of {where} ---\n{tail}" if tail else f"{cause} (nothing on stderr)"
-    return TrialOutcome("failed", seconds=seconds, error=error)
+def _failed(cause: str, log_path: Path, where: str, seconds: float,
+            also: tuple[Path, str] | None = None) -> TrialOutcome:
+    """A failed outcome: the cause, then the last lines of the run's output (``also``: a second log's too)."""
+    parts = [cause]
+    for path, label in [(log_path, where)] + ([also] if also else []):
+        try:
+            tail = path.read_text(errors="replace")[-STDERR_TAIL // (2 if also else 1):].rstrip()
+        except OSError:
+            tail = ""
+        if tail:
+            parts.append(f"--- last lines of {label} ---\n{tail}")
+    if len(parts) == 1:
+        parts[0] += " (nothing on stderr)" if also is None else " (no output)"
+    return TrialOutcome("failed", seconds=seconds, error="\n".join(parts))

@@ -1,6 +1,6 @@
 """Run a command sweep's trial and take its whole process group down when the worker that started it dies.
 
-Started by :func:`weightdecay.sweeps.command.run_command` as ``python -I _guard.py WORKER_PID ARGV...`` (by path,
+Started by :func:`weightdecay.sweeps.workloads.command.run_command` as ``python -I _guard.py WORKER_PID ARGV...`` (by path,
 so it imports nothing of the package) as the leader of a new process group. It runs ARGV as its child in that
 group and exits with the child's status (128 + N for signal N). If the worker disappears, even by kill -9, the
 guard kills its group with SIGKILL: the user's script and everything it started (data-loader workers, shells),

@@ -5,6 +5,8 @@
 ...     return train_my_model(lr, weight_decay, decay, seed)  # a number, or {"val_loss": ..., "history": [...]}
 >>> weightdecay.sweep(objective, "sweep.toml", "runs/mine", jobs=2)  # doctest: +SKIP
 
+(:func:`weightdecay.sweeps.api.sweep` is that call; this module is the workload it runs.)
+
 The config is a sweep config without ``task`` (``metric`` names what the function returns). The function gets
 the trial's ``lr``, ``weight_decay`` and ``seed``, the arm's ``decay``, every key of ``[extra]`` (and of the
 arm's ``extra``) as a keyword, ``epochs`` and ``batch_size`` when the config sets them, and ``optimizer`` when
@@ -24,19 +26,18 @@ import functools
 import importlib
 import importlib.util
 import inspect
-import json
-import math
-import re
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any, Callable
 
 from weightdecay.errors import ConfigError, UserError
+from weightdecay.sweeps.arms import Arm
 from weightdecay.sweeps.outcome import TrialFailed, TrialOutcome, outcome_from_metrics
+from weightdecay.sweeps.spec import SearchSpace, SweepConfig
+from weightdecay.sweeps.workloads.base import check_own_code, check_train_size
 
-__all__ = ["sweep", "function_spec", "load_function", "check_function", "run_objective"]
+__all__ = ["FunctionWorkload", "function_spec", "load_function", "check_function", "run_objective"]
 
 ALWAYS = ("lr", "weight_decay", "decay", "seed")
 
@@ -222,72 +223,25 @@ def _number(value: Any) -> float | int | None:
     return None
 
 
-def sweep(objective: Callable[..., Any] | str, config: str | Path | dict[str, Any],
-          out_dir: str | Path | None = None, *, jobs: int = 1, storage: str | None = None,
-          threads: int | None = None, quiet: bool = True, grace_period: float = 60.0) -> Any:
-    """Sweep a Python function over a config's arms × lr × λ × seeds; returns the sweep's summary.
+class FunctionWorkload:
+    key = "function"
 
-    Running it again resumes, exactly like ``weightdecay sweep`` (finished trials stay); ``jobs`` workers share
-    the grid, and the same call on several machines with one ``storage="postgresql://…"`` splits it between
-    them. Write the report with ``weightdecay report OUT_DIR``.
+    def check(self, raw: dict[str, Any], arms: list[Arm], search: SearchSpace, base_dir: Path) -> dict[str, Any]:
+        check_own_code(raw, "your function", search)
+        if "result" in raw:
+            raise ConfigError("result: a function returns its metrics; only a command sweep says where to read "
+                              "them; remove it")
+        if "timeout" in raw:
+            raise ConfigError("timeout: a function runs inside the worker and cannot be timed out; use a command "
+                              "sweep for a per-trial timeout")
+        return {"function": check_function(raw, arms, base_dir)}
 
-    Args:
-        objective: ``objective(lr, weight_decay, decay, seed, **extra)`` returning a number or a dict of
-            metrics (with an optional ``history``), or its ``"module:name"``.
-        config: a TOML file, or the same settings as a dict; no ``task``, ``command`` or ``function`` key.
-        out_dir: where the results go (default ``runs/NAME``).
-        jobs, storage, threads, quiet, grace_period: as for :func:`weightdecay.sweeps.run_sweep`.
+    def check_environment(self, config: SweepConfig) -> SweepConfig:
+        return check_train_size(config)
 
-    Returns:
-        :class:`weightdecay.sweeps.SweepSummary` (``.complete``, ``.line()``, ``.out_dir``).
+    def keeps_folder(self, config: SweepConfig) -> bool:
+        return False
 
-    >>> summary = weightdecay.sweep(objective, {"metric": "loss", "grid": {...}, "arms": [...]})  # doctest: +SKIP
-    """
-    from weightdecay.sweeps.config import parse_config, read_toml
-    from weightdecay.sweeps.runner import run_sweep
-
-    spec = function_spec(objective)
-    if isinstance(config, dict):
-        raw, source, name, base = dict(config), _toml(config), "sweep", Path.cwd()
-    else:
-        path = Path(config)
-        raw, source = read_toml(path)
-        name, base = path.stem, path.resolve().parent
-    for key in ("task", "command", "function"):
-        if key in raw:
-            raise ConfigError(f"{key}: weightdecay.sweep sweeps the objective it is given; remove {key} from "
-                              f"the config")
-    parsed = parse_config({**raw, "function": spec}, source=source, default_name=name, base_dir=base)
-    return run_sweep(parsed, out_dir=out_dir, storage=storage, jobs=jobs, threads=threads, quiet=quiet,
-                     grace_period=grace_period, heartbeat_interval=max(0.5, min(10.0, grace_period / 6)))
-
-
-def _toml(raw: dict[str, Any]) -> str:
-    """A dict config written as TOML (kept as the run's sweep.toml); JSON in a comment if it does not round-trip."""
-    def key(k: Any) -> str:
-        return k if isinstance(k, str) and re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(str(k))
-
-    def value(v: Any) -> str:
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f"{key(k)} = {value(x)}" for k, x in v.items()) + " }"
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        if isinstance(v, float) and not math.isfinite(v):
-            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-        return json.dumps(v)
-
-    lines = [f"{key(k)} = {value(v)}" for k, v in raw.items()
-             if not isinstance(v, dict) and not (isinstance(v, list) and v and all(isinstance(x, dict) for x in v))]
-    for k, v in raw.items():
-        if isinstance(v, dict):
-            lines += ["", f"[{key(k)}]"] + [f"{key(a)} = {value(b)}" for a, b in v.items()]
-        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-            for table in v:
-                lines += ["", f"[[{key(k)}]]"] + [f"{key(a)} = {value(b)}" for a, b in table.items()]
-    text = "\n".join(lines) + "\n"
-    try:
-        if tomllib.loads(text) == json.loads(json.dumps(raw)):
-            return text
-    except (tomllib.TOMLDecodeError, TypeError, ValueError):
-        pass
-    return "# the config passed to weightdecay.sweep, as JSON:\n# " + json.dumps(raw, default=str) + "\n"
+    def run(self, config: SweepConfig, arm: Arm, lr: float, weight_decay: float, seed: int, *,
+            workdir: str | None, threads: int | None) -> dict[str, Any]:
+        return run_objective(config, arm, lr, weight_decay, seed).record()

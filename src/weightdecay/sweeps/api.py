@@ -1,39 +1,41 @@
-"""Run a sweep: set the studies up, start ``jobs`` worker processes, show progress, say what is left.
+"""The sweep layer's public calls: :func:`run_sweep` (a validated config) and :func:`sweep` (a Python function).
 
-Running the same command again resumes: finished trials stay, and only points that are not complete (never
-run, failed, or whose worker died) are queued again. Several machines can run the same command against one
-PostgreSQL storage; each claims queued points until the grid is done.
+``run_sweep`` sets the studies up, starts ``jobs`` worker processes, shows progress and says what is left.
+Running the same call again resumes: finished trials stay, and only points that are not complete (never run,
+failed, or whose worker died) are queued again. Several machines can run the same call against one PostgreSQL
+storage; each claims queued points until the grid is done.
+
+>>> import weightdecay
+>>> def objective(lr, weight_decay, decay, seed):
+...     return train_my_model(lr, weight_decay, decay, seed)  # a number, or {"val_loss": ..., "history": [...]}
+>>> weightdecay.sweep(objective, "sweep.toml", "runs/mine", jobs=2)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
-from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import optuna
-
-from weightdecay._io import atomic_write
-from weightdecay.errors import UserError
-from weightdecay.sweeps.config import SweepConfig
-from weightdecay.sweeps.search import ArmStatus, SearchStrategy, WorkerOptions, strategy_for
-from weightdecay.sweeps.storage import open_storage, resolve_storage, setup_lock
+from weightdecay.errors import ConfigError, UserError
+from weightdecay.sweeps._toml import read_toml, to_toml
+from weightdecay.sweeps.config import parse_config
+from weightdecay.sweeps.progress import arm_status, show_progress
+from weightdecay.sweeps.run_dir import write_run_dir
+from weightdecay.sweeps.spec import SweepConfig
+from weightdecay.sweeps.storages import open_storage, resolve_storage, setup_lock
+from weightdecay.sweeps.strategies import ArmStatus, WorkerOptions, strategy_for
 from weightdecay.sweeps.study import open_arm_study
 from weightdecay.sweeps.worker import run_worker
+from weightdecay.sweeps.workloads.function import function_spec
 
-__all__ = ["SweepSummary", "run_sweep", "write_run_dir", "read_run_dir", "PROGRESS_LOG_INTERVAL"]
+__all__ = ["SweepSummary", "run_sweep", "sweep"]
 
 log = logging.getLogger(__name__)
-
-# Without a terminal (a CI log, a file) progress is a plain log line at most this often, not a redrawn bar.
-PROGRESS_LOG_INTERVAL = 30.0
 
 
 @dataclass
@@ -61,23 +63,6 @@ class SweepSummary:
                 f"in {self.seconds:.0f} s")
 
 
-def write_run_dir(out_dir: Path, config: SweepConfig, storage_url: str) -> None:
-    """Keep the config and the storage address beside the results, so ``weightdecay report RUN_DIR`` finds them."""
-    atomic_write(out_dir / "sweep.toml", config.source)
-    atomic_write(out_dir / "sweep.json", json.dumps({"name": config.name, "storage": storage_url,
-                                                     "config": config.to_dict()}, indent=2))
-
-
-def read_run_dir(run_dir: str | Path) -> dict[str, Any]:
-    """The ``sweep.json`` a sweep wrote into its output folder."""
-    path = Path(run_dir) / "sweep.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{run_dir}: not a sweep output folder ({path.name}: {exc}); give the --out folder of "
-                        f"`weightdecay sweep`, or a storage URL with --study") from None
-
-
 def _worker_main(config_dict: dict[str, Any], storage_url: str, options: dict[str, Any], level: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
     try:
@@ -85,10 +70,6 @@ def _worker_main(config_dict: dict[str, Any], storage_url: str, options: dict[st
         log.info("worker done after %d trials", n)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
-
-
-def _status(strategy: SearchStrategy, studies: dict[str, optuna.Study]) -> dict[str, ArmStatus]:
-    return {arm.name: strategy.status(studies[arm.name], arm) for arm in strategy.config.arms}
 
 
 def run_sweep(config: SweepConfig, *, out_dir: str | Path | None = None, storage: str | None = None,
@@ -103,7 +84,8 @@ def run_sweep(config: SweepConfig, *, out_dir: str | Path | None = None, storage
         jobs: worker processes on this machine.
         threads: torch threads per worker (default: this machine's cores divided by ``jobs``).
         quiet: log one line per finished trial instead of drawing a progress bar. Without a terminal on
-            stderr there is no bar either: a log line every :data:`PROGRESS_LOG_INTERVAL` seconds.
+            stderr there is no bar either: a log line every
+            :data:`~weightdecay.sweeps.progress.PROGRESS_LOG_INTERVAL` seconds.
         heartbeat_interval, grace_period: a worker silent for ``grace_period`` seconds counts as gone.
 
     >>> summary = run_sweep(load_config("experiments/demo.toml"), jobs=2)  # doctest: +SKIP
@@ -142,7 +124,7 @@ def run_sweep(config: SweepConfig, *, out_dir: str | Path | None = None, storage
         p.start()
     log.info("sweep %s: %d workers x %d torch threads, storage %s", config.name, jobs, threads, url)
     try:
-        _monitor(procs, strategy, studies, quiet)
+        show_progress(procs, strategy, studies, quiet)
     except KeyboardInterrupt:
         for p in procs:
             if p.is_alive():
@@ -155,45 +137,43 @@ def run_sweep(config: SweepConfig, *, out_dir: str | Path | None = None, storage
     for p in procs:
         if p.exitcode not in (0, None):
             log.warning("worker %s exited with status %s; run the same command again to finish", p.name, p.exitcode)
-    return SweepSummary(name=config.name, storage=url, out_dir=out_dir, status=_status(strategy, studies),
+    return SweepSummary(name=config.name, storage=url, out_dir=out_dir, status=arm_status(strategy, studies),
                         seconds=time.perf_counter() - start)
 
 
-def _monitor(procs: list[BaseProcess], strategy: SearchStrategy, studies: dict[str, optuna.Study],
-             quiet: bool) -> None:
-    """Poll the storage until the workers exit: a tqdm bar on a terminal, log lines otherwise.
+def sweep(objective: Callable[..., Any] | str, config: str | Path | dict[str, Any],
+          out_dir: str | Path | None = None, *, jobs: int = 1, storage: str | None = None,
+          threads: int | None = None, quiet: bool = True, grace_period: float = 60.0) -> SweepSummary:
+    """Sweep a Python function over a config's arms × lr × λ × seeds; returns the sweep's summary.
 
-    ``quiet`` logs a line whenever a trial finishes; without a terminal (and not quiet) a line at most every
-    :data:`PROGRESS_LOG_INTERVAL` seconds, and one at the end, so a CI log stays short.
+    Running it again resumes, exactly like ``weightdecay sweep`` (finished trials stay); ``jobs`` workers share
+    the grid, and the same call on several machines with one ``storage="postgresql://…"`` splits it between
+    them. Write the report with ``weightdecay report OUT_DIR``. What the function gets and may return:
+    :mod:`weightdecay.sweeps.workloads.function`.
+
+    Args:
+        objective: ``objective(lr, weight_decay, decay, seed, **extra)`` returning a number or a dict of
+            metrics (with an optional ``history``), or its ``"module:name"``.
+        config: a TOML file, or the same settings as a dict; no ``task``, ``command`` or ``function`` key.
+        out_dir: where the results go (default ``runs/NAME``).
+        jobs, storage, threads, quiet, grace_period: as for :func:`run_sweep`.
+
+    Returns:
+        :class:`SweepSummary` (``.complete``, ``.line()``, ``.out_dir``).
+
+    >>> summary = weightdecay.sweep(objective, {"metric": "loss", "grid": {...}, "arms": [...]})  # doctest: +SKIP
     """
-    name = strategy.config.name
-    status = _status(strategy, studies)
-    total = sum(s.total for s in status.values())
-    done0 = sum(s.complete + s.failed for s in status.values())
-    bar = None
-    if not quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=done0, desc=name, unit="trial", dynamic_ncols=True)
-    interval = 0.0 if quiet else PROGRESS_LOG_INTERVAL
-    logged_done, logged_at = done0, time.monotonic()
-    try:
-        while any(p.is_alive() for p in procs):
-            time.sleep(1.0)
-            status = _status(strategy, studies)
-            done = sum(s.complete + s.failed for s in status.values())
-            running = sum(s.running for s in status.values())
-            diverged = sum(s.diverged for s in status.values())
-            if bar is not None:
-                bar.update(done - bar.n)
-                bar.set_postfix(running=running, diverged=diverged, refresh=True)
-            elif done != logged_done and time.monotonic() - logged_at >= interval:
-                log.info("%s: %d/%d trials done, %d running, %d diverged", name, done, total, running, diverged)
-                logged_done, logged_at = done, time.monotonic()
-        if bar is None:  # the last trials may have finished since the last line
-            done = sum(s.complete + s.failed for s in _status(strategy, studies).values())
-            if done != logged_done:
-                log.info("%s: %d/%d trials done", name, done, total)
-    finally:
-        if bar is not None:
-            bar.close()
+    spec = function_spec(objective)
+    if isinstance(config, dict):
+        raw, source, name, base = dict(config), to_toml(config), "sweep", Path.cwd()
+    else:
+        path = Path(config)
+        raw, source = read_toml(path)
+        name, base = path.stem, path.resolve().parent
+    for key in ("task", "command", "function"):
+        if key in raw:
+            raise ConfigError(f"{key}: weightdecay.sweep sweeps the objective it is given; remove {key} from "
+                              f"the config")
+    parsed = parse_config({**raw, "function": spec}, source=source, default_name=name, base_dir=base)
+    return run_sweep(parsed, out_dir=out_dir, storage=storage, jobs=jobs, threads=threads, quiet=quiet,
+                     grace_period=grace_period, heartbeat_interval=max(0.5, min(10.0, grace_period / 6)))

@@ -21,21 +21,20 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 
 import numpy as np
 
 from weightdecay.decay import get_mode, shrink
-
-if TYPE_CHECKING:
-    from weightdecay.sweeps import Arm, RunRecord, SweepResults
+from weightdecay.errors import UserError
+from weightdecay.sweeps import Arm, RunRecord, SweepResults, strategy_for
 
 __all__ = ["Heatmap", "BestPoint", "SlopeFit", "Basin", "ArmAnalysis", "SweepAnalysis", "heatmap", "best_point",
            "ranked_points", "format_slope", "refine_best_wd", "fit_slope", "slope_with_uncertainty", "basin",
            "analyze_arm", "analyze", "recommend", "peak_shrink", "diverged_inside"]
 
 # A run as the analysis reads it: a sweep's record, or a mapping with the same fields.
-Record = Union["RunRecord", Mapping[str, Any]]
+Record = Union[RunRecord, Mapping[str, Any]]
 
 
 @dataclass
@@ -387,7 +386,7 @@ def format_slope(slope: float, err: float = math.nan, censored: bool = False) ->
     return f"{text} ± {err:.2f}" if math.isfinite(err) else text
 
 
-def peak_shrink(arm: "Arm", lr: float, weight_decay: float) -> float:
+def peak_shrink(arm: Arm, lr: float, weight_decay: float) -> float:
     """The per-step shrink ``s`` of a run of ``arm`` at its peak lr, in the arm's own convention; NaN if unknown.
 
     ``s = shrink(decay, λ, lr, peak_lr=lr)`` (docs/math.md, "Decay conventions"): ``lr·λ`` for ``torch``, ``λ``
@@ -446,10 +445,8 @@ def recommend(arms: dict[str, ArmAnalysis], metric: str, direction: str) -> tupl
     return top.arm, " ".join(parts)
 
 
-def analyze(results: "SweepResults", n_boot: int = 300) -> SweepAnalysis:
+def analyze(results: SweepResults, n_boot: int = 300) -> SweepAnalysis:
     """Analyze every arm of a sweep (:class:`weightdecay.sweeps.SweepResults`) and write the recommendation."""
-    from weightdecay.sweeps import strategy_for
-
     config = results.config
     grid = strategy_for(config).grid
     arms = {}
@@ -462,8 +459,6 @@ def analyze(results: "SweepResults", n_boot: int = 300) -> SweepAnalysis:
         arms[arm.name] = analyze_arm(recs, arm.name, config.direction, config.basin_tolerance, n_boot,
                                      grid=grid)
     if not arms:
-        from weightdecay.errors import UserError
-
         raise UserError(f"sweep {config.name!r} has no finished runs yet; run `weightdecay sweep` first")
     best_arm, text = recommend(arms, config.metric, config.direction)
     return SweepAnalysis(arms=arms, metric=config.metric, direction=config.direction, best_arm=best_arm,
