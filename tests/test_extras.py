@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -36,11 +37,13 @@ def test_the_install_line_names_the_clone_or_the_package_on_pypi(tmp_path, monke
         _extras.require("no_such_module_xyz.sub", extra="monitor", needed_for="X")
 
 
-def _without(module: str, *argv: str) -> subprocess.CompletedProcess:
-    # The command as a machine without MODULE runs it: importing it fails as a missing package does.
+def _without(module: str, *argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    # The command as a machine without MODULE runs it: importing it fails as a missing package does. It runs
+    # outside the clone, so the install line names the clone's folder (inside it, '.[extra]').
     code = (f"import sys; sys.modules[{module!r}] = None\nfrom weightdecay.cli import main\n"
             f"sys.exit(main({list(argv)!r}))")
-    return subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=240)
+    return subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=240,
+                          cwd=cwd)
 
 
 @pytest.mark.parametrize("module, argv, line", [
@@ -58,7 +61,7 @@ def test_a_missing_optional_dependency_is_one_line_naming_the_install(tmp_path, 
                                             '[[arms]]\nname = "a"\n')
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "sweep.json").write_text('{"name": "s", "storage": "journal:%s"}' % (tmp_path / "j.journal"))
-    done = _without(module, *[a.format(cfg=cfg, out=tmp_path / "out") for a in argv])
+    done = _without(module, *[a.format(cfg=cfg, out=tmp_path / "out") for a in argv], cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and line in done.stderr and "Traceback" not in done.stderr, done.stderr
 
@@ -68,6 +71,6 @@ def test_tensorboard_export_without_tensorboard_is_one_line(tmp_path):
             "from weightdecay.errors import UserError\ntry:\n    write_tensorboard([], sys.argv[1])\n"
             "except UserError as e:\n    print(e)\n")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "tb")], env=cli_env(), capture_output=True,
-                          text=True, timeout=240)
+                          text=True, timeout=240, cwd=tmp_path)
     assert done.stdout == (f"TensorBoard export needs the tensorboard package, which is not installed: "
                            f"pip install -e '{ROOT}[monitor]'\n"), done.stdout + done.stderr

@@ -8,7 +8,6 @@ working.
 from __future__ import annotations
 
 
-
 class UserError(ValueError):
     """Bad input from a user: the message names the problem and the fix."""
 
