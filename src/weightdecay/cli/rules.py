@@ -15,6 +15,7 @@ import math
 from dataclasses import asdict
 from typing import Any
 
+from weightdecay.decay import get_mode
 from weightdecay.errors import UserError
 from weightdecay.rules.equilibrium import rotation_kind
 from weightdecay.rules import CONVENTION_NAMES, OPTIMIZERS, Conversion, advise, convert, convert_all, get_convention
@@ -76,10 +77,11 @@ def _conversion_table(rows: list[Conversion], lr: float) -> str:
 def _why_skipped(name: str) -> str:
     """A few words on why ``convert`` left a convention out; the library's message has the full story."""
     conv = get_convention(name)
-    if conv.mode == "l2":
+    mode = get_mode(conv.mode)
+    if not mode.decoupled:
         return "coupled L2: no decoupled setting equals it under Adam"
-    if conv.mode == "stable":
-        return "needs --mean-v-hat from your run"
+    if mode.statistic is not None:
+        return f"needs --{mode.statistic.name.replace('_', '-')} from your run"
     if name == "keras-adamw":
         return "needs --batch-size and --total-steps, or --dataset-size and --epochs"
     return "needs --batch-size, --dataset-size and --epochs"

@@ -247,21 +247,22 @@ class Monitor:
                                  "predicted_rotation": None, "predicted_grad_to_weight": None}
         if mode is None:
             return facts
-        if mode == "l2":
+        row = get_mode(mode)
+        if not row.decoupled:
             # Coupled λ·p joins the gradient: under SGD it pulls the weight by lr·λ per step (rules/equilibrium's
             # "sgd" setting); under Adam the denominator rescales it per element, so no single s_t exists.
             s = lr * wd if self.family == "sgd" else None
         else:
             peak = _number(group.get("peak_lr", group.get("initial_lr", group["lr"])))
-            mean_v_hat = _mean_v_hat(optimizer) if get_mode(mode).adam_only else None
-            s = shrink(mode, wd, lr, peak, mean_v_hat)
+            statistic = _mean_v_hat(optimizer) if row.statistic is not None else None
+            s = shrink(row, wd, lr, peak, statistic, group)
         facts["shrink"] = s
         if s is None or s <= 0:
             return facts
         facts["tau_iter"] = 1.0 / s  # the EMA timescale (rules.ema_timescale), from the s_t actually applied
         if self.steps_per_epoch:
             facts["tau_epoch"] = facts["tau_iter"] / self.steps_per_epoch
-        if lr <= 0 or self.family is None or (mode == "l2" and self.family == "adam"):
+        if lr <= 0 or self.family is None or (not row.decoupled and self.family == "adam"):
             return facts
         # The rules take λ in torch units (s = lr·λ); s/lr is that λ whatever the group's convention.
         torch_wd = s / lr
@@ -271,7 +272,7 @@ class Monitor:
         else:
             momentum = _number(group.get("momentum", 0.0))
             facts["predicted_rotation"] = equilibrium_rotation(lr, torch_wd, momentum=momentum,
-                                                               optimizer="sgd" if mode == "l2" else "sgdw")
+                                                               optimizer="sgdw" if row.decoupled else "sgd")
             facts["predicted_grad_to_weight"] = adamc_target_ratio(lr, torch_wd)
         return facts
 

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import torch
 
-from weightdecay.decay import check_shrink, get_mode, shrink
+from weightdecay.decay import check_shrink, get_mode, mode_options, shrink
 from weightdecay.errors import UserError, UserTypeError
 
 
@@ -138,10 +138,10 @@ def check_step_decay(optimizer: torch.optim.Optimizer, mean_v_hat: float | torch
                 "schedule's real peak as peak_lr= (or set param_groups[i]['peak_lr']).",
                 UserWarning, stacklevel=_user_stacklevel(),
             )
-        if mode.decoupled and (mode.name != "stable" or mean_v_hat is not None):
+        if mode.decoupled and (mode.statistic is None or mean_v_hat is not None):
             wd = _number(group["weight_decay"])
-            check_shrink(mode.name, shrink(mode.name, wd, lr, peak, mean_v_hat), wd, lr, peak,
-                         where=f"param_groups[{index}]: ")
+            check_shrink(mode, shrink(mode, wd, lr, peak, mean_v_hat, group), wd, lr, peak,
+                         where=f"param_groups[{index}]: ", options=group)
 
 
 class DecayOptimizer(torch.optim.Optimizer):
@@ -180,6 +180,7 @@ class DecayOptimizer(torch.optim.Optimizer):
         check_flag("fused", group.get("fused"), none_ok=True)
         refuse_unsupported_modes(group)
         mode = get_mode(group["decay"], adam=self._adam, optimizer=type(self).__name__)
+        group.update(mode_options(mode, group))  # the keys the mode's shrink reads (its lr exponent), checked
         cautious = group.setdefault("cautious", False)
         if not isinstance(cautious, bool):
             raise UserError(f"Invalid cautious: {cautious!r} (must be True or False)")
@@ -258,5 +259,5 @@ class DecayOptimizer(torch.optim.Optimizer):
 
     def _group_shrink(self, group: dict[str, Any], mean_v_hat: float | None = None) -> float:
         """``s_t`` of the group this step: the one place a subclass asks for it (checks on s_t belong here)."""
-        return shrink(group["decay"], group["weight_decay"], _number(group["lr"]), group["peak_lr"], mean_v_hat)
+        return shrink(group["decay"], group["weight_decay"], _number(group["lr"]), group["peak_lr"], mean_v_hat, group)
 

@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.optim.adam import adam as _torch_adam
 from torch.optim.optimizer import _default_to_fused_or_foreach, _device_dtype_check_for_fused, _get_scalar_dtype
 
-from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
+from weightdecay.decay import DECAY_MODES, coupled_weight_decay, get_mode, lr_coefficient, shrink
 from weightdecay.errors import UserError
 from weightdecay.optim import _kernels
 from weightdecay.optim._base import (DecayOptimizer, _number, _skipped_by_scaler, check_flag, check_nonnegative,
@@ -221,7 +221,7 @@ class AdamW(DecayOptimizer):
             self._init_group(group, t["params"], t["grads"], t["exp_avgs"], t["exp_avg_sqs"], t["max_exp_avg_sqs"],
                              t["steps"])
             groups.append((group, t))
-        mean_v_hat = self._mean_v_hat(groups) if any(g["decay"] == "stable" for g, _ in groups) else None
+        mean_v_hat = self._mean_v_hat(groups) if any(get_mode(g["decay"]).statistic for g, _ in groups) else None
         check_step_decay(self, mean_v_hat)
         for group, t in groups:
             if t["params"]:
@@ -247,26 +247,26 @@ class AdamW(DecayOptimizer):
             # As torch.optim.adam: foreach takes Tensor lr/betas only when capturable, so those run the loop.
             foreach = foreach and not torch.is_tensor(group["lr"]) and not torch.is_tensor(group["betas"][0])
         if not fused and not foreach:
-            _single_tensor_adamw(t, group, lr=lr, shrink_t=shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
+            _single_tensor_adamw(t, group, lr=lr, shrink_t=shrink(mode, wd, lr, group["peak_lr"], mean_v_hat, group))
             return
 
         masked = group["cautious"] and DECAY_MODES[mode].decoupled
         # The one-pass kernel (CPU; else torch's kernel below) takes the masked shrink inside the Adam step, and
         # every group of a step that needs mean v̂: it leaves each tensor's Σv for the next step's mean.
         if fused and (masked or mean_v_hat is not None) and _kernels.adamw_step(
-                t, group, lr=lr, shrink_t=shrink(mode, wd, lr, group["peak_lr"], mean_v_hat), cautious=masked,
+                t, group, lr=lr, shrink_t=shrink(mode, wd, lr, group["peak_lr"], mean_v_hat, group), cautious=masked,
                 grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None),
                 plans=_kernels.plans_of(self)):
             return
         # Fast paths: torch's own kernels, told the decay through a per-step coefficient c_t with s_t = lr_t·c_t.
-        coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"], mean_v_hat)
+        coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"], mean_v_hat, group)
         cautious = None
         if group["cautious"] and DECAY_MODES[mode].decoupled:
             # The kernels step with no decay; the masked shrink follows at the weights before the step.
-            cautious = ([p.clone() for p in t["params"]], shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
+            cautious = ([p.clone() for p in t["params"]], shrink(mode, wd, lr, group["peak_lr"], mean_v_hat, group))
             coefficient = 0.0
         if coefficient is None:  # lr_t = 0 with a shrink (constant, or stable): no c_t exists; shrink here.
-            self._shrink_outside_kernel(t["params"], shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
+            self._shrink_outside_kernel(t["params"], shrink(mode, wd, lr, group["peak_lr"], mean_v_hat, group))
             coefficient = 0.0
         self._run_torch_adam(group, t, foreach=bool(foreach), fused=bool(fused), capturable=False,
                              weight_decay=coefficient if DECAY_MODES[mode].decoupled else coupled_weight_decay(mode, wd))
@@ -292,12 +292,8 @@ class AdamW(DecayOptimizer):
             fused, foreach = _default_to_fused_or_foreach(t["params"], differentiable=False, use_fused=False)
         decoupled = DECAY_MODES[mode].decoupled
         if decoupled and wd != 0:
-            if mode == "stable":
-                mean_v_hat = torch.as_tensor(mean_v_hat, dtype=torch.float64)
-                s_t = lr * wd * torch.where(mean_v_hat > 0, mean_v_hat.clamp(min=1e-300).rsqrt(), 0.0)
-            else:
-                s_t = shrink(mode, wd, lr, peak)
-            self._shrink_outside_kernel(t["params"], s_t)
+            statistic = None if mean_v_hat is None else torch.as_tensor(mean_v_hat, dtype=torch.float64)
+            self._shrink_outside_kernel(t["params"], shrink(mode, wd, lr, peak, statistic, group))
         self._run_torch_adam(group, t, foreach=bool(foreach), fused=bool(fused), capturable=not fused,
                              weight_decay=0.0 if decoupled else coupled_weight_decay(mode, wd))
 

@@ -136,7 +136,7 @@ class OptimizerInfo:
     decay_modes: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        modes = tuple(n for n, m in DECAY_MODES.items() if self.second_moment or not m.adam_only)
+        modes = tuple(n for n, m in DECAY_MODES.items() if self.second_moment or m.statistic is None)
         modes = () if self.own_decay else modes
         object.__setattr__(self, "decay_modes", modes)
 

@@ -131,7 +131,7 @@ class SGDW(DecayOptimizer):
         fused, foreach, has_sparse = _implementation(group, params, grads)
         if fused:
             check_fused_kernel(params, torch.ops.aten._fused_sgd_.default, type(self).__name__)
-        s = shrink(mode, wd, lr, group["peak_lr"])
+        s = shrink(mode, wd, lr, group["peak_lr"], None, group)
         if not fused and not foreach:
             _single_tensor_sgdw(params, grads, buffers, group, lr=lr, shrink_t=s)
             return
@@ -141,7 +141,7 @@ class SGDW(DecayOptimizer):
                 plans=_kernels.plans_of(self)):
             return  # the decoupled shrink inside the momentum step's one pass (CPU; else torch's kernel below)
         kernel_wd = coupled_weight_decay(mode, wd)
-        coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"])
+        coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"], None, group)
         # Cautious: the kernels step with no decay; the masked shrink follows at the weights before the step.
         cautious = [p.clone() for p in params] if group["cautious"] and s != 0 else None
         if cautious is None and DECAY_MODES[mode].decoupled and group["momentum"] == 0 and coefficient is not None:
@@ -167,7 +167,7 @@ class SGDW(DecayOptimizer):
         mode, wd = group["decay"], group["weight_decay"]
         fused, foreach, has_sparse = _implementation(group, params, grads)
         if DECAY_MODES[mode].decoupled and wd != 0:
-            self._shrink_outside_kernel(params, shrink(mode, wd, group["lr"], group["peak_lr"]))
+            self._shrink_outside_kernel(params, shrink(mode, wd, group["lr"], group["peak_lr"], None, group))
         self._run_torch_sgd(group, params, grads, buffers, foreach=bool(foreach), fused=bool(fused),
                             has_sparse=has_sparse, weight_decay=coupled_weight_decay(mode, wd))
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from weightdecay.decay import DECAY_MODES, lr_coefficient
+from weightdecay.decay import DECAY_MODES, get_mode, lr_coefficient
 from weightdecay.errors import UserError
 from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative, evaluate_closure
 from weightdecay.optim.cautious import cautious_decay_after_step_
@@ -165,7 +165,7 @@ class _Decayed(DecayOptimizer):
         """Take one optimization step of the base with the group's convention (``closure`` re-evaluates the loss)."""
         loss = evaluate_closure(closure)
         with torch.no_grad():
-            mean_v_hat = (self._mean_v_hat() if any(g["decay"] == "stable" for g in self.param_groups) else None)
+            mean_v_hat = (self._mean_v_hat() if any(get_mode(g["decay"]).statistic for g in self.param_groups) else None)
             plans = [self._prepare(group, mean_v_hat) for group in self.param_groups]
         try:
             # The base's step itself, not its hooked copy: this class's step already ran the step hooks.
@@ -205,7 +205,7 @@ class _Decayed(DecayOptimizer):
         if group["cautious"] and s != 0:
             plan["cautious"] = (params, [p.clone() for p in params], s)
             return plan
-        coefficient = (lr_coefficient(group["decay"], wd, _number(group["lr"]), group["peak_lr"], mean_v_hat)
+        coefficient = (lr_coefficient(group["decay"], wd, _number(group["lr"]), group["peak_lr"], mean_v_hat, group)
                        if how.shrinks_by_lr else None)
         if coefficient is not None:
             group["weight_decay"] = coefficient
@@ -236,7 +236,7 @@ class _Decayed(DecayOptimizer):
                 continue
             beta2 = _number(group["betas"][1])
             grads = [p.grad for p in params]
-            if group["decay"] == "l2" and group["weight_decay"] != 0:
+            if not get_mode(group["decay"]).decoupled and group["weight_decay"] != 0:
                 grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
             states = [self.state.get(p, {}) for p in params]
             zero = torch.zeros((), dtype=torch.float64)

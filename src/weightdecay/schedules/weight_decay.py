@@ -56,9 +56,10 @@ def fixed_shrink_ratio(source: str, target: str, peak_lr: float) -> float | None
     """``shrink(source, 1, lr_t) / shrink(target, 1, lr_t)`` if it is the same at every ``lr_t``, else ``None``.
 
     A λ in ``source`` and ``c·λ`` in ``target`` then shrink alike through any lr schedule peaking at ``peak_lr``
-    (docs/math.md, "Decay conventions"). The decay table's factors are ``lr_t`` to the power 0, 1 or 2, so two learning rates
-    (``peak_lr`` and ``peak_lr/2``) decide it. A mode that reads a training state (``stable``) has a fixed ratio
-    only to itself; coupled ``l2``, which never shrinks, has none.
+    (docs/math.md, "Decay conventions"). Each row's factor is ``lr_t^a / peak_lr^b``, so the ratio is fixed
+    exactly when both rows have the same power ``a`` of ``lr_t`` (at their default exponent, where it is set per
+    group). A mode that reads a training state (``stable``) has a fixed ratio only to a mode reading the same
+    state; coupled ``l2``, which never shrinks, has none.
 
     Args:
         source: a decay mode of :data:`weightdecay.decay.DECAY_MODES`.
@@ -69,12 +70,10 @@ def fixed_shrink_ratio(source: str, target: str, peak_lr: float) -> float | None
     (1000.0, None)
     """
     src, tgt = get_mode(source), get_mode(target)
-    if not (src.decoupled and tgt.decoupled) or src.adam_only != tgt.adam_only:
+    if not (src.decoupled and tgt.decoupled) or src.statistic != tgt.statistic or src.exponent() != tgt.exponent():
         return None
-    # mean_v_hat = 1: it divides both sides alike when both are stable, and neither side reads it otherwise
-    ratios = [shrink(source, 1.0, lr, peak_lr, mean_v_hat=1.0) / shrink(target, 1.0, lr, peak_lr, mean_v_hat=1.0)
-              for lr in (peak_lr, 0.5 * peak_lr)]
-    return ratios[0] if math.isclose(ratios[0], ratios[1], rel_tol=1e-12) else None
+    # statistic = 1: it divides both sides alike when both read it, and neither side reads it otherwise
+    return shrink(src, 1.0, peak_lr, peak_lr, 1.0) / shrink(tgt, 1.0, peak_lr, peak_lr, 1.0)
 
 
 def paper_units_factor(mode: str, peak_lr: float) -> float:
