@@ -1,7 +1,7 @@
 """weightdecay: weight decay that does what you believe it does.
 
-PyTorch optimizers where the decay convention is an explicit choice (``decay="torch" | "paper" | "constant" |
-"corrected" | "stable" | "l2"``), the tuning rules of the literature as code, and lr×wd sweeps that show them.
+PyTorch optimizers where the decay convention is an explicit choice (``decay="torch"``, ``"paper"``, … one row
+each of :data:`DECAY_MODES`), the tuning rules of the literature as code, and lr×wd sweeps that show them.
 ``weightdecay.report(metrics)`` is the one line a training script adds to be swept by a ``command`` sweep, and
 ``weightdecay.sweep(objective, config)`` sweeps a Python function (docs/own_script.md).
 """

@@ -44,7 +44,8 @@ class AdamW(DecayOptimizer):
         maximize: maximize the objective.
         foreach, fused: the implementation; both None picks torch's default for the device (on CPU the
             readable single-tensor loop). ``fused=True`` runs every mode through torch's fused kernel.
-        decay: the convention, one of ``torch``, ``paper``, ``constant``, ``corrected``, ``stable``, ``l2``.
+        decay: the convention, a name of :data:`weightdecay.decay.DECAY_MODES` (``torch``, ``paper``, … ``l2``);
+            a mode whose shrink reads a per-group key (its lr exponent) takes it from the group.
         peak_lr: reference learning rate for ``paper`` and ``corrected``; defaults to each group's ``lr`` at
             construction.
         bias_correction: False gives BERT's AdamWeightDecay arithmetic (no bias correction of m and v).

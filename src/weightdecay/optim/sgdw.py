@@ -41,7 +41,8 @@ class SGDW(DecayOptimizer):
         nesterov: Nesterov momentum (needs momentum > 0 and zero dampening).
         maximize: maximize the objective.
         foreach, fused: the implementation; both None picks torch's default for the device.
-        decay: one of ``torch``, ``paper``, ``constant``, ``corrected``, ``l2`` (``stable`` needs Adam).
+        decay: a name of :data:`weightdecay.decay.DECAY_MODES` whose shrink reads no Adam statistic (``stable``
+            needs Adam's second moment).
         peak_lr: reference learning rate for ``paper`` and ``corrected``; defaults to each group's ``lr``.
         cautious: decay only where ``d`` and ``p`` agree in sign (:mod:`weightdecay.optim.cautious`).
 
