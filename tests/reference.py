@@ -50,6 +50,8 @@ def shrink_factor(mode: str, weight_decay: float, lr: float, peak_lr: float, mea
         return weight_decay
     if mode == "corrected":
         return lr**2 / peak_lr * weight_decay
+    if mode == "power":  # AXLearn's learning-rate exponent: p = group["lr_exponent"], default 1
+        return weight_decay * lr ** group.get("lr_exponent", 1.0)
     if mode == "stable":
         return lr * weight_decay / math.sqrt(mean_v_hat)
     if mode == "l2":

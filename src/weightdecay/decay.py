@@ -11,6 +11,7 @@ mode            s_t                                        used by
 ``paper``       ``η_t · λ``                                Loshchilov & Hutter, Composer, optimi
 ``constant``    ``λ``                                      TF Addons AdamW, pytorch_optimizer fixed_decay
 ``corrected``   ``(lr_t² / peak_lr) · λ``                  AdamC / SGDC (Defazio 2025), timm
+``power``       ``lr_t^p · λ``, p the group's lr_exponent  AXLearn ``learning_rate_exponent``
 ``stable``      ``lr_t · λ / sqrt(mean(v̂_t))``             AdamS (Xie et al. 2023); Adam only
 ``l2``          none: ``g ← g + λ·p`` before the moments   torch.optim.Adam / SGD ``weight_decay``
 ==============  =========================================  ==============================================
@@ -154,6 +155,11 @@ DECAY_MODES: dict[str, DecayMode] = {
                   "AdamC / SGDC (Defazio 2025), timm corrected_weight_decay",
                   "Each step shrinks the weights by (lr_t²/peak_lr)·λ: AdamC's correction.",
                   "λ is a rate per unit of learning rate at the peak, scaled down by η_t = lr_t/peak_lr below it"),
+        DecayMode("power", LrExponent("lr_exponent", 1.0), 0, None,
+                  "AXLearn add_decayed_weights(learning_rate_exponent=p)",
+                  "Each step shrinks the weights by lr_t^p·λ, p the group's lr_exponent (0: constant, 1: torch).",
+                  "λ is the fraction of the weights removed per step at lr_t = 1, scaled by lr_t^p (p = lr_exponent, "
+                  "default 1)"),
         DecayMode("stable", 1, 0, MEAN_V_HAT,
                   "AdamS / Stable Weight Decay (Xie et al. 2023)",
                   "Each step shrinks the weights by lr_t·λ/sqrt(mean v̂_t), over all parameters.",
