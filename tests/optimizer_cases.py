@@ -16,6 +16,7 @@ import torch
 import weightdecay
 from weightdecay.decay import DECAY_MODES, shrink
 from weightdecay.optim import wrap
+from weightdecay.optim.lion import LionUpdate
 
 # The modes by what their rows say, never by name: a new row joins every test below.
 DECOUPLED = tuple(n for n, m in DECAY_MODES.items() if m.decoupled and m.statistic is None)
@@ -90,6 +91,7 @@ CASES: list[OptimizerCase] = [
                   shrinks_by_lr=False),
     OptimizerCase("sgd", wrap.SGD, torch.optim.SGD, dict(momentum=0.9, nesterov=True), l2_kwargs={},
                   shrinks_by_lr=False),
+    OptimizerCase("lion", weightdecay.Lion, LionUpdate, dict(betas=(0.8, 0.95))),
 ]
 
 

@@ -28,7 +28,7 @@ import weightdecay
 from optimizer_cases import ADAMW, SGDW, mode_lambda
 from reference import ReferenceAdamW, ReferenceSGDW, random_tensors, shrink_factor
 from weightdecay._profiling import peak_extra_bytes
-from weightdecay.decay import DECAY_MODES, shrink
+from weightdecay.decay import DECAY_MODES
 from weightdecay.optim import _kernels
 
 pytestmark = pytest.mark.skipif(not _kernels.available(), reason="no C++ compiler to build the fused CPU kernels")
@@ -46,10 +46,8 @@ class KernelAdamW(weightdecay.AdamW):
 
     cautious = False
 
-    def _step_group(self, group, t, mean_v_hat):
-        lr = float(group["lr"])
-        s = shrink(group["decay"], group["weight_decay"], lr, group["peak_lr"], mean_v_hat)
-        assert _kernels.adamw_step(t, group, lr=lr, shrink_t=s, cautious=self.cautious,
+    def _step_group(self, group, t, plan, statistic):
+        assert _kernels.adamw_step(t, group, lr=plan.lr, shrink_t=plan.shrink, cautious=self.cautious,
                                    grad_scale=getattr(self, "grad_scale", None),
                                    found_inf=getattr(self, "found_inf", None))
 
@@ -57,10 +55,9 @@ class KernelAdamW(weightdecay.AdamW):
 class KernelSGDW(weightdecay.SGDW):
     cautious = False
 
-    def _step_group(self, group, params, grads, buffers):
-        lr = float(group["lr"])
-        s = shrink(group["decay"], group["weight_decay"], lr, group["peak_lr"])
-        assert _kernels.sgdw_step(params, grads, buffers, group, lr=lr, shrink_t=s, cautious=self.cautious,
+    def _step_group(self, group, plan, params, grads, buffers):
+        assert _kernels.sgdw_step(params, grads, buffers, group, lr=plan.lr, shrink_t=plan.shrink,
+                                  cautious=self.cautious,
                                   grad_scale=getattr(self, "grad_scale", None),
                                   found_inf=getattr(self, "found_inf", None))
 

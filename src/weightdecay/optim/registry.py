@@ -238,6 +238,7 @@ def build_optimizer(name: str, params: Iterable[Any], *, lr: float, weight_decay
 def _rows() -> None:
     from weightdecay.optim import wrap
     from weightdecay.optim.amos import Amos
+    from weightdecay.optim.lion import Lion
     from weightdecay.optim.adamw import AdamW
     from weightdecay.optim.sgdw import SGDW
 
@@ -280,6 +281,8 @@ def _rows() -> None:
             description="torch.optim.Adagrad; decoupled modes are one foreach shrink"),
         OptimizerInfo("sgd", wrap.SGD, (momentum, dampening, nesterov, _CAUTIOUS), rotation="sgd",
                       description="torch.optim.SGD; decay='l2' is its own coupled weight_decay"),
+        OptimizerInfo("lion", Lion, (_betas((0.9, 0.99)), _CAUTIOUS),
+                      description="Lion (Chen et al. 2023): the sign of an interpolated momentum"),
         OptimizerInfo("amos", Amos, (
             Hyperparameter("beta", 0.999, fraction, "β of the second moment"),
             Hyperparameter("zeta", 0.25, nonnegative, "ζ, how fast the decay factors fall"),
