@@ -21,7 +21,8 @@ from torch import nn
 from weightdecay.decay import get_mode, shrink
 from weightdecay.errors import UserError
 from weightdecay.monitors.structure import ScaleInvarianceProbe
-from weightdecay.optim._distributed import global_sum_and_count, global_sums, local_shard
+from weightdecay.optim._distributed import global_sums, local_shard
+from weightdecay.optim.statistics import mean_v_hat_of_state
 from weightdecay.rules.equilibrium import adamc_target_ratio, equilibrium_rotation
 
 __all__ = ["Monitor", "FIELDS", "optimizer_family", "decay_mode_of"]
@@ -254,7 +255,7 @@ class Monitor:
             s = lr * wd if self.family == "sgd" else None
         else:
             peak = _number(group.get("peak_lr", group.get("initial_lr", group["lr"])))
-            statistic = _mean_v_hat(optimizer) if row.statistic is not None else None
+            statistic = mean_v_hat_of_state(optimizer) if row.statistic is not None else None
             s = shrink(row, wd, lr, peak, statistic, group)
         facts["shrink"] = s
         if s is None or s <= 0:
@@ -335,24 +336,3 @@ def _measure(params: list[torch.Tensor], befores: list[torch.Tensor]) -> list[li
     minus = ((update.square() - radial.square()) / product).clamp(0.0, 4.0)
     rotation = 2 * torch.atan2(minus.sqrt(), (4.0 - minus).sqrt())
     return torch.stack([grad, weight, update, rotation], dim=1).tolist()
-
-
-def _mean_v_hat(optimizer: torch.optim.Optimizer) -> float | None:
-    """mean(v̂_t) over every element with Adam state, after this step (what ``stable`` divided by); under FSDP2
-    summed over every rank's shards, as the step does."""
-    params, sums = [], []
-    for group in optimizer.param_groups:
-        beta2 = _number(group["betas"][1])
-        for p in group["params"]:
-            state = optimizer.state.get(p, {})
-            if "exp_avg_sq" not in state:
-                continue
-            v = local_shard(state["exp_avg_sq"]).double().sum()
-            if group.get("bias_correction", True):
-                v = v / (1 - beta2 ** _number(state["step"]))
-            params.append(p)
-            sums.append(v)
-    if not params:
-        return None
-    total, numel = global_sum_and_count(params, torch.stack(sums))
-    return total / numel if numel else None

@@ -14,9 +14,9 @@ from weightdecay.errors import UserError
 from weightdecay.optim import _kernels
 from weightdecay.optim._base import (DecayOptimizer, _number, check_flag, check_nonnegative, check_number,
                                      evaluate_closure)
-from weightdecay.optim._distributed import global_sum_and_count, is_sharded, local_shard
 from weightdecay.optim.cautious import cautious_decay_
 from weightdecay.optim.delivery import GroupPlan, Route, plan_step, reads_statistic, shrink_, traced_shrink_
+from weightdecay.optim.statistics import predicted_mean_v_hat
 
 __all__ = ["Adam", "AdamW"]
 
@@ -169,46 +169,21 @@ class AdamW(DecayOptimizer):
         return has_complex
 
     def _mean_v_hat(self, groups: list[tuple[dict[str, Any], dict[str, list]]]) -> Tensor | float:
-        """mean(v̂_t) over every element updated this step, all groups, as it will be after the moment update.
-
-        Computed before the update from ``sum(v_t) = β2·sum(v_{t-1}) + (1-β2)·sum(g²)`` so the fused kernel can
-        then take the step in one pass; one host sync per step (by the caller), none per tensor.
-        """
+        """mean(v̂_t) over every element updated this step, all groups, as it will be after the moment update
+        (:func:`~weightdecay.optim.statistics.predicted_mean_v_hat`), so the fused kernel can then take the step in
+        one pass; a fused group on the CPU sums its g (and v) in one pass of its own. One host sync per step (by
+        the caller), none per tensor."""
         grad_scale = getattr(self, "grad_scale", None)  # a GradScaler's gradients arrive scaled (fused path)
-        params, sums = [], []
-        fast_total, fast_numel = 0.0, 0
+        rest, fast_total, fast_numel = [], 0.0, 0
         for group, t in groups:
-            if not t["params"]:
-                continue
             fast = (_kernels.v_hat_sum(t, group, grad_scale=grad_scale, plans=_kernels.plans_of(self))
-                    if group["fused"] else None)
-            if fast is not None:  # one pass over g (and v) on the CPU (plain tensors only: nothing to reduce)
+                    if group["fused"] and t["params"] else None)
+            if fast is not None:  # plain tensors only: nothing to reduce over shards
                 fast_total, fast_numel = fast_total + fast[0], fast_numel + fast[1]
-                continue
-            # Sums over this rank's shards (all of each tensor outside FSDP2); global_sum_and_count adds the rest.
-            grads = [local_shard(g) for g in t["grads"]]
-            if grad_scale is not None:  # unscaled before l2's λ·p joins them, as the kernel will do
-                grads = torch._foreach_div(grads, grad_scale)
-            coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
-            if coupled != 0:  # the moments see (-g if maximize) + λ·p, torch.optim.Adam's order; so must the mean
-                grads = torch._foreach_add(torch._foreach_neg(grads) if group["maximize"] else grads,
-                                           [local_shard(p) for p in t["params"]], alpha=coupled)
-            beta2 = _number(group["betas"][1])
-            v_sum = torch.stack([local_shard(v).sum() for v in t["exp_avg_sqs"]]).to(torch.float64)
-            g_sq = torch.stack(torch._foreach_norm(grads, 2)).to(torch.float64).square()
-            new_sum = beta2 * v_sum + (1 - beta2) * g_sq
-            if group["bias_correction"]:
-                steps = torch.stack(t["steps"]).to(device=v_sum.device, dtype=torch.float64) + 1
-                new_sum = new_sum / (1 - beta2 ** steps)
-            params += t["params"]
-            sums.append(new_sum)
-        if is_sharded(params):  # FSDP2: one all_reduce of [sum, count] over the shards
-            total, numel = global_sum_and_count(params, torch.cat(sums))
-        else:  # a tensor, so a compiled step reads it without a host sync
-            total = torch.cat(sums).sum() if sums else 0.0
-            numel = sum(p.numel() for p in params)
-        total, numel = total + fast_total, numel + fast_numel
-        return total / numel if numel else 0.0
+            else:
+                rest.append((group, {"params": t["params"], "grads": t["grads"], "exp_avg_sqs": t["exp_avg_sqs"],
+                                     "steps": t["steps"]}))
+        return predicted_mean_v_hat(rest, grad_scale=grad_scale, already=(fast_total, fast_numel))
 
     # --- the step -----------------------------------------------------------------------------------------
 

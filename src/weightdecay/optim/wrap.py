@@ -15,10 +15,11 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from weightdecay.decay import DECAY_MODES, get_mode
+from weightdecay.decay import DECAY_MODES
 from weightdecay.errors import UserError
-from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative, evaluate_closure
+from weightdecay.optim._base import DecayOptimizer, check_nonnegative, evaluate_closure
 from weightdecay.optim.delivery import GroupPlan, plan_step, reads_statistic
+from weightdecay.optim.statistics import predicted_mean_v_hat
 
 __all__ = ["with_decay", "BaseDecay", "NAdam", "RAdam", "Adam", "Muon", "Adafactor", "Adamax", "RMSprop",
            "Adagrad", "SGD"]
@@ -214,30 +215,17 @@ class _Decayed(DecayOptimizer):
         group.update(saved)
         plan.finish(self, params)
 
-    def _mean_v_hat(self) -> float:
-        """mean(v̂_t) over every element updated this step, all groups, after this step's moment update.
-
-        Predicted from ``sum(v_t) = β2·sum(v_{t-1}) + (1-β2)·sum(g²)`` (with the coupled λ·p in g under ``l2``),
-        as :class:`weightdecay.AdamW` does, so the base's kernels then take the step in one pass.
-        """
-        total, numel = 0.0, 0
+    def _mean_v_hat(self) -> Tensor | float:
+        """mean(v̂_t) over every element updated this step, all groups, after this step's moment update, predicted
+        before the base's step from its state (:func:`~weightdecay.optim.statistics.predicted_mean_v_hat`)."""
+        groups = []
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            beta2 = _number(group["betas"][1])
-            grads = [p.grad for p in params]
-            if not get_mode(group["decay"]).decoupled and group["weight_decay"] != 0:
-                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
             states = [self.state.get(p, {}) for p in params]
-            zero = torch.zeros((), dtype=torch.float64)
-            v_sum = torch.stack([s["exp_avg_sq"].sum().to(zero) if "exp_avg_sq" in s else zero for s in states])
-            steps = torch.stack([s["step"].to(zero) if torch.is_tensor(s.get("step")) else
-                                 zero + float(s.get("step", 0)) for s in states]) + 1
-            g_sq = torch.stack(torch._foreach_norm(grads, 2)).to(torch.float64).square()
-            total += float(((beta2 * v_sum + (1 - beta2) * g_sq) / (1 - beta2 ** steps)).sum())
-            numel += sum(p.numel() for p in params)
-        return total / numel if numel else 0.0
+            groups.append((group, {"params": params, "grads": [p.grad for p in params],
+                                   "exp_avg_sqs": [s.get("exp_avg_sq") for s in states],
+                                   "steps": [s.get("step") for s in states]}))
+        return predicted_mean_v_hat(groups, grad_scale=getattr(self, "grad_scale", None))
 
 
 def _named(base: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
