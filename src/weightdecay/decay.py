@@ -125,11 +125,16 @@ def _power(x: Any, exponent: float) -> Any:
     return 1.0 if exponent == 0 else x ** exponent
 
 
-def _statistic_root(value: Any) -> Any:
-    """``sqrt(statistic)``, a float or (in a traced step) a tensor; None where nothing is normalized yet (0)."""
-    if hasattr(value, "rsqrt"):  # a tensor: no host read; a zero statistic gives a zero shrink
-        return 1.0 / (value.clamp(min=1e-300).rsqrt() * (value > 0))
-    return math.sqrt(value) if value > 0 else None
+def _over_statistic(mode: DecayMode, value: Any, statistic: Any) -> Any:
+    """``value / sqrt(statistic)`` for a row that reads a statistic, else ``value``; 0 while the statistic is 0
+    (all-zero gradients so far: nothing to normalize by). ``statistic`` is a float, or a tensor in a traced step."""
+    if mode.statistic is None:
+        return value
+    if statistic is None:
+        raise ValueError(f"decay mode {mode.name!r} needs {mode.statistic.name}")
+    if hasattr(statistic, "rsqrt"):  # a tensor: no host read
+        return value * (statistic.clamp(min=1e-300).rsqrt() * (statistic > 0))
+    return value / math.sqrt(statistic) if statistic > 0 else 0.0
 
 
 def _row(mode: str | DecayMode) -> DecayMode:
@@ -229,14 +234,7 @@ def shrink(mode: str | DecayMode, weight_decay: float, lr: Any, peak_lr: float, 
     s = _power(lr, m.exponent(options))
     if m.peak_power:
         s = s / _power(peak_lr, m.peak_power)
-    s = s * weight_decay
-    if m.statistic is not None:
-        if statistic is None:
-            raise ValueError(f"decay mode {m.name!r} needs {m.statistic.name}")
-        root = _statistic_root(statistic)
-        # With no statistic yet (all-zero gradients) nothing is normalized: no shrink.
-        s = 0.0 if root is None else s / root
-    return s
+    return _over_statistic(m, s * weight_decay, statistic)
 
 
 def check_shrink(mode: str | DecayMode, shrink_t: float, weight_decay: float, lr: float, peak_lr: float,
@@ -302,9 +300,4 @@ def lr_coefficient(mode: str | DecayMode, weight_decay: float, lr: float, peak_l
         c = c / _power(lr, 1 - a)
     if m.peak_power:
         c = c / _power(peak_lr, m.peak_power)
-    if m.statistic is not None:
-        if statistic is None:
-            raise ValueError(f"decay mode {m.name!r} needs {m.statistic.name}")
-        root = _statistic_root(statistic)
-        c = 0.0 if root is None else c / root
-    return c
+    return _over_statistic(m, c, statistic)
