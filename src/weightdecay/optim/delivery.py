@@ -20,9 +20,11 @@ per group and step (docs/math.md, "Decay conventions", "Any base optimizer"):
    multiplies by exactly 1 and the cautious pass is skipped, as the kernels leave everything unchanged.
 4. **The traced path.** Under torch.compile, :func:`plan_step` runs outside the graph (one graph break, since it
    reads ``lr_t`` on the host to refuse ``s_t ≥ 1``) and :func:`traced_shrink_` keeps ``s_t`` a tensor.
-5. **The precision hook.** Every shrink applied as its own pass goes through :func:`shrink_`: the one place where
-   weights in a low-precision format, which round a small ``p·(1 - s_t)`` back to ``p`` (docs/math.md,
-   "Low precision"), get their compensation.
+5. **The precision hook.** Every unmasked shrink applied as its own pass (``SHRINK_PASS``, the traced path, the
+   readable single-tensor loops of AdamW and SGDW) goes through :func:`shrink_`: the one place where weights in a
+   low-precision format, which round a small ``p·(1 - s_t)`` back to ``p`` (docs/math.md, "Low precision"), get
+   their compensation. The masked shrink is :func:`weightdecay.optim.cautious.cautious_decay_`; the ``KERNEL`` and
+   ``ONE_PASS`` routes shrink inside the update, in the kernels' own arithmetic.
 
 Example:
     >>> import torch, weightdecay
@@ -75,8 +77,8 @@ def skipped_by_scaler(optimizer: torch.optim.Optimizer) -> bool:
 def shrink_(params: Sequence[Tensor], shrink_t: float | Tensor, found_inf: Tensor | None = None) -> None:
     """``p ← p·(1 - s_t)`` as a pass of its own, exactly 1 on a step a GradScaler skips (``found_inf = 1``).
 
-    The precision hook: every shrink that is not inside a kernel's own step comes here, so compensation for
-    weights whose format rounds ``p·(1 - s_t)`` back to ``p`` belongs in this function and nowhere else.
+    The precision hook: every unmasked shrink that is not inside a kernel's own step comes here, so compensation
+    for weights whose format rounds ``p·(1 - s_t)`` back to ``p`` belongs in this function and nowhere else.
     """
     if not params:
         return
