@@ -78,3 +78,20 @@ def test_every_registered_optimizer_refuses_a_shrink_of_one_or_more_untouched(na
         assert torch.equal(p.detach(), b), f"{name} {mode}: the weights changed on a refused step"
     _assert_same(opt.state_dict(), state, f"{name} {mode}: state_dict")
 
+
+@pytest.mark.parametrize("name, mode", [p for p in _cases() if p.values[1] is not None
+                                        and DECAY_MODES[p.values[1]].statistic is None])
+def test_a_refused_first_step_leaves_no_state_behind(name, mode):
+    gen = torch.Generator().manual_seed(1)
+    params = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in SHAPES]
+    opt = OPTIMIZERS[name].build(params, lr=0.5, weight_decay=0.01, decay=mode)
+    for group in opt.param_groups:
+        group["weight_decay"] = SHRINK / shrink(mode, 1.0, 0.5, group["peak_lr"], None, group)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    before, state = _snapshot(opt, params)
+    with pytest.raises(ShrinkTooLargeError):
+        opt.step()
+    assert all(torch.equal(p.detach(), b) for p, b in zip(params, before))
+    _assert_same(opt.state_dict(), state, f"{name} {mode}: state_dict")
+

@@ -191,6 +191,10 @@ class AdamW(DecayOptimizer):
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Take one optimization step (``closure`` re-evaluates the model and returns the loss)."""
         loss = evaluate_closure(closure)
+        # Refuse s_t >= 1 before any tensor or state moves; a step whose shrink reads mean v̂ can only be checked
+        # once the moments it predicts from exist (their state is created below, as zeros, on first sight).
+        reads = reads_statistic(self.param_groups)
+        plans = None if reads else plan_step(self)
         groups = []
         for group in self.param_groups:
             t: dict[str, list] = {k: [] for k in ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs",
@@ -198,8 +202,9 @@ class AdamW(DecayOptimizer):
             self._init_group(group, t["params"], t["grads"], t["exp_avgs"], t["exp_avg_sqs"], t["max_exp_avg_sqs"],
                              t["steps"])
             groups.append((group, t))
-        statistic = self._mean_v_hat(groups) if reads_statistic(self.param_groups) else None
-        plans = plan_step(self, statistic)  # refuses s_t >= 1 before any tensor moves
+        statistic = self._mean_v_hat(groups) if reads else None
+        if plans is None:
+            plans = plan_step(self, statistic)
         for (group, t), plan in zip(groups, plans):
             if t["params"]:
                 self._step_group(group, t, plan, statistic)
