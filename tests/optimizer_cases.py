@@ -14,9 +14,30 @@ from dataclasses import dataclass, field
 import torch
 
 import weightdecay
+from weightdecay.decay import DECAY_MODES, shrink
 from weightdecay.optim import wrap
+from weightdecay.optim.lion import LionUpdate
 
-DECOUPLED = ("torch", "paper", "constant", "corrected")
+# The modes by what their rows say, never by name: a new row joins every test below.
+DECOUPLED = tuple(n for n, m in DECAY_MODES.items() if m.decoupled and m.statistic is None)
+STATISTIC = tuple(n for n, m in DECAY_MODES.items() if m.statistic is not None)  # need Adam's second moment
+COUPLED = tuple(n for n, m in DECAY_MODES.items() if not m.decoupled)
+# A value for each per-group key a row reads (its lr exponent) other than its default, so that tests see it act.
+OPTION_VALUE = 0.5
+
+
+def mode_lambda(mode: str, lr: float, shrink_t: float = 0.02, peak_lr: float | None = None,
+                options: dict | None = None, coupled: float = 0.2) -> float:
+    """λ that makes the mode shrink by about ``shrink_t`` at this lr (``statistic`` taken as 1), ``coupled`` for L2.
+
+    Only picks a test's λ: the expected results come from the float64 oracle (tests/reference.py)."""
+    factor = shrink(mode, 1.0, lr, lr if peak_lr is None else peak_lr, 1.0, options)
+    return shrink_t / factor if factor else coupled
+
+
+def mode_options(mode: str) -> dict:
+    """The row's per-group keys set to :data:`OPTION_VALUE` (empty for rows that read none)."""
+    return {key: OPTION_VALUE for key in DECAY_MODES[mode].options}
 
 
 @dataclass(frozen=True)
@@ -28,7 +49,7 @@ class OptimizerCase:
     torch_kwargs: dict = field(default_factory=dict)  # what makes the base decay as decay="torch"
     l2_kwargs: dict | None = None  # what makes the base's decay coupled L2 (None: the base has no L2)
     paths: tuple[str, ...] = ("single", "foreach")
-    modes: tuple[str, ...] = (*DECOUPLED, "l2")
+    modes: tuple[str, ...] = (*DECOUPLED, *COUPLED)
     shapes: tuple[tuple[int, ...], ...] = ((4, 3), (5,))
     shrinks_by_lr: bool = True  # the base's kernels shrink by lr·wd (else: coupled only)
     native: bool = False  # our own class (AdamW, SGDW), not made by with_decay: the wrapped-class tests skip it
@@ -42,7 +63,7 @@ PATH_KWARGS = {"single": dict(foreach=False), "foreach": dict(foreach=True), "fu
                "default": {}}
 
 ADAMW = OptimizerCase("adamw", weightdecay.AdamW, torch.optim.AdamW, {}, paths=("single", "foreach", "fused"),
-                      modes=(*DECOUPLED, "stable", "l2"), native=True)
+                      modes=(*DECOUPLED, *STATISTIC, *COUPLED), native=True)
 SGDW = OptimizerCase("sgdw", weightdecay.SGDW, torch.optim.SGD, dict(momentum=0.9), l2_kwargs={},
                      paths=("single", "foreach", "fused"), shrinks_by_lr=False, native=True)
 NATIVE = [ADAMW, SGDW]
@@ -51,11 +72,11 @@ CASES: list[OptimizerCase] = [
     *NATIVE,
     OptimizerCase("adam", wrap.Adam, torch.optim.Adam, dict(betas=(0.8, 0.95)),
                   torch_kwargs=dict(decoupled_weight_decay=True), l2_kwargs={},
-                  paths=("single", "foreach", "fused"), modes=(*DECOUPLED, "stable", "l2")),
+                  paths=("single", "foreach", "fused"), modes=(*DECOUPLED, *STATISTIC, *COUPLED)),
     OptimizerCase("nadam", weightdecay.NAdam, torch.optim.NAdam, dict(betas=(0.8, 0.95)),
-                  torch_kwargs=dict(decoupled_weight_decay=True), l2_kwargs={}, modes=(*DECOUPLED, "stable", "l2")),
+                  torch_kwargs=dict(decoupled_weight_decay=True), l2_kwargs={}, modes=(*DECOUPLED, *STATISTIC, *COUPLED)),
     OptimizerCase("radam", weightdecay.RAdam, torch.optim.RAdam, dict(betas=(0.8, 0.95)),
-                  torch_kwargs=dict(decoupled_weight_decay=True), l2_kwargs={}, modes=(*DECOUPLED, "stable", "l2")),
+                  torch_kwargs=dict(decoupled_weight_decay=True), l2_kwargs={}, modes=(*DECOUPLED, *STATISTIC, *COUPLED)),
     OptimizerCase("muon", weightdecay.Muon, torch.optim.Muon, dict(momentum=0.9), paths=("default",),
                   shapes=((4, 3), (3, 5))),
     OptimizerCase("muon-match-rms", weightdecay.Muon, torch.optim.Muon,
@@ -70,6 +91,7 @@ CASES: list[OptimizerCase] = [
                   shrinks_by_lr=False),
     OptimizerCase("sgd", wrap.SGD, torch.optim.SGD, dict(momentum=0.9, nesterov=True), l2_kwargs={},
                   shrinks_by_lr=False),
+    OptimizerCase("lion", weightdecay.Lion, LionUpdate, dict(betas=(0.8, 0.95))),
 ]
 
 

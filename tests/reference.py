@@ -36,8 +36,12 @@ __all__ = ["shrink_factor", "ReferenceAdamW", "ReferenceSGDW"]  # the modes each
 _F64 = torch.float64
 
 
-def shrink_factor(mode: str, weight_decay: float, lr: float, peak_lr: float, mean_v_hat: float | None = None) -> float:
-    """The per-step shrink ``s_t`` of docs/math.md's table (0 for ``l2``, which decays through the gradient)."""
+def shrink_factor(mode: str, weight_decay: float, lr: float, peak_lr: float, mean_v_hat: float | None = None,
+                  group: dict | None = None) -> float:
+    """The per-step shrink ``s_t`` of docs/math.md's table (0 for ``l2``, which decays through the gradient).
+
+    ``group`` holds any per-group key a mode reads besides λ, lr and peak_lr."""
+    group = group or {}
     if mode == "torch":
         return lr * weight_decay
     if mode == "paper":
@@ -46,6 +50,8 @@ def shrink_factor(mode: str, weight_decay: float, lr: float, peak_lr: float, mea
         return weight_decay
     if mode == "corrected":
         return lr**2 / peak_lr * weight_decay
+    if mode == "power":  # AXLearn's learning-rate exponent: p = group["lr_exponent"], default 1
+        return weight_decay * lr ** group.get("lr_exponent", 1.0)
     if mode == "stable":
         return lr * weight_decay / math.sqrt(mean_v_hat)
     if mode == "l2":
@@ -146,7 +152,7 @@ class ReferenceAdamW(_Reference):
         # 2. Shrink, then step: p ← p·(1 - s_t) - lr_t·u_t.
         for gi, pi, u in directions:
             group = self.param_groups[gi]
-            s = shrink_factor(group["decay"], group["weight_decay"], lrs[gi], group["peak_lr"], mean_v_hat)
+            s = shrink_factor(group["decay"], group["weight_decay"], lrs[gi], group["peak_lr"], mean_v_hat, group)
             p = group["params"][pi]
             group["params"][pi] = p * (1 - s) - lrs[gi] * u
 
@@ -173,7 +179,7 @@ class ReferenceSGDW(_Reference):
         lrs = self._lrs(lrs)
         for gi, (group, group_grads) in enumerate(zip(self.param_groups, grads)):
             mu, damp = group["momentum"], group["dampening"]
-            s = shrink_factor(group["decay"], group["weight_decay"], lrs[gi], group["peak_lr"])
+            s = shrink_factor(group["decay"], group["weight_decay"], lrs[gi], group["peak_lr"], None, group)
             for pi, (p, grad) in enumerate(zip(group["params"], group_grads)):
                 if grad is None:
                     continue

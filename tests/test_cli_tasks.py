@@ -51,6 +51,18 @@ def test_train_json_matches_the_library_run(capsys):
     assert "diagnostics" not in payload
 
 
+@pytest.mark.parametrize("optimizer", ["lion", "muon"])
+def test_train_takes_the_optimizers_own_betas_and_momentum_from_its_row(capsys, optimizer):
+    # Lion's row defaults betas to (0.9, 0.99), Muon's momentum to 0.95: the command and the library agree.
+    argv = ["train", "ridge", "--optimizer", optimizer, "--lr", "1e-3", "--weight-decay", "0.1", "--schedule",
+            "constant", "--epochs", "1", "--json", "--quiet"]
+    assert main(argv) == 0
+    payload = json.loads(capsys.readouterr().out)
+    direct = get_task("ridge").run(TrainConfig(lr=1e-3, weight_decay=0.1, optimizer=optimizer, schedule="constant",
+                                               epochs=1))
+    assert payload["metrics"] == pytest.approx(direct.metrics, rel=1e-12)
+
+
 def test_train_text_output_and_diverged_json(capsys):
     assert main(["train", "digits-mlp", "--epochs", "1", "--quiet", "--option", "width=16"]) == 0
     captured = capsys.readouterr()

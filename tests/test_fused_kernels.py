@@ -25,10 +25,10 @@ import torch
 import torch.profiler as tp
 
 import weightdecay
-from optimizer_cases import ADAMW, SGDW
+from optimizer_cases import ADAMW, SGDW, mode_lambda
 from reference import ReferenceAdamW, ReferenceSGDW, random_tensors, shrink_factor
 from weightdecay._profiling import peak_extra_bytes
-from weightdecay.decay import shrink
+from weightdecay.decay import DECAY_MODES
 from weightdecay.optim import _kernels
 
 pytestmark = pytest.mark.skipif(not _kernels.available(), reason="no C++ compiler to build the fused CPU kernels")
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.skipif(not _kernels.available(), reason="no C++ compile
 SHAPES = [[(40, 30), (7,)], [(3, 2, 5)], [(1500,)]]  # one tensor spans several 512-element blocks
 STEPS = 6
 LRS = [0.05, 0.1, 0.07, 0.03, 0.0, 0.02]  # includes lr_t = 0, where only `constant` still shrinks
-LAMBDA = {"torch": 0.4, "paper": 0.02, "constant": 0.01, "corrected": 0.4, "stable": 0.4, "l2": 0.2}
+LAMBDA = {mode: mode_lambda(mode, lr=0.05) for mode in DECAY_MODES}  # s_t ≈ 0.02 at lr 0.05
 TOL = {torch.float32: dict(rtol=2e-5, atol=2e-6), torch.float64: dict(rtol=1e-10, atol=1e-12)}
 DTYPES = [pytest.param(torch.float32, id="f32"), pytest.param(torch.float64, id="f64")]
 
@@ -46,10 +46,8 @@ class KernelAdamW(weightdecay.AdamW):
 
     cautious = False
 
-    def _step_group(self, group, t, mean_v_hat):
-        lr = float(group["lr"])
-        s = shrink(group["decay"], group["weight_decay"], lr, group["peak_lr"], mean_v_hat)
-        assert _kernels.adamw_step(t, group, lr=lr, shrink_t=s, cautious=self.cautious,
+    def _step_group(self, group, t, plan, statistic):
+        assert _kernels.adamw_step(t, group, lr=plan.lr, shrink_t=plan.shrink, cautious=self.cautious,
                                    grad_scale=getattr(self, "grad_scale", None),
                                    found_inf=getattr(self, "found_inf", None))
 
@@ -57,10 +55,9 @@ class KernelAdamW(weightdecay.AdamW):
 class KernelSGDW(weightdecay.SGDW):
     cautious = False
 
-    def _step_group(self, group, params, grads, buffers):
-        lr = float(group["lr"])
-        s = shrink(group["decay"], group["weight_decay"], lr, group["peak_lr"])
-        assert _kernels.sgdw_step(params, grads, buffers, group, lr=lr, shrink_t=s, cautious=self.cautious,
+    def _step_group(self, group, plan, params, grads, buffers):
+        assert _kernels.sgdw_step(params, grads, buffers, group, lr=plan.lr, shrink_t=plan.shrink,
+                                  cautious=self.cautious,
                                   grad_scale=getattr(self, "grad_scale", None),
                                   found_inf=getattr(self, "found_inf", None))
 
@@ -90,7 +87,7 @@ class CautiousReferenceAdamW(ReferenceAdamW):
         for gi, pi, u in directions:
             group = self.param_groups[gi]
             s = shrink_factor(group["decay"], group["weight_decay"], lrs[gi], group["peak_lr"],
-                              v_hat_sum / v_hat_count)
+                              v_hat_sum / v_hat_count, group)
             p = group["params"][pi]
             group["params"][pi] = p - s * (u * p >= 0).to(p.dtype) * p - lrs[gi] * u
 
@@ -102,7 +99,7 @@ class CautiousReferenceSGDW(ReferenceSGDW):
         lrs = self._lrs(lrs)
         for gi, (group, group_grads) in enumerate(zip(self.param_groups, grads)):
             mu, damp = group["momentum"], group["dampening"]
-            s = shrink_factor(group["decay"], group["weight_decay"], lrs[gi], group["peak_lr"])
+            s = shrink_factor(group["decay"], group["weight_decay"], lrs[gi], group["peak_lr"], None, group)
             for pi, (p, grad) in enumerate(zip(group["params"], group_grads)):
                 g = d = self._grad(grad, p, group)
                 if mu != 0:

@@ -450,3 +450,75 @@ def test_rotation_from_the_step_norms_matches_the_unit_vector_angle(shrink, tang
     param.grad = torch.randn(200, 50, generator=gen)
     (_, _, _, rotation), = _measure([param], [before])
     assert rotation == pytest.approx(float(rotation_angle(before, after)), rel=1e-5)
+
+
+def _expected_rotation(rule: str, decoupled: bool, s: float, group: dict) -> float:
+    """docs/math.md, 'Rotational equilibrium', with s = lr·λ in torch units."""
+    if rule == "adam":
+        beta1 = group["betas"][0]
+        return math.sqrt(2 * s * (1 - beta1) / (1 + beta1))
+    mu = group.get("momentum", 0.0)
+    return math.sqrt(2 * s * (1 - mu) / (1 + mu)) if decoupled else math.sqrt(2 * s / (1 + mu))
+
+
+@pytest.mark.parametrize("decay", ["torch", "l2"])
+@pytest.mark.parametrize("name", list(weightdecay.OPTIMIZERS))
+def test_predictions_for_every_registered_optimizer_come_from_its_row(name, decay):
+    # The registry row's `rotation` names the rule: its predictions where it names one, none (and why) where not.
+    info = weightdecay.OPTIMIZERS[name]
+    if info.own_decay and decay != "torch":
+        pytest.skip("an optimizer with a decay of its own takes no decay=")
+    lr, lam = 0.01, 0.1
+    model = _tiny()
+    kwargs = dict(weight_decay=0.0) if info.own_decay else dict(weight_decay=lam, decay=decay)
+    opt = info.build(model.parameters(), lr=lr, **kwargs)
+    monitor = Monitor(opt, model, every=1)
+    for k in range(2):
+        opt.zero_grad()
+        _loss(model, *_batch(k)).backward()
+        opt.step()
+    assert monitor.scale_invariant == ["0.weight"]
+    watched = [r for r in monitor.records if r["name"] == "0.weight"]
+    assert [r["step"] for r in watched] == [1, 2]
+    g = watched[0]["group"]
+    group = opt.param_groups[g]
+    # Muon's split sends the matrix to Muon itself, whose row names no rule.
+    rule = None if info.updates == "matrices" else info.rotation
+    decoupled = decay != "l2"
+    for r in watched:
+        if rule is None or info.own_decay or (rule == "adam" and not decoupled):
+            assert r["predicted_rotation"] is None and r["predicted_grad_to_weight"] is None
+            continue
+        assert r["shrink"] == pytest.approx(lr * lam)
+        assert r["predicted_rotation"] == pytest.approx(_expected_rotation(rule, decoupled, lr * lam, group))
+        if rule == "adam":
+            assert r["predicted_grad_to_weight"] is None  # AdamC's ratio is an SGD steady state
+        else:
+            assert r["predicted_grad_to_weight"] == pytest.approx(math.sqrt(2 * lam / lr))
+    if rule is None:
+        assert info.name in monitor.no_predictions[g]
+    else:
+        assert g not in monitor.no_predictions
+
+
+def test_a_users_registered_optimizer_gets_the_predictions_its_row_names():
+    from weightdecay.optim.registry import OPTIMIZERS, OptimizerInfo, register_optimizer
+
+    cls = weightdecay.with_decay(torch.optim.NAdam, name="MyNAdam")
+    register_optimizer(OptimizerInfo("my-nadam", cls, second_moment=True, rotation="adam"))
+    try:
+        model = _tiny()
+        opt = cls(model.parameters(), lr=0.01, weight_decay=0.1, betas=(0.8, 0.99))
+        monitor = Monitor(opt, model, every=1)
+        _loss(model, *_batch(0)).backward()
+        opt.step()
+        [r] = [r for r in monitor.records if r["name"] == "0.weight"]
+        assert r["predicted_rotation"] == pytest.approx(math.sqrt(2 * 0.01 * 0.1 * 0.2 / 1.8))
+        # the same class unregistered as rotation-less NAdam: no prediction, and the reason names its row
+        plain = weightdecay.NAdam(_tiny().parameters(), lr=0.01, weight_decay=0.1)
+        other = Monitor(plain, every=1)
+        plain.param_groups[0]["params"][0].grad = torch.ones_like(plain.param_groups[0]["params"][0])
+        plain.step()
+        assert "'nadam'" in other.no_predictions[0]
+    finally:
+        del OPTIMIZERS["my-nadam"]

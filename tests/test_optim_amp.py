@@ -14,7 +14,10 @@ import pytest
 import torch
 
 import weightdecay
-from optimizer_cases import ADAMW, SGDW
+from optimizer_cases import ADAMW, CASES as OPTIMIZER_CASES, SGDW
+from weightdecay.optim import wrap
+
+ADAM = next(c for c in OPTIMIZER_CASES if c.name == "adam")
 
 SCALE = 2.0**10
 
@@ -34,13 +37,20 @@ def _sgdw(model, modes, **kw):
     return weightdecay.SGDW(groups, lr=1e-2, momentum=0.9, weight_decay=0.1, fused=True, **kw)
 
 
+def _wrapped_adam(model, modes, **kw):
+    # with_decay's class: its shrink passes and stable's mean v̂ come from the same delivery plan and statistic.
+    groups = [{"params": layer.parameters(), "decay": m} for layer, m in zip(model, modes)]
+    return wrap.Adam(groups, lr=1e-2, weight_decay=0.1, fused=True, **kw)
+
+
 def _loss(model, x):
     return sum(layer(x).square().mean() for layer in model)
 
 
 CASES = [pytest.param(_adamw, ADAMW.modes, {}, id="AdamW"),
          pytest.param(_adamw, ADAMW.modes, {"bias_correction": False, "amsgrad": True}, id="AdamW-no-bias-correction"),
-         pytest.param(_sgdw, SGDW.modes, {}, id="SGDW-momentum")]
+         pytest.param(_sgdw, SGDW.modes, {}, id="SGDW-momentum"),
+         pytest.param(_wrapped_adam, ADAM.modes, {}, id="with_decay-Adam")]
 
 
 @pytest.mark.parametrize("build, modes, kw", CASES)

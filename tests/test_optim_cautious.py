@@ -14,7 +14,8 @@ from torch.optim.lr_scheduler import LambdaLR
 
 import weightdecay
 from weightdecay.errors import UserError
-from optimizer_cases import ADAMW, DECOUPLED, PATH_KWARGS, SGDW
+from optimizer_cases import ADAMW, DECOUPLED, PATH_KWARGS, SGDW, mode_lambda
+from reference import shrink_factor
 
 F64 = torch.float64
 SHAPES = [(4, 3), (7,)]
@@ -22,7 +23,7 @@ MULTIPLIER = [1.0, 0.5, 0.8, 0.25, 1.0, 0.6]
 
 
 def _shrink(mode, lam, lr, peak):
-    return {"torch": lr * lam, "paper": lr / peak * lam, "constant": lam, "corrected": lr * lr / peak * lam}[mode]
+    return shrink_factor(mode, lam, lr, peak)  # the float64 oracle of docs/math.md's table
 
 
 def _reference_adamw(p0, grads, lrs, *, lam, mode, betas=(0.9, 0.99), eps=1e-8, maximize=False):
@@ -79,7 +80,7 @@ def _run(make, dtype, steps=6):
 @pytest.mark.parametrize("mode", DECOUPLED)
 @pytest.mark.parametrize("maximize", [False, True])
 def test_adamw_cautious_against_float64_reference(path, mode, maximize):
-    lam = 0.5 if mode in ("torch", "corrected") else 0.02
+    lam = mode_lambda(mode, lr=0.05, shrink_t=0.025)
     for dtype, tol in ((F64, dict(rtol=1e-10, atol=1e-12)), (torch.float32, dict(rtol=2e-5, atol=2e-6))):
         params, p0, grads, lrs = _run(lambda p: weightdecay.AdamW(p, lr=0.05, betas=(0.9, 0.99), weight_decay=lam,
                                                                   decay=mode, cautious=True, maximize=maximize,
@@ -93,7 +94,7 @@ def test_adamw_cautious_against_float64_reference(path, mode, maximize):
 @pytest.mark.parametrize("mode", DECOUPLED)
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_sgdw_cautious_against_float64_reference(path, mode, nesterov):
-    lam = 0.5 if mode in ("torch", "corrected") else 0.02
+    lam = mode_lambda(mode, lr=0.05, shrink_t=0.025)
     for dtype, tol in ((F64, dict(rtol=1e-10, atol=1e-12)), (torch.float32, dict(rtol=2e-5, atol=2e-6))):
         params, p0, grads, lrs = _run(lambda p: weightdecay.SGDW(p, lr=0.05, momentum=0.9, nesterov=nesterov,
                                                                  weight_decay=lam, decay=mode, cautious=True,

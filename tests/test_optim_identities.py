@@ -14,8 +14,8 @@ import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
 import weightdecay
-from optimizer_cases import ADAMW, DECOUPLED, NATIVE, PATH_KWARGS, SGDW
-from reference import gradient_stream, random_tensors
+from optimizer_cases import ADAMW, DECOUPLED, NATIVE, PATH_KWARGS, SGDW, mode_lambda
+from reference import gradient_stream, random_tensors, shrink_factor
 
 F64 = torch.float64
 STEPS = 12
@@ -114,14 +114,14 @@ def test_constant_is_torch_with_lambda_over_current_lr(case, path):
 
 
 def _expected_shrink(mode, lam, lr, peak):
-    return {"torch": lr * lam, "paper": lr / peak * lam, "constant": lam, "corrected": lr * lr / peak * lam}[mode]
+    return shrink_factor(mode, lam, lr, peak)  # the float64 oracle of docs/math.md's table
 
 
 @pytest.mark.parametrize("path", ADAMW.paths)
 @pytest.mark.parametrize("mode", DECOUPLED)
 @pytest.mark.parametrize("case", NATIVE, ids=lambda c: c.name)
 def test_zero_gradients_give_the_product_of_shrinks(case, mode, path):
-    lam = {"torch": 2.0, "paper": 0.05, "constant": 0.02, "corrected": 2.0}[mode]
+    lam = mode_lambda(mode, lr=0.03, shrink_t=0.06, peak_lr=0.03)  # s_t ≈ 0.06 at the first step
     opt = _build(case, [{"lr": 0.03, "weight_decay": lam, "decay": mode}, {"lr": 0.01, "weight_decay": lam,
                                                                            "decay": mode, "peak_lr": 0.02}], path)
     p0 = [p.clone() for p in _params(opt)]

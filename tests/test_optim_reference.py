@@ -16,14 +16,15 @@ from hypothesis import strategies as st
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
 import weightdecay
-from optimizer_cases import ADAMW, PATH_KWARGS, SGDW
+from optimizer_cases import ADAMW, PATH_KWARGS, SGDW, mode_lambda, mode_options
+from weightdecay.decay import DECAY_MODES, shrink
 from reference import ReferenceAdamW, ReferenceSGDW, gradient_stream, random_tensors
 
 STEPS = 12
 BASE_LR = 0.05
 SHAPES = [[(4, 3), (5,)], [(3, 2), (2, 2, 2)], [(6,)]]
-# λ per mode chosen so that each s_t is ~1e-2 at the peak: large enough that a wrong factor shows in the params.
-LAMBDA = {"torch": 0.4, "paper": 0.02, "constant": 0.01, "corrected": 0.4, "stable": 0.4, "l2": 0.2}
+# λ per mode chosen so that each s_t is ~2e-2 at the peak: large enough that a wrong factor shows in the params.
+LAMBDA = {mode: mode_lambda(mode, lr=BASE_LR) for mode in DECAY_MODES}
 TOL = {torch.float32: dict(rtol=2e-5, atol=2e-6), torch.float64: dict(rtol=1e-10, atol=1e-12)}
 
 
@@ -48,6 +49,8 @@ def _adam_cases() -> list[OptimizerInput]:
             OptimizerInput({"bias_correction": False, "eps": 1e-6}, m3, f"{mode}-bert"),
             OptimizerInput({}, m3, f"{mode}-own-peak-lr", {"peak_lr": 0.2}),
         ]
+        if mode_options(mode):  # the keys its row reads, set in one group
+            cases.append(OptimizerInput({}, m3, f"{mode}-options", mode_options(mode)))
     cases += [
         OptimizerInput({}, ("paper", "corrected", "constant"), "mixed-paper-corrected-constant"),
         OptimizerInput({"amsgrad": True}, ("stable", "l2", "torch"), "mixed-stable-l2-torch"),
@@ -68,6 +71,8 @@ def _sgd_cases() -> list[OptimizerInput]:
             OptimizerInput({"momentum": 0.8, "nesterov": True}, m3, f"{mode}-nesterov"),
             OptimizerInput({"momentum": 0.9, "maximize": True}, m3, f"{mode}-maximize", {"peak_lr": 0.2}),
         ]
+        if mode_options(mode):
+            cases.append(OptimizerInput({"momentum": 0.9}, m3, f"{mode}-options", mode_options(mode)))
     cases.append(OptimizerInput({"momentum": 0.9}, ("paper", "l2", "corrected"), "mixed-paper-l2-corrected"))
     return cases
 
@@ -180,11 +185,11 @@ def test_schedule_reaches_peak_and_decays():
 def test_random_hyperparameters_match_reference(adam, mode, lr, lam, peak_factor, beta1, beta2, momentum, flags,
                                                 path):
     # Any (lr, λ, peak_lr, β) in range: three float64 steps agree with the oracle (s_t kept below 1 by clamping λ).
-    if not adam and mode == "stable":
+    if not adam and DECAY_MODES[mode].statistic is not None:
         mode = "paper"
     peak = lr * peak_factor
-    scale = {"torch": lr, "paper": lr / peak, "constant": 1.0, "corrected": lr * lr / peak, "stable": lr, "l2": 1.0}
-    lam = min(lam, 0.9 / scale[mode])
+    scale = shrink(mode, 1.0, lr, peak, 1.0) or 1.0  # the statistic taken as 1; coupled: 1
+    lam = min(lam, 0.9 / scale)
     params = random_tensors([(3, 4), (5,)], seed=3, dtype=torch.float64)
     kwargs = dict(lr=lr, weight_decay=lam, decay=mode, peak_lr=peak)
     if adam:

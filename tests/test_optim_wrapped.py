@@ -1,14 +1,13 @@
 """weightdecay.with_decay over torch.optim's classes, every wrapped row of tests/optimizer_cases.py.
 
 The oracle for each step is the base class itself, in float64 and with no decay (its own update ``p_t - lr_t·u_t``
-from ``p_t``), minus the table's shrink ``s_t·p_t`` written here from docs/math.md ("Decay conventions"), not asked
-of weightdecay.decay; ``stable`` reads mean v̂_t from the oracle's own state after its step.
+from ``p_t``), minus the table's shrink ``s_t·p_t`` from the float64 oracle of docs/math.md (tests/reference.py), not asked of
+weightdecay.decay; a mode that reads mean v̂_t (``stable``) takes it from the oracle's own state after its step.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 
 import pytest
 import torch
@@ -16,18 +15,14 @@ from torch.optim.lr_scheduler import LambdaLR
 
 import weightdecay
 from weightdecay.errors import UserError
-from optimizer_cases import PATH_KWARGS, WRAPPED, OptimizerCase, case_paths
+from optimizer_cases import PATH_KWARGS, WRAPPED, OptimizerCase, case_paths, mode_lambda
+from reference import shrink_factor
+from weightdecay.decay import DECAY_MODES
 
 F64 = torch.float64
 LR, STEPS = 0.02, 6
-LAMBDA = {"torch": 0.5, "paper": 0.01, "constant": 0.01, "corrected": 0.5, "stable": 0.02, "l2": 0.3}
+LAMBDA = {mode: mode_lambda(mode, LR, shrink_t=0.01, coupled=0.3) for mode in DECAY_MODES}  # s_t ≈ 1e-2
 MULTIPLIER = [1.0, 0.5, 0.8, 0.25, 1.0, 0.6]  # lr_t / peak_lr per step, so every mode's s_t differs
-
-
-def expected_shrink(mode: str, lam: float, lr: float, peak: float, mean_v_hat: float | None) -> float:
-    return {"torch": lambda: lr * lam, "paper": lambda: lr / peak * lam, "constant": lambda: lam,
-            "corrected": lambda: lr * lr / peak * lam,
-            "stable": lambda: lr * lam / math.sqrt(mean_v_hat)}[mode]()
 
 
 def _params(case: OptimizerCase, dtype=F64, seed: int = 0) -> list[torch.nn.Parameter]:
@@ -46,7 +41,8 @@ class Oracle:
     def __init__(self, case: OptimizerCase, params: list[torch.Tensor], mode: str, lam: float, cautious: bool):
         self.p = [p.detach().to(F64).clone().requires_grad_() for p in params]
         self.case, self.mode, self.lam, self.cautious = case, mode, lam, cautious
-        coupled = lam if mode == "l2" and case.l2_kwargs is not None else 0.0
+        self.row = DECAY_MODES[mode]
+        coupled = lam if not self.row.decoupled and case.l2_kwargs is not None else 0.0
         self.opt = case.base(self.p, lr=LR, weight_decay=coupled, **case.kwargs, **(case.l2_kwargs or {}))
 
     def step(self, grads: list[torch.Tensor], lr: float) -> None:
@@ -55,18 +51,18 @@ class Oracle:
         before = [p.detach().clone() for p in self.p]
         for p, g in zip(self.p, grads):
             p.grad = g.to(F64).clone()
-            if self.mode == "l2" and self.case.l2_kwargs is None:  # no L2 of its own: λ·p enters the gradient
+            if not self.row.decoupled and self.case.l2_kwargs is None:  # no L2 of its own: λ·p enters the gradient
                 p.grad += self.lam * p.detach()
         self.opt.step()
-        if self.mode == "l2":
+        if not self.row.decoupled:
             return
         mean_v_hat = None
-        if self.mode == "stable":
+        if self.row.statistic is not None:  # the mean of v̂ over every element, after the base's step
             beta2 = self.opt.param_groups[0]["betas"][1]
             states = [self.opt.state[p] for p in self.p]
             total = sum(float(s["exp_avg_sq"].sum()) / (1 - beta2 ** float(s["step"])) for s in states)
             mean_v_hat = total / sum(p.numel() for p in self.p)
-        s = expected_shrink(self.mode, self.lam, lr, LR, mean_v_hat)
+        s = shrink_factor(self.mode, self.lam, lr, LR, mean_v_hat)
         with torch.no_grad():
             for p, b in zip(self.p, before):
                 mask = ((b - p) * b >= 0).to(F64) if self.cautious else 1.0  # b - p has the sign of u_t

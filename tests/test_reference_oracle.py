@@ -8,7 +8,9 @@ import math
 import pytest
 import torch
 
+from optimizer_cases import DECOUPLED, mode_options
 from reference import ReferenceAdamW, ReferenceSGDW, gradient_stream, random_tensors
+from weightdecay.decay import lr_coefficient
 
 F64 = torch.float64
 SHAPES = [[(4, 3), (5,)], [(3, 2)]]
@@ -69,12 +71,18 @@ def test_adam_oracle_matches_torch(peer, mode, kwargs):
     _assert_same(tp, topt, ref, keys)
 
 
-@pytest.mark.parametrize("mode", ["paper", "constant", "corrected"])
-def test_adam_oracle_rescaled_modes_match_torch_with_per_step_lambda(mode):
-    # Each mode is torch's AdamW with λ' = s_t / lr_t rewritten every step (docs/math.md's table), under a changing lr.
+@pytest.mark.parametrize("options", [{}, "set"], ids=["defaults", "options"])
+@pytest.mark.parametrize("mode", DECOUPLED)
+def test_adam_oracle_rescaled_modes_match_torch_with_per_step_lambda(mode, options):
+    # Each mode is torch's AdamW with λ' = s_t / lr_t rewritten every step, under a changing lr: the oracle's s_t
+    # (written from docs/math.md) against the row's c_t (weightdecay.decay), run by torch.optim.AdamW.
+    options = mode_options(mode) if options else {}
     lam, peak = 0.02, 0.1
     lr_at = [0.1 * (0.5 + 0.5 * math.cos(math.pi * t / STEPS)) + 1e-3 for t in range(STEPS)]
-    factor = {"paper": lambda lr: 1 / peak, "constant": lambda lr: 1 / lr, "corrected": lambda lr: lr / peak}[mode]
+
+    def factor(lr: float) -> float:
+        return lr_coefficient(mode, 1.0, lr, peak, None, options)
+
     grads = gradient_stream(SHAPES, STEPS, seed=2, dtype=F64)
     params = [random_tensors(shapes, seed=7 + i, dtype=F64) for i, shapes in enumerate(SHAPES)]
     opt = torch.optim.AdamW([{"params": ps} for ps in params], lr=peak, weight_decay=0.0, foreach=False)
@@ -85,7 +93,7 @@ def test_adam_oracle_rescaled_modes_match_torch_with_per_step_lambda(mode):
             for p, g in zip(ps, gs):
                 p.grad = g.clone()
         opt.step()
-    ref = _ref_run(ReferenceAdamW, [{}, {}], dict(lr=peak, weight_decay=lam, decay=mode), grads,
+    ref = _ref_run(ReferenceAdamW, [{}, {}], dict(lr=peak, weight_decay=lam, decay=mode, **options), grads,
                    lrs=lambda t: [lr_at[t]] * 2)
     _assert_same(params, opt, ref, ["step", "exp_avg", "exp_avg_sq"])
 

@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch.optim import lr_scheduler as tsched
 
+from reference import shrink_factor
+from weightdecay.decay import DECAY_MODES
 from weightdecay.errors import UserError
 from weightdecay.schedules import SCHEDULE_NAMES, make_lr_schedule, make_multiplier, restart_period
 
@@ -342,28 +344,32 @@ def test_normalized_weight_decay_matches_spec_cifar_example():
     assert paper_units_factor("paper", 1e-3) == 1.0
 
 
-# s_t = coefficient · lr_t^power · λ for each decay mode (docs/math.md, "Decay conventions", stable with mean v̂ = 1); l2 never shrinks
-_SHRINK_POWERS = {"torch": (1, False), "paper": (1, True), "constant": (0, False), "corrected": (2, True),
-                  "stable": (1, False)}
+def _oracle_ratio(source: str, target: str, peak: float) -> float | None:
+    """shrink(source)/shrink(target) from the float64 oracle (docs/math.md), if the same at every lr_t and every
+    training statistic (mean v̂); None otherwise, or where one side never shrinks (coupled l2)."""
+    points = [(peak, 1.0), (peak / 3, 1.0), (peak / 7, 0.25)]
+    ratios = []
+    for lr, statistic in points:
+        a, b = (shrink_factor(m, 1.0, lr, peak, statistic) for m in (source, target))
+        if a == 0 or b == 0:
+            return None
+        ratios.append(a / b)
+    return ratios[0] if all(math.isclose(r, ratios[0], rel_tol=1e-9) for r in ratios) else None
 
 
-@pytest.mark.parametrize("source", [*_SHRINK_POWERS, "l2"])
-@pytest.mark.parametrize("target", [*_SHRINK_POWERS, "l2"])
+@pytest.mark.parametrize("source", DECAY_MODES)
+@pytest.mark.parametrize("target", DECAY_MODES)
 def test_fixed_shrink_ratio_is_the_one_exactness_check(source, target):
     # Review finding 8: rules.convert's "exact" and paper_units_factor asked the same question in two copies.
     from weightdecay.rules import convert
     from weightdecay.schedules import fixed_shrink_ratio
 
     peak = 2e-3
-    ratio = fixed_shrink_ratio(source, target, peak)
-    if "l2" in (source, target) or ("stable" in (source, target) and source != target) or (
-            _SHRINK_POWERS[source][0] != _SHRINK_POWERS[target][0]):
-        assert ratio is None
-    else:
-        (_, src_per_peak), (_, tgt_per_peak) = _SHRINK_POWERS[source], _SHRINK_POWERS[target]
-        assert ratio == pytest.approx((1 / peak if src_per_peak else 1) / (1 / peak if tgt_per_peak else 1),
-                                      rel=1e-12)
-    if "l2" not in (source, target):
+    ratio, expected = fixed_shrink_ratio(source, target, peak), _oracle_ratio(source, target, peak)
+    assert (ratio is None) == (expected is None)
+    if ratio is not None:
+        assert ratio == pytest.approx(expected, rel=1e-12)
+    if DECAY_MODES[source].decoupled and DECAY_MODES[target].decoupled:
         c = convert(0.1, source, target, lr=peak / 3, peak_lr=peak, mean_v_hat=0.25)
         assert c.exact == (ratio is not None)
     if source == "paper":

@@ -420,7 +420,7 @@ GOOD = """
     # An option the arm's optimizer would silently drop (finding 7).
     (GOOD + "\n    momentum = 0.5\n", "arms[0].momentum: adamw does not use momentum (only sgdw, muon, rmsprop, sgd, amos do)"),
     (GOOD.replace('decay = "torch"', 'decay = "torch"\n    optimizer = "sgdw"\n    betas = [0.9, 0.99]'),
-     "arms[0].betas: sgdw does not use betas (only adamw, nadam, radam, adamax do)"),
+     "arms[0].betas: sgdw does not use betas (only adamw, nadam, radam, adamax, lion do)"),
 ])
 def test_config_errors_exit_2_naming_the_key(tmp_path, capsys, body, message):
     cfg = write_config(tmp_path / "bad.toml", body)

@@ -99,7 +99,7 @@ def test_a_step_the_optimizer_refuses_for_its_shrink_is_recorded_as_diverged():
     ({"lr": -1.0}, "learning rate"),
     ({"weight_decay": float("nan")}, "weight decay"),
     ({"epochs": 0}, "epochs"),
-    ({"optimizer": "lion"}, "optimizer"),
+    ({"optimizer": "sophia"}, "optimizer"),
     ({"decay": "stable", "optimizer": "sgdw"}, "stable"),
     ({"schedule": "zigzag"}, "zigzag"),
     ({"extra": {"val_size": 5000}}, "val_size"),

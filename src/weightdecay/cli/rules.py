@@ -15,6 +15,7 @@ import math
 from dataclasses import asdict
 from typing import Any
 
+from weightdecay.decay import get_mode
 from weightdecay.errors import UserError
 from weightdecay.rules.equilibrium import rotation_kind
 from weightdecay.rules import CONVENTION_NAMES, OPTIMIZERS, Conversion, advise, convert, convert_all, get_convention
@@ -78,10 +79,11 @@ def _why_skipped(name: str, source: str) -> str:
     conv = get_convention(name)
     if {conv.part, get_convention(source).part} == {"muon", "adamw"}:
         return f"the λ of Muon's other part, {conv.part}"
-    if conv.mode == "l2":
+    mode = get_mode(conv.mode)
+    if not mode.decoupled:
         return "coupled L2: no decoupled setting equals it under Adam"
-    if conv.mode == "stable":
-        return "needs --mean-v-hat from your run"
+    if mode.statistic is not None:
+        return f"needs --{mode.statistic.name.replace('_', '-')} from your run"
     if name == "keras-adamw":
         return "needs --batch-size and --total-steps, or --dataset-size and --epochs"
     return "needs --batch-size, --dataset-size and --epochs"

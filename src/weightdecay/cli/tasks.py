@@ -200,9 +200,13 @@ def train_handler(args: argparse.Namespace) -> int:
         raise UserError(f"--{key} applies to --optimizer {', '.join(users)} only, not {args.optimizer}; drop it or "
                         f"pass --optimizer {users[0]}")
     options = {"cautious": True} if args.cautious else {}
+    # momentum and betas default to the optimizer's registry row (Muon's 0.95, Lion's (0.9, 0.99)), not to Arm's
+    shared = {k: v for k, v in get_optimizer(args.optimizer).defaults.items() if k in ("momentum", "betas")}
+    if args.momentum is not None:
+        shared["momentum"] = args.momentum
     arm = Arm(name="train", optimizer=args.optimizer, decay=args.decay, weight_decay=(weight_decay,),
               wd_schedule=args.wd_schedule, normalized_wd=args.normalized_wd is not None,
-              optimizer_options=options, **({} if args.momentum is None else {"momentum": args.momentum}))
+              optimizer_options=options, **shared)
     config = train_config(arm, lr=lr, weight_decay=weight_decay, seed=args.seed, schedule=args.schedule,
                           epochs=args.epochs, batch_size=args.batch_size,
                           extra=parse_options(args.option)).with_(diagnostics=args.diagnostics)

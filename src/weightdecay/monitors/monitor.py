@@ -22,35 +22,50 @@ from weightdecay.decay import get_mode, shrink
 from weightdecay.errors import UserError
 from weightdecay.monitors.fields import FIELDS, GROUP_FACTORS
 from weightdecay.monitors.structure import ScaleInvarianceProbe
-from weightdecay.optim._distributed import global_sum_and_count, global_sums, local_shard
+from weightdecay.optim._distributed import global_sums, local_shard
+from weightdecay.optim.registry import OPTIMIZERS, OptimizerInfo, row_of
+from weightdecay.optim.statistics import mean_v_hat_of_state
+from weightdecay.optim.wrap import KNOWN_BASES
 from weightdecay.rules.equilibrium import adamc_target_ratio, equilibrium_rotation
 
 __all__ = ["Monitor", "FIELDS", "optimizer_family", "decay_mode_of"]
 
 
-def optimizer_family(optimizer: torch.optim.Optimizer) -> str | None:
-    """``"adam"`` or ``"sgd"`` for the optimizers whose equilibrium the rules know, else None (no predictions)."""
-    from weightdecay.optim import AdamW, SGDW
-
-    if isinstance(optimizer, (AdamW, torch.optim.Adam, torch.optim.AdamW)):
-        return "adam"
-    if isinstance(optimizer, (SGDW, torch.optim.SGD)):
-        return "sgd"
+def _row_of_group(optimizer: torch.optim.Optimizer, index: int) -> OptimizerInfo | None:
+    """The registry row of the optimizer that steps group ``index`` (each part's own in a CombinedOptimizer)."""
+    for part in getattr(optimizer, "optimizers", None) or [optimizer]:
+        if index < len(part.param_groups):
+            return row_of(part)
+        index -= len(part.param_groups)
     return None
+
+
+def optimizer_family(optimizer: torch.optim.Optimizer) -> str | None:
+    """``"adam"`` or ``"sgd"``: the equilibrium family its registry row names (``rotation``); None where the rules
+    derive none (no predictions)."""
+    row = _row_of_group(optimizer, 0)
+    rotation = row.rotation if row is not None else None
+    return None if rotation is None else ("adam" if rotation == "adam" else "sgd")
+
+
+def _rule_row(rotation: str) -> str:
+    """A registered optimizer whose equilibrium rule is ``rotation`` (the rules take a registry name)."""
+    return next(name for name, info in OPTIMIZERS.items() if info.rotation == rotation)
 
 
 def decay_mode_of(optimizer: torch.optim.Optimizer, group: dict[str, Any]) -> str | None:
     """The group's decay convention: its ``decay`` key where the optimizer keeps one (every weightdecay
-    optimizer does), ``torch`` for ``torch.optim.AdamW`` (or Adam with ``decoupled_weight_decay=True``), ``l2``
-    for the ``weight_decay`` of ``torch.optim.Adam`` and ``SGD``; None when unknown."""
+    optimizer does); for a torch.optim class, what its own ``weight_decay`` is (:data:`weightdecay.optim.wrap.
+    KNOWN_BASES`): ``torch`` where it shrinks by ``lr·wd`` (``torch.optim.AdamW``, Adam with
+    ``decoupled_weight_decay=True``, Muon), ``l2`` where it is coupled (Adam, SGD, RMSprop…); None when unknown."""
     if isinstance(group.get("decay"), str):
         return group["decay"]
-    if isinstance(optimizer, torch.optim.AdamW) or (isinstance(optimizer, torch.optim.Adam)
-                                                    and group.get("decoupled_weight_decay")):
+    how = next((KNOWN_BASES[c] for c in type(optimizer).__mro__ if c in KNOWN_BASES), None)
+    if how is None:
+        return None
+    if how.shrinks_by_lr and (how.switch is None or group.get(how.switch)):
         return "torch"
-    if isinstance(optimizer, (torch.optim.Adam, torch.optim.SGD)):
-        return "l2"
-    return None
+    return "l2" if how.coupled else None
 
 
 def _number(value: Any) -> float:
@@ -74,6 +89,10 @@ class Monitor:
     SGD-type steps only; docs/math.md, 'AdamC's target'), and the group's
     ``weight_decay`` λ with the factors :func:`weightdecay.param_groups` left in it, ``wd_mult`` and ``lr_scale``
     (None where the group has none). A value that does not apply is None.
+    apply is None. Which rule applies comes from the optimizer's registry row (its ``rotation``), so every
+    registered optimizer, a user's own included, gets the predictions its row names; :attr:`no_predictions` maps
+    each param group that gets none to the reason (an optimizer the registry does not know, or one whose row
+    names no rule, as NAdam, Lion or Muon).
 
     Scale-invariant weights are found from the forward passes of ``model`` before the first step
     (:mod:`weightdecay.monitors.structure` says which cases), plus the model's own ``scale_invariant``
@@ -128,6 +147,7 @@ class Monitor:
         self._probe: ScaleInvarianceProbe | None = None
         self._writer: Any = None
         self._pending: list[tuple[int, int, str, torch.Tensor, torch.Tensor]] = []
+        self.no_predictions: dict[int, str] = {}  # param group → why it gets no predictions
         if optimizer is not None:
             self.attach(optimizer, model)
         elif model is not None:
@@ -144,7 +164,6 @@ class Monitor:
         if self.optimizer is not None:
             raise UserError("This monitor is already attached; call monitor.remove() first, or make a new Monitor")
         self.optimizer = optimizer
-        self.family = optimizer_family(optimizer)
         self.steps_per_epoch = self.steps_per_epoch or steps_per_epoch
         self.total_steps = self.total_steps or total_steps
         self._names: dict[int, str] = {}
@@ -235,7 +254,13 @@ class Monitor:
             self._write_live(new)
 
     def _group_facts(self, optimizer: torch.optim.Optimizer, g: int) -> dict[str, Any]:
-        """The shrink this step applied to group ``g``, its timescales and the rules' predictions."""
+        """The shrink this step applied to group ``g``, its timescales and the rules' predictions.
+
+        What the optimizer is comes from its registry row (:func:`weightdecay.optim.registry.row_of`): its
+        ``rotation`` names the equilibrium rule (``adam``; ``sgd``/``sgdw``, SGD with momentum, where a coupled
+        λ runs through the momentum and a decoupled shrink does not). A group whose row names none gets no
+        predictions, and :attr:`no_predictions` says why.
+        """
         group = optimizer.param_groups[g]
         lr, wd = _number(group["lr"]), _number(group.get("weight_decay", 0.0))
         mode = decay_mode_of(optimizer, group)
@@ -243,33 +268,40 @@ class Monitor:
                                  "predicted_rotation": None, "predicted_grad_to_weight": None,
                                  "factors": {k: (_number(group[k]) if group.get(k) is not None else None)
                                              for k in GROUP_FACTORS}}
+        info = _row_of_group(optimizer, g)
+        rule = info.rotation if info is not None else None
+        if rule is None:
+            self.no_predictions[g] = (
+                f"{type(optimizer).__name__} is not in the optimizer registry" if info is None else
+                f"the rules derive no equilibrium for {info.name!r} (its registry row has rotation=None)")
         if mode is None:
             return facts
-        if mode == "l2":
+        row = get_mode(mode)
+        if not row.decoupled:
             # Coupled λ·p joins the gradient: under SGD it pulls the weight by lr·λ per step (rules/equilibrium's
             # "sgd" setting); under Adam the denominator rescales it per element, so no single s_t exists.
-            s = lr * wd if self.family == "sgd" else None
+            s = lr * wd if rule in ("sgd", "sgdw") else None
         else:
             peak = _number(group.get("peak_lr", group.get("initial_lr", group["lr"])))
-            mean_v_hat = _mean_v_hat(optimizer) if get_mode(mode).adam_only else None
-            s = shrink(mode, wd, lr, peak, mean_v_hat)
+            statistic = mean_v_hat_of_state(optimizer) if row.statistic is not None else None
+            s = shrink(row, wd, lr, peak, statistic, group)
         facts["shrink"] = s
         if s is None or s <= 0:
             return facts
         facts["tau_iter"] = 1.0 / s  # the EMA timescale (rules.ema_timescale), from the s_t actually applied
         if self.steps_per_epoch:
             facts["tau_epoch"] = facts["tau_iter"] / self.steps_per_epoch
-        if lr <= 0 or self.family is None or (mode == "l2" and self.family == "adam"):
+        if lr <= 0 or rule is None or (not row.decoupled and rule == "adam"):
             return facts
         # The rules take λ in torch units (s = lr·λ); s/lr is that λ whatever the group's convention.
         torch_wd = s / lr
-        if self.family == "adam":
-            facts["predicted_rotation"] = equilibrium_rotation(lr, torch_wd, optimizer="adamw",
+        if rule == "adam":
+            facts["predicted_rotation"] = equilibrium_rotation(lr, torch_wd, optimizer=info.name,
                                                                beta1=_number(group["betas"][0]))
         else:
             momentum = _number(group.get("momentum", 0.0))
             facts["predicted_rotation"] = equilibrium_rotation(lr, torch_wd, momentum=momentum,
-                                                               optimizer="sgd" if mode == "l2" else "sgdw")
+                                                               optimizer=_rule_row("sgdw" if row.decoupled else "sgd"))
             facts["predicted_grad_to_weight"] = adamc_target_ratio(lr, torch_wd)
         return facts
 
@@ -332,24 +364,3 @@ def _measure(params: list[torch.Tensor], befores: list[torch.Tensor]) -> list[li
     minus = ((update.square() - radial.square()) / product).clamp(0.0, 4.0)
     rotation = 2 * torch.atan2(minus.sqrt(), (4.0 - minus).sqrt())
     return torch.stack([grad, weight, update, rotation], dim=1).tolist()
-
-
-def _mean_v_hat(optimizer: torch.optim.Optimizer) -> float | None:
-    """mean(v̂_t) over every element with Adam state, after this step (what ``stable`` divided by); under FSDP2
-    summed over every rank's shards, as the step does."""
-    params, sums = [], []
-    for group in optimizer.param_groups:
-        beta2 = _number(group["betas"][1])
-        for p in group["params"]:
-            state = optimizer.state.get(p, {})
-            if "exp_avg_sq" not in state:
-                continue
-            v = local_shard(state["exp_avg_sq"]).double().sum()
-            if group.get("bias_correction", True):
-                v = v / (1 - beta2 ** _number(state["step"]))
-            params.append(p)
-            sums.append(v)
-    if not params:
-        return None
-    total, numel = global_sum_and_count(params, torch.stack(sums))
-    return total / numel if numel else None

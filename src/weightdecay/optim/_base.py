@@ -1,4 +1,5 @@
-"""What AdamW and SGDW share: argument checks, the ``decay``/``peak_lr`` group keys and their state dict."""
+"""What every optimizer with a named decay shares: argument checks, the ``decay``/``peak_lr`` group keys and their
+state dict. How the decay reaches the weights each step is :mod:`weightdecay.optim.delivery`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, Callable
 
 import torch
 
-from weightdecay.decay import check_shrink, get_mode, shrink
+from weightdecay.decay import get_mode, mode_options
 from weightdecay.errors import UserError, UserTypeError
 
 
@@ -57,12 +58,6 @@ def refuse_unsupported_modes(group: dict[str, Any]) -> None:
         )
 
 
-def _skipped_by_scaler(opt: torch.optim.Optimizer) -> bool:
-    """Whether a GradScaler found inf/NaN gradients this step (the kernels then leave everything unchanged)."""
-    found_inf = getattr(opt, "found_inf", None)
-    return found_inf is not None and bool(found_inf.item())
-
-
 def check_nonnegative(name: str, value: Any, label: str | None = None, *, tensor_ok: bool = False) -> None:
     """``Invalid learning rate: -1.0 (must be >= 0)``, in torch.optim's words."""
     check_number(name, value, tensor_ok=tensor_ok)
@@ -106,44 +101,6 @@ def evaluate_closure(closure: Callable[[], float] | None) -> float | None:
         return closure()
 
 
-def check_step_decay(optimizer: torch.optim.Optimizer, mean_v_hat: float | torch.Tensor | None = None) -> None:
-    """What every decoupled optimizer does first in ``step()``, before it touches a tensor, for each group:
-
-    1. resolve ``peak_lr`` (:func:`resolve_peak_lr`);
-    2. warn, once per group, when ``lr_t > peak_lr`` in a mode that divides by ``peak_lr`` (``paper``,
-       ``corrected``): the shrink is then larger than the λ the user set means;
-    3. refuse a shrink ``s_t >= 1`` (:func:`weightdecay.decay.check_shrink`), which would zero or flip the weights.
-
-    Args:
-        optimizer: any optimizer whose groups carry ``lr``, ``weight_decay``, ``decay`` and ``peak_lr``.
-        mean_v_hat: for ``stable``: mean(v̂_t) after this step's moment update, over every element updated.
-
-    Under torch.compile it runs outside the graph (one graph break), since it reads lr_t and s_t on the host.
-    """
-    if torch.compiler.is_compiling():
-        # Wrapped here, not at import: torch.compiler.disable imports torch._dynamo (over a second), which every
-        # process that imports weightdecay would pay for without ever compiling.
-        return torch.compiler.disable(check_step_decay)(optimizer, mean_v_hat)
-    if torch.is_tensor(mean_v_hat):
-        mean_v_hat = _number(mean_v_hat)
-    warned = optimizer.__dict__.setdefault("_weightdecay_peak_warned", set())
-    for index, group in enumerate(optimizer.param_groups):
-        mode = get_mode(group["decay"])
-        peak, lr = resolve_peak_lr(group), _number(group["lr"])
-        if mode.uses_peak_lr and lr > peak and index not in warned:
-            warned.add(index)
-            warnings.warn(
-                f"param_groups[{index}]: lr_t = {lr:g} is above peak_lr = {peak:g}, and decay={mode.name!r} divides "
-                f"by peak_lr, so this group decays {lr / peak:.3g}x harder than its λ means at the peak. Pass the "
-                "schedule's real peak as peak_lr= (or set param_groups[i]['peak_lr']).",
-                UserWarning, stacklevel=_user_stacklevel(),
-            )
-        if mode.decoupled and (mode.name != "stable" or mean_v_hat is not None):
-            wd = _number(group["weight_decay"])
-            check_shrink(mode.name, shrink(mode.name, wd, lr, peak, mean_v_hat), wd, lr, peak,
-                         where=f"param_groups[{index}]: ")
-
-
 class DecayOptimizer(torch.optim.Optimizer):
     """Base class: validates each group and fills ``decay`` and ``peak_lr`` (see ``docs/math.md``, "Decay conventions").
 
@@ -180,6 +137,7 @@ class DecayOptimizer(torch.optim.Optimizer):
         check_flag("fused", group.get("fused"), none_ok=True)
         refuse_unsupported_modes(group)
         mode = get_mode(group["decay"], adam=self._adam, optimizer=type(self).__name__)
+        group.update(mode_options(mode, group))  # the keys the mode's shrink reads (its lr exponent), checked
         cautious = group.setdefault("cautious", False)
         if not isinstance(cautious, bool):
             raise UserError(f"Invalid cautious: {cautious!r} (must be True or False)")
@@ -256,11 +214,6 @@ class DecayOptimizer(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         for group in self.param_groups:
             get_mode(group["decay"], adam=self._adam, optimizer=type(self).__name__)
-
-    def _group_shrink(self, group: dict[str, Any], mean_v_hat: float | None = None) -> float:
-        """``s_t`` of the group this step: the one place a subclass asks for it (checks on s_t belong here)."""
-        return shrink(group["decay"], group["weight_decay"], _number(group["lr"]), group["peak_lr"], mean_v_hat)
-
 
 
 def _warn_if_peak_lr_changes(saved: list[dict[str, Any]], current: list[dict[str, Any]]) -> None:

@@ -9,13 +9,14 @@ from torch import Tensor
 from torch.optim.adam import adam as _torch_adam
 from torch.optim.optimizer import _default_to_fused_or_foreach, _device_dtype_check_for_fused, _get_scalar_dtype
 
-from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
+from weightdecay.decay import DECAY_MODES, coupled_weight_decay
 from weightdecay.errors import UserError
 from weightdecay.optim import _kernels
-from weightdecay.optim._base import (DecayOptimizer, _number, _skipped_by_scaler, check_flag, check_nonnegative,
-                                     check_number, check_step_decay, evaluate_closure)
-from weightdecay.optim._distributed import global_sum_and_count, is_sharded, local_shard
-from weightdecay.optim.cautious import cautious_decay_, cautious_decay_after_step_
+from weightdecay.optim._base import (DecayOptimizer, _number, check_flag, check_nonnegative, check_number,
+                                     evaluate_closure)
+from weightdecay.optim.cautious import cautious_decay_
+from weightdecay.optim.delivery import GroupPlan, Route, plan_step, reads_statistic, shrink_, traced_shrink_
+from weightdecay.optim.statistics import predicted_mean_v_hat
 
 __all__ = ["Adam", "AdamW"]
 
@@ -44,7 +45,8 @@ class AdamW(DecayOptimizer):
         maximize: maximize the objective.
         foreach, fused: the implementation; both None picks torch's default for the device (on CPU the
             readable single-tensor loop). ``fused=True`` runs every mode through torch's fused kernel.
-        decay: the convention, one of ``torch``, ``paper``, ``constant``, ``corrected``, ``stable``, ``l2``.
+        decay: the convention, a name of :data:`weightdecay.decay.DECAY_MODES` (``torch``, ``paper``, … ``l2``);
+            a mode whose shrink reads a per-group key (its lr exponent) takes it from the group.
         peak_lr: reference learning rate for ``paper`` and ``corrected``; defaults to each group's ``lr`` at
             construction.
         bias_correction: False gives BERT's AdamWeightDecay arithmetic (no bias correction of m and v).
@@ -167,46 +169,21 @@ class AdamW(DecayOptimizer):
         return has_complex
 
     def _mean_v_hat(self, groups: list[tuple[dict[str, Any], dict[str, list]]]) -> Tensor | float:
-        """mean(v̂_t) over every element updated this step, all groups, as it will be after the moment update.
-
-        Computed before the update from ``sum(v_t) = β2·sum(v_{t-1}) + (1-β2)·sum(g²)`` so the fused kernel can
-        then take the step in one pass; one host sync per step (by the caller), none per tensor.
-        """
+        """mean(v̂_t) over every element updated this step, all groups, as it will be after the moment update
+        (:func:`~weightdecay.optim.statistics.predicted_mean_v_hat`), so the fused kernel can then take the step in
+        one pass; a fused group on the CPU sums its g (and v) in one pass of its own. One host sync per step (by
+        the caller), none per tensor."""
         grad_scale = getattr(self, "grad_scale", None)  # a GradScaler's gradients arrive scaled (fused path)
-        params, sums = [], []
-        fast_total, fast_numel = 0.0, 0
+        rest, fast_total, fast_numel = [], 0.0, 0
         for group, t in groups:
-            if not t["params"]:
-                continue
             fast = (_kernels.v_hat_sum(t, group, grad_scale=grad_scale, plans=_kernels.plans_of(self))
-                    if group["fused"] else None)
-            if fast is not None:  # one pass over g (and v) on the CPU (plain tensors only: nothing to reduce)
+                    if group["fused"] and t["params"] else None)
+            if fast is not None:  # plain tensors only: nothing to reduce over shards
                 fast_total, fast_numel = fast_total + fast[0], fast_numel + fast[1]
-                continue
-            # Sums over this rank's shards (all of each tensor outside FSDP2); global_sum_and_count adds the rest.
-            grads = [local_shard(g) for g in t["grads"]]
-            if grad_scale is not None:  # unscaled before l2's λ·p joins them, as the kernel will do
-                grads = torch._foreach_div(grads, grad_scale)
-            coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
-            if coupled != 0:  # the moments see (-g if maximize) + λ·p, torch.optim.Adam's order; so must the mean
-                grads = torch._foreach_add(torch._foreach_neg(grads) if group["maximize"] else grads,
-                                           [local_shard(p) for p in t["params"]], alpha=coupled)
-            beta2 = _number(group["betas"][1])
-            v_sum = torch.stack([local_shard(v).sum() for v in t["exp_avg_sqs"]]).to(torch.float64)
-            g_sq = torch.stack(torch._foreach_norm(grads, 2)).to(torch.float64).square()
-            new_sum = beta2 * v_sum + (1 - beta2) * g_sq
-            if group["bias_correction"]:
-                steps = torch.stack(t["steps"]).to(device=v_sum.device, dtype=torch.float64) + 1
-                new_sum = new_sum / (1 - beta2 ** steps)
-            params += t["params"]
-            sums.append(new_sum)
-        if is_sharded(params):  # FSDP2: one all_reduce of [sum, count] over the shards
-            total, numel = global_sum_and_count(params, torch.cat(sums))
-        else:  # a tensor, so a compiled step reads it without a host sync
-            total = torch.cat(sums).sum() if sums else 0.0
-            numel = sum(p.numel() for p in params)
-        total, numel = total + fast_total, numel + fast_numel
-        return total / numel if numel else 0.0
+            else:
+                rest.append((group, {"params": t["params"], "grads": t["grads"], "exp_avg_sqs": t["exp_avg_sqs"],
+                                     "steps": t["steps"]}))
+        return predicted_mean_v_hat(rest, grad_scale=grad_scale, already=(fast_total, fast_numel))
 
     # --- the step -----------------------------------------------------------------------------------------
 
@@ -214,6 +191,10 @@ class AdamW(DecayOptimizer):
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Take one optimization step (``closure`` re-evaluates the model and returns the loss)."""
         loss = evaluate_closure(closure)
+        # Refuse s_t >= 1 before any tensor or state moves; a step whose shrink reads mean v̂ can only be checked
+        # once the moments it predicts from exist (their state is created below, as zeros, on first sight).
+        reads = reads_statistic(self.param_groups)
+        plans = None if reads else plan_step(self)
         groups = []
         for group in self.param_groups:
             t: dict[str, list] = {k: [] for k in ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs",
@@ -221,11 +202,12 @@ class AdamW(DecayOptimizer):
             self._init_group(group, t["params"], t["grads"], t["exp_avgs"], t["exp_avg_sqs"], t["max_exp_avg_sqs"],
                              t["steps"])
             groups.append((group, t))
-        mean_v_hat = self._mean_v_hat(groups) if any(g["decay"] == "stable" for g, _ in groups) else None
-        check_step_decay(self, mean_v_hat)
-        for group, t in groups:
+        statistic = self._mean_v_hat(groups) if reads else None
+        if plans is None:
+            plans = plan_step(self, statistic)
+        for (group, t), plan in zip(groups, plans):
             if t["params"]:
-                self._step_group(group, t, mean_v_hat)
+                self._step_group(group, t, plan, statistic)
         return loss
 
     @property
@@ -234,79 +216,48 @@ class AdamW(DecayOptimizer):
         (no separate unscale pass); with any group off the fused path it unscales first, as for other optimizers."""
         return bool(self.param_groups) and all(g["fused"] for g in self.param_groups)
 
-    def _step_group(self, group: dict[str, Any], t: dict[str, list], mean_v_hat: Tensor | float | None) -> None:
+    def _step_group(self, group: dict[str, Any], t: dict[str, list], plan: GroupPlan, statistic: Any) -> None:
         if torch.compiler.is_compiling():
-            return self._step_group_traced(group, t, mean_v_hat)
-        if mean_v_hat is not None:
-            mean_v_hat = _number(mean_v_hat)
-        lr = _number(group["lr"])
-        mode, wd = group["decay"], group["weight_decay"]
+            return self._step_group_traced(group, t, plan, statistic)
         fused, foreach = group["fused"], group["foreach"]
         if fused is None and foreach is None:
             fused, foreach = _default_to_fused_or_foreach(t["params"], differentiable=False, use_fused=False)
             # As torch.optim.adam: foreach takes Tensor lr/betas only when capturable, so those run the loop.
             foreach = foreach and not torch.is_tensor(group["lr"]) and not torch.is_tensor(group["betas"][0])
         if not fused and not foreach:
-            _single_tensor_adamw(t, group, lr=lr, shrink_t=shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
+            _single_tensor_adamw(t, group, lr=plan.lr, shrink_t=plan.shrink, masked=plan.masked)
             return
-
-        masked = group["cautious"] and DECAY_MODES[mode].decoupled
-        # The one-pass kernel (CPU; else torch's kernel below) takes the masked shrink inside the Adam step, and
-        # every group of a step that needs mean v̂: it leaves each tensor's Σv for the next step's mean.
-        if fused and (masked or mean_v_hat is not None) and _kernels.adamw_step(
-                t, group, lr=lr, shrink_t=shrink(mode, wd, lr, group["peak_lr"], mean_v_hat), cautious=masked,
-                grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None),
-                plans=_kernels.plans_of(self)):
-            return
-        # Fast paths: torch's own kernels, told the decay through a per-step coefficient c_t with s_t = lr_t·c_t.
-        coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"], mean_v_hat)
-        cautious = None
-        if group["cautious"] and DECAY_MODES[mode].decoupled:
-            # The kernels step with no decay; the masked shrink follows at the weights before the step.
-            cautious = ([p.clone() for p in t["params"]], shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
-            coefficient = 0.0
-        if coefficient is None:  # lr_t = 0 with a shrink (constant, or stable): no c_t exists; shrink here.
-            self._shrink_outside_kernel(t["params"], shrink(mode, wd, lr, group["peak_lr"], mean_v_hat))
-            coefficient = 0.0
+        # torch's Adam kernels shrink by lr·wd; the one-pass kernel (CPU, fused) takes the mask and the
+        # statistic-reading modes inside the Adam step, else torch's kernel below.
+        route = plan.route(kernel_shrinks=True, one_pass=bool(fused))
+        if route is Route.ONE_PASS:
+            if _kernels.adamw_step(t, group, lr=plan.lr, shrink_t=plan.shrink, cautious=plan.masked,
+                                   grad_scale=getattr(self, "grad_scale", None),
+                                   found_inf=getattr(self, "found_inf", None), plans=_kernels.plans_of(self)):
+                return
+            route = plan.route(kernel_shrinks=True, one_pass=False)
+        weight_decay = plan.start(self, t["params"], route)
         self._run_torch_adam(group, t, foreach=bool(foreach), fused=bool(fused), capturable=False,
-                             weight_decay=coefficient if DECAY_MODES[mode].decoupled else coupled_weight_decay(mode, wd))
-        if cautious is not None and not _skipped_by_scaler(self):
-            cautious_decay_after_step_(t["params"], *cautious)
+                             weight_decay=weight_decay)
+        plan.finish(self, t["params"])
 
-    def _step_group_traced(self, group: dict[str, Any], t: dict[str, list], mean_v_hat: Tensor | None) -> None:
-        """The step as torch.compile traces it: every path through torch's Adam, with no host read of lr_t.
+    def _step_group_traced(self, group: dict[str, Any], t: dict[str, list], plan: GroupPlan, statistic: Any) -> None:
+        """The step as torch.compile traces it: every path through torch's Adam, with no host read of ``lr_t``
+        (lr as a Tensor, torch's advice for compiled optimizers), the shrink :func:`~.delivery.traced_shrink_`.
 
-        A host read (``lr.item()``) would break the graph, and a float lr_t would be baked into the graph and
-        recompile it at every change; so s_t stays a tensor here (lr as a Tensor, torch's advice for compiled
-        optimizers) and the decoupled shrink is one more in-place multiply, which inductor fuses with the update.
-        ``check_step_decay`` has already run, outside the graph. torch keeps its fused kernel out of the graph
-        (``torch.compiler.disable``), so a fused group takes its eager step there, as torch.optim.AdamW does.
+        torch keeps its fused kernel out of the graph (``torch.compiler.disable``), so a fused group takes its eager
+        step there, as torch.optim.AdamW does; the cautious mask is not traced either.
         """
-        if group["fused"] or group["cautious"]:  # the cautious mask is not traced either: an eager step
+        if group["fused"] or plan.masked:
             # Wrapped here, not at import: torch.compiler.disable imports torch._dynamo (over a second).
             return torch.compiler.disable(_eager_step, reason="torch's fused Adam kernel and the cautious mask are "
-                                          "not traced; the group steps eagerly")(self, group, t, mean_v_hat)
-        mode, wd, peak, lr = group["decay"], group["weight_decay"], group["peak_lr"], group["lr"]
+                                          "not traced; the group steps eagerly")(self, group, t, plan, statistic)
         fused, foreach = group["fused"], group["foreach"]
         if fused is None and foreach is None:
             fused, foreach = _default_to_fused_or_foreach(t["params"], differentiable=False, use_fused=False)
-        decoupled = DECAY_MODES[mode].decoupled
-        if decoupled and wd != 0:
-            if mode == "stable":
-                mean_v_hat = torch.as_tensor(mean_v_hat, dtype=torch.float64)
-                s_t = lr * wd * torch.where(mean_v_hat > 0, mean_v_hat.clamp(min=1e-300).rsqrt(), 0.0)
-            else:
-                s_t = shrink(mode, wd, lr, peak)
-            self._shrink_outside_kernel(t["params"], s_t)
+        traced_shrink_(self, group, t["params"], statistic)
         self._run_torch_adam(group, t, foreach=bool(foreach), fused=bool(fused), capturable=not fused,
-                             weight_decay=0.0 if decoupled else coupled_weight_decay(mode, wd))
-
-    def _shrink_outside_kernel(self, params: list[Tensor], shrink_t: float | Tensor) -> None:
-        """``p ← p·(1 - s_t)`` as a pass of its own, skipped on a step a GradScaler skips (found_inf = 1)."""
-        found_inf = getattr(self, "found_inf", None)
-        if found_inf is not None:  # no host sync: the factor is exactly 1 on a skipped step
-            shrink_t = shrink_t * (1 - found_inf)
-        torch._foreach_mul_(params, 1 - shrink_t)
+                             weight_decay=plan.coupled)
 
     def _run_torch_adam(self, group: dict[str, Any], t: dict[str, list], *, foreach: bool, fused: bool,
                         capturable: bool, weight_decay: float) -> None:
@@ -358,11 +309,12 @@ class Adam(AdamW):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, decay=decay, **kwargs)
 
 
-def _eager_step(opt: AdamW, group: dict[str, Any], t: dict[str, list], mean_v_hat: Tensor | None) -> None:
-    opt._step_group(group, t, mean_v_hat)
+def _eager_step(opt: AdamW, group: dict[str, Any], t: dict[str, list], plan: GroupPlan, statistic: Any) -> None:
+    opt._step_group(group, t, plan, statistic)
 
 
-def _single_tensor_adamw(t: dict[str, list], group: dict[str, Any], *, lr: float, shrink_t: float) -> None:
+def _single_tensor_adamw(t: dict[str, list], group: dict[str, Any], *, lr: float, shrink_t: float,
+                         masked: bool) -> None:
     """The readable path: one tensor at a time, in torch.optim.Adam's arithmetic order (docs/math.md, "Decay conventions")."""
     beta1, beta2 = (_number(b) for b in group["betas"])
     eps, amsgrad = group["eps"], group["amsgrad"]
@@ -373,8 +325,8 @@ def _single_tensor_adamw(t: dict[str, list], group: dict[str, Any], *, lr: float
         step_t += 1
         if coupled != 0:
             grad = grad.add(param, alpha=coupled)  # l2: the penalty enters the moments
-        if shrink_t != 0 and not group["cautious"]:
-            param.mul_(1 - shrink_t)  # decoupled: p ← p·(1 - s_t), before the gradient step
+        if shrink_t != 0 and not masked:
+            shrink_([param], shrink_t)  # decoupled: p ← p·(1 - s_t), before the gradient step
         if torch.is_complex(param):
             grad, exp_avg, exp_avg_sq = (torch.view_as_real(x) for x in (grad, exp_avg, exp_avg_sq))
             param = torch.view_as_real(param)
@@ -395,6 +347,6 @@ def _single_tensor_adamw(t: dict[str, list], group: dict[str, Any], *, lr: float
         else:
             second = exp_avg_sq
         denom = (second.sqrt() / bias_correction2_sqrt).add_(eps)
-        if shrink_t != 0 and group["cautious"]:  # the mask needs u_t, at the same p_t as the step
+        if shrink_t != 0 and masked:  # the mask needs u_t, at the same p_t as the step
             cautious_decay_([param], [exp_avg / denom], [param], shrink_t)
         param.addcdiv_(exp_avg, denom, value=-(lr / bias_correction1))

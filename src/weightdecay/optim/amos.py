@@ -17,6 +17,7 @@ from torch import Tensor
 
 from weightdecay.errors import UserError
 from weightdecay.optim._base import evaluate_closure
+from weightdecay.optim.delivery import refuse_shrink
 
 __all__ = ["Amos", "default_eta"]
 
@@ -91,9 +92,37 @@ class Amos(torch.optim.Optimizer):
         return float(value)
 
     @torch.no_grad()
+    def _refuse_large_shrink(self) -> None:
+        """Refuse a step whose decay share ``s = ½·γ_t / (1 + ζ·sqrt(ξ·η)·b)`` is 1 or more anywhere, before any
+        tensor or state moves (:func:`weightdecay.optim.delivery.refuse_shrink`): it would zero or flip weights.
+
+        ``γ_t`` is computed as the step will compute it, from this step's ``v_t``, without writing it; one host read
+        per step for all tensors together.
+        """
+        largest = []
+        for group in self.param_groups:
+            xi, beta, zeta = group["lr"], group["beta"], group["zeta"]
+            for p in group["params"]:
+                if p.grad is None or p.grad.is_sparse:
+                    continue
+                state = self.state.get(p, {})  # read only: a refused first step leaves no state behind
+                g2 = p.grad.square().mean() if group["scalar_v"] else p.grad.square()
+                v = state["v"].mul(beta).add_(g2, alpha=1 - beta) if state else (1 - beta) * g2
+                b = state["b"] if state else torch.zeros_like(v)
+                inv_v_hat = (1 - beta ** (state.get("step", 0) + 1)) / v.clamp(min=group["eps"])
+                gamma = torch.rsqrt(1 + zeta * math.sqrt(xi) * b) * (xi * xi) * inv_v_hat * g2
+                init_lr = xi * self._eta(group, p)
+                largest.append((0.5 * gamma / (1 + zeta * math.sqrt(init_lr) * b)).max())
+        if largest:
+            refuse_shrink(float(torch.stack(largest).max()), "Amos: ",
+                          "½·γ_t/(1 + ζ·sqrt(ξ·η)·b), with γ_t = ξ²·M(g²)/v̂_t at the first steps",
+                          "lower lr (ξ): at the first step the shrink is ξ²/2, so ξ must stay well below sqrt(2)")
+
+    @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Take one optimization step (``closure`` re-evaluates the model and returns the loss)."""
         loss = evaluate_closure(closure)
+        self._refuse_large_shrink()
         for group in self.param_groups:
             xi, beta, zeta, mu = group["lr"], group["beta"], group["zeta"], group["momentum"]
             for p in group["params"]:

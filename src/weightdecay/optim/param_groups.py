@@ -206,8 +206,8 @@ def layer_decay_weight_decay(weight_decay: float, lr_scale: float, decay: str, *
     if not mode.decoupled:
         native = lr_scale
     else:
-        mean_v_hat = 1.0 if mode.adam_only else None
-        native = shrink(decay, 1.0, lr_scale, lr_scale, mean_v_hat) / shrink(decay, 1.0, 1.0, 1.0, mean_v_hat)
+        statistic = 1.0 if mode.statistic is not None else None
+        native = shrink(decay, 1.0, lr_scale, lr_scale, statistic) / shrink(decay, 1.0, 1.0, 1.0, statistic)
     target = lr_scale if follows_lr else 1.0
     return weight_decay * (target / native)  # exactly λ where the two agree
 

@@ -22,7 +22,7 @@ from weightdecay.decay import DECAY_MODES, DecayMode, get_mode
 from weightdecay.errors import UserError
 
 __all__ = ["Hyperparameter", "OptimizerInfo", "OPTIMIZERS", "optimizer_names", "get_optimizer",
-           "register_optimizer", "build_optimizer"]
+           "register_optimizer", "build_optimizer", "row_of"]
 
 
 # --- checks: each returns the value in its canonical type, or raises UserError naming it -----------------------
@@ -122,6 +122,8 @@ class OptimizerInfo:
         description: one line for listings.
         own_decay: its decay is its own (Amos), none of the table's modes: ``weight_decay`` must be 0 and
             ``decay`` left at its default.
+        drop_in_for: torch.optim classes whose steps it takes when built alike (weightdecay.AdamW for
+            torch.optim.AdamW and Adam), so an instance of those is read by this row (:func:`row_of`).
     """
 
     name: str
@@ -133,10 +135,11 @@ class OptimizerInfo:
     rotation: str | None = None
     description: str = ""
     own_decay: bool = False
+    drop_in_for: tuple[type, ...] = ()
     decay_modes: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        modes = tuple(n for n, m in DECAY_MODES.items() if self.second_moment or not m.adam_only)
+        modes = tuple(n for n, m in DECAY_MODES.items() if self.second_moment or m.statistic is None)
         modes = () if self.own_decay else modes
         object.__setattr__(self, "decay_modes", modes)
 
@@ -215,6 +218,20 @@ def optimizer_names() -> tuple[str, ...]:
     return tuple(OPTIMIZERS)
 
 
+def row_of(optimizer: torch.optim.Optimizer) -> OptimizerInfo | None:
+    """The row an optimizer instance belongs to, or None: its class or the nearest base class that is a row's
+    class, a class a row is a drop-in for, or the torch.optim class a row wraps (:func:`weightdecay.with_decay`).
+
+    >>> row_of(torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1)).name
+    'sgd'
+    """
+    for cls in type(optimizer).__mro__:
+        for info in OPTIMIZERS.values():
+            if cls is info.factory or cls in info.drop_in_for or cls is getattr(info.factory, "_base", None):
+                return info
+    return None
+
+
 def get_optimizer(name: str) -> OptimizerInfo:
     """The row for ``name``, or a UserError listing the registered names."""
     info = OPTIMIZERS.get(name) if isinstance(name, str) else None
@@ -238,6 +255,7 @@ def build_optimizer(name: str, params: Iterable[Any], *, lr: float, weight_decay
 def _rows() -> None:
     from weightdecay.optim import wrap
     from weightdecay.optim.amos import Amos
+    from weightdecay.optim.lion import Lion
     from weightdecay.optim.adamw import AdamW
     from weightdecay.optim.sgdw import SGDW
 
@@ -247,7 +265,8 @@ def _rows() -> None:
     rows = [
         OptimizerInfo("adamw", AdamW, (_betas(), _EPS, Hyperparameter("amsgrad", False, boolean, "AMSGrad"),
                                        _CAUTIOUS),
-                      second_moment=True, rotation="adam", description="weightdecay.AdamW (l2: Adam-L2)"),
+                      second_moment=True, rotation="adam", description="weightdecay.AdamW (l2: Adam-L2)",
+                      drop_in_for=(torch.optim.AdamW, torch.optim.Adam)),
         OptimizerInfo("sgdw", SGDW, (momentum, dampening, nesterov, _CAUTIOUS), rotation="sgdw",
                       description="weightdecay.SGDW, decoupled SGD with momentum"),
         OptimizerInfo("nadam", wrap.NAdam, (_betas((0.9, 0.999)), _EPS,
@@ -280,6 +299,8 @@ def _rows() -> None:
             description="torch.optim.Adagrad; decoupled modes are one foreach shrink"),
         OptimizerInfo("sgd", wrap.SGD, (momentum, dampening, nesterov, _CAUTIOUS), rotation="sgd",
                       description="torch.optim.SGD; decay='l2' is its own coupled weight_decay"),
+        OptimizerInfo("lion", Lion, (_betas((0.9, 0.99)), _CAUTIOUS),
+                      description="Lion (Chen et al. 2023): the sign of an interpolated momentum"),
         OptimizerInfo("amos", Amos, (
             Hyperparameter("beta", 0.999, fraction, "β of the second moment"),
             Hyperparameter("zeta", 0.25, nonnegative, "ζ, how fast the decay factors fall"),

@@ -85,7 +85,7 @@ class ScheduleFreeAdamW(DecayOptimizer):
         if group["decay_at"] not in ("y", "z"):
             raise UserError(f"Invalid decay_at: {group['decay_at']!r} (must be 'y', where the gradient is taken, as "
                             "the schedulefree package does, or 'z')")
-        if get_mode(group["decay"]).adam_only:
+        if get_mode(group["decay"]).statistic is not None:
             raise UserError(f"Invalid decay mode for ScheduleFreeAdamW: {group['decay']!r} is not implemented for "
                             "schedule-free; choose torch, paper, constant, corrected or l2")
         if group.get("cautious"):
@@ -135,7 +135,7 @@ class ScheduleFreeAdamW(DecayOptimizer):
         weight = ((k + 1) ** group["r"]) * (lr_max ** group["weight_lr_power"])
         weight_sum = group["weight_sum"] = group["weight_sum"] + weight
         ckp1 = weight / weight_sum if weight_sum else 0.0
-        s = shrink(group["decay"], group["weight_decay"], lr, group["peak_lr"])
+        s = shrink(group["decay"], group["weight_decay"], lr, group["peak_lr"], options=group)
         coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
 
         params = [p for p in group["params"] if p.grad is not None]

@@ -9,13 +9,13 @@ from torch import Tensor
 from torch.optim.optimizer import _default_to_fused_or_foreach, _device_dtype_check_for_fused
 from torch.optim.sgd import sgd as _torch_sgd
 
-from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
+from weightdecay.decay import coupled_weight_decay
 from weightdecay.errors import UserError
 from weightdecay.optim import _kernels
-from weightdecay.optim._base import (DecayOptimizer, _number, _skipped_by_scaler, check_flag, check_nonnegative,
-                                     check_number, check_step_decay, evaluate_closure)
+from weightdecay.optim._base import DecayOptimizer, check_flag, check_nonnegative, check_number, evaluate_closure
 from weightdecay.optim._distributed import check_fused_kernel
-from weightdecay.optim.cautious import cautious_decay_, cautious_decay_after_step_
+from weightdecay.optim.cautious import cautious_decay_
+from weightdecay.optim.delivery import GroupPlan, Route, plan_step, shrink_, traced_shrink_
 
 __all__ = ["SGDW"]
 
@@ -41,7 +41,8 @@ class SGDW(DecayOptimizer):
         nesterov: Nesterov momentum (needs momentum > 0 and zero dampening).
         maximize: maximize the objective.
         foreach, fused: the implementation; both None picks torch's default for the device.
-        decay: one of ``torch``, ``paper``, ``constant``, ``corrected``, ``l2`` (``stable`` needs Adam).
+        decay: a name of :data:`weightdecay.decay.DECAY_MODES` whose shrink reads no Adam statistic (``stable``
+            needs Adam's second moment).
         peak_lr: reference learning rate for ``paper`` and ``corrected``; defaults to each group's ``lr``.
         cautious: decay only where ``d`` and ``p`` agree in sign (:mod:`weightdecay.optim.cautious`).
 
@@ -100,8 +101,8 @@ class SGDW(DecayOptimizer):
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Take one optimization step (``closure`` re-evaluates the model and returns the loss)."""
         loss = evaluate_closure(closure)
-        check_step_decay(self)
-        for group in self.param_groups:
+        plans = plan_step(self)  # refuses s_t >= 1 before any tensor moves
+        for group, plan in zip(self.param_groups, plans):
             params, grads, buffers = [], [], []
             for p in group["params"]:
                 if p.grad is None:
@@ -116,67 +117,41 @@ class SGDW(DecayOptimizer):
                 continue
             if group["fused"]:
                 self._need_device_dtype_check_for_fused = False  # as torch.optim.SGD: once, at the first step
-            self._step_group(group, params, grads, buffers)
+            self._step_group(group, plan, params, grads, buffers)
             if group["momentum"] != 0:
                 for p, buf in zip(params, buffers):
                     self.state[p]["momentum_buffer"] = buf
         return loss
 
-    def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor],
+    def _step_group(self, group: dict[str, Any], plan: GroupPlan, params: list[Tensor], grads: list[Tensor],
                     buffers: list[Tensor | None]) -> None:
-        if torch.compiler.is_compiling():
-            return self._step_group_traced(group, params, grads, buffers)
-        lr = _number(group["lr"])
-        mode, wd = group["decay"], group["weight_decay"]
         fused, foreach, has_sparse = _implementation(group, params, grads)
+        if torch.compiler.is_compiling():
+            # The step as torch.compile traces it: s_t a tensor (lr as a Tensor), no host read of lr_t.
+            traced_shrink_(self, group, params)
+            self._run_torch_sgd(group, params, grads, buffers, foreach=bool(foreach), fused=bool(fused),
+                                has_sparse=has_sparse, weight_decay=plan.coupled)
+            return
         if fused:
             check_fused_kernel(params, torch.ops.aten._fused_sgd_.default, type(self).__name__)
-        s = shrink(mode, wd, lr, group["peak_lr"])
         if not fused and not foreach:
-            _single_tensor_sgdw(params, grads, buffers, group, lr=lr, shrink_t=s)
+            _single_tensor_sgdw(params, grads, buffers, group, lr=plan.lr, shrink_t=plan.shrink, masked=plan.masked)
             return
-        if fused and s != 0 and (group["momentum"] != 0 or group["cautious"]) and _kernels.sgdw_step(
-                params, grads, buffers, group, lr=lr, shrink_t=s, cautious=group["cautious"],
-                grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None),
-                plans=_kernels.plans_of(self)):
-            return  # the decoupled shrink inside the momentum step's one pass (CPU; else torch's kernel below)
-        kernel_wd = coupled_weight_decay(mode, wd)
-        coefficient = lr_coefficient(mode, wd, lr, group["peak_lr"])
-        # Cautious: the kernels step with no decay; the masked shrink follows at the weights before the step.
-        cautious = [p.clone() for p in params] if group["cautious"] and s != 0 else None
-        if cautious is None and DECAY_MODES[mode].decoupled and group["momentum"] == 0 and coefficient is not None:
-            # Without momentum, p·(1 - lr·c) - lr·g = p - lr·(g + c·p): the kernel's coupled decay is exact
-            # (Loshchilov & Hutter, Prop. 1), and saves a pass over the weights.
-            kernel_wd = coefficient
-        elif cautious is None and s != 0:
-            # SGD's kernels know only coupled decay; with momentum the decoupled shrink is one more pass over the
-            # weights, before the step (the momentum never sees p, so the order of the two is immaterial).
-            self._shrink_outside_kernel(params, s)
+        # SGD's kernels know only coupled decay: without momentum, p - lr·(g + c·p) = p·(1 - lr·c) - lr·g, so the
+        # coupled kernel takes the decoupled shrink exactly (Loshchilov & Hutter, Prop. 1); with momentum the
+        # one-pass kernel (CPU, fused) takes it inside the momentum step, else a pass of its own.
+        kernel_shrinks = group["momentum"] == 0
+        route = plan.route(kernel_shrinks=kernel_shrinks, one_pass=bool(fused))
+        if route is Route.ONE_PASS:
+            if _kernels.sgdw_step(params, grads, buffers, group, lr=plan.lr, shrink_t=plan.shrink,
+                                  cautious=plan.masked, grad_scale=getattr(self, "grad_scale", None),
+                                  found_inf=getattr(self, "found_inf", None), plans=_kernels.plans_of(self)):
+                return
+            route = plan.route(kernel_shrinks=kernel_shrinks, one_pass=False)
+        weight_decay = plan.start(self, params, route)
         self._run_torch_sgd(group, params, grads, buffers, foreach=bool(foreach), fused=bool(fused),
-                            has_sparse=has_sparse, weight_decay=kernel_wd)
-        if cautious is not None and not _skipped_by_scaler(self):
-            cautious_decay_after_step_(params, cautious, s)
-
-    def _step_group_traced(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor],
-                           buffers: list[Tensor | None]) -> None:
-        """The step as torch.compile traces it: s_t stays a tensor (lr as a Tensor), no host read of lr_t.
-
-        A host read would break the graph and a float lr_t would recompile it at every change; the decoupled
-        shrink is its own in-place multiply, which inductor fuses with the update.
-        """
-        mode, wd = group["decay"], group["weight_decay"]
-        fused, foreach, has_sparse = _implementation(group, params, grads)
-        if DECAY_MODES[mode].decoupled and wd != 0:
-            self._shrink_outside_kernel(params, shrink(mode, wd, group["lr"], group["peak_lr"]))
-        self._run_torch_sgd(group, params, grads, buffers, foreach=bool(foreach), fused=bool(fused),
-                            has_sparse=has_sparse, weight_decay=coupled_weight_decay(mode, wd))
-
-    def _shrink_outside_kernel(self, params: list[Tensor], shrink_t: float | Tensor) -> None:
-        """``p ← p·(1 - s_t)`` as a pass of its own, skipped on a step a GradScaler skips (found_inf = 1)."""
-        found_inf = getattr(self, "found_inf", None)
-        if found_inf is not None:  # no host sync: the factor is exactly 1 on a skipped step
-            shrink_t = shrink_t * (1 - found_inf)
-        torch._foreach_mul_(params, 1 - shrink_t)
+                            has_sparse=has_sparse, weight_decay=weight_decay)
+        plan.finish(self, params)
 
     def _run_torch_sgd(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor],
                        buffers: list[Tensor | None], *, foreach: bool, fused: bool, has_sparse: bool,
@@ -208,7 +183,7 @@ def _implementation(group: dict[str, Any], params: list[Tensor], grads: list[Ten
 
 
 def _single_tensor_sgdw(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | None],
-                        group: dict[str, Any], *, lr: float, shrink_t: float) -> None:
+                        group: dict[str, Any], *, lr: float, shrink_t: float, masked: bool) -> None:
     """The readable path: one tensor at a time, in torch.optim.SGD's arithmetic order (docs/math.md, "Decay conventions")."""
     momentum, dampening, nesterov = group["momentum"], group["dampening"], group["nesterov"]
     coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
@@ -224,8 +199,8 @@ def _single_tensor_sgdw(params: list[Tensor], grads: list[Tensor], buffers: list
             else:
                 buf.mul_(momentum).add_(grad, alpha=1 - dampening)
             grad = grad.add(buf, alpha=momentum) if nesterov else buf
-        if shrink_t != 0 and group["cautious"]:
+        if shrink_t != 0 and masked:
             cautious_decay_([param], [grad], [param], shrink_t)  # the mask needs d, at the same p_t as the step
         elif shrink_t != 0:
-            param.mul_(1 - shrink_t)  # decoupled: p ← p·(1 - s_t) - lr_t·d
+            shrink_([param], shrink_t)  # decoupled: p ← p·(1 - s_t) - lr_t·d
         param.add_(grad, alpha=-lr)

@@ -67,8 +67,9 @@ class DecayTarget:
             raise UserError("decay_toward does not take ScheduleFreeAdamW: its decay acts on z, not on the "
                             "parameters the hook sees")
         mode = get_mode(self._mode(group, optimizer))
-        if mode.adam_only:
-            raise UserError(f"decay_toward does not take decay={mode.name!r}: its shrink reads the step's mean v̂, "
+        if mode.statistic is not None:
+            raise UserError(f"decay_toward does not take decay={mode.name!r}: its shrink reads the step's "
+                            f"{mode.statistic.symbol}, "
                             "which a hook outside the step does not see; choose torch, paper, constant, corrected "
                             "or l2")
         if group.get("cautious"):
@@ -108,7 +109,8 @@ class DecayTarget:
         for group in optimizer.param_groups:
             params, targets = self._pairs(group)
             mode = self._mode(group, optimizer)
-            s = shrink(mode, _number(group["weight_decay"]), _number(group["lr"]), group.get("peak_lr", 1.0)) \
+            s = shrink(mode, _number(group["weight_decay"]), _number(group["lr"]), group.get("peak_lr", 1.0),
+                       options=group) \
                 if get_mode(mode).decoupled else 0.0
             if params and s and not skipped:
                 torch._foreach_add_(params, targets, alpha=s)

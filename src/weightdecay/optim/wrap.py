@@ -15,10 +15,11 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from weightdecay.decay import DECAY_MODES, lr_coefficient
+from weightdecay.decay import DECAY_MODES
 from weightdecay.errors import UserError
-from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative, evaluate_closure
-from weightdecay.optim.cautious import cautious_decay_after_step_
+from weightdecay.optim._base import DecayOptimizer, check_nonnegative, evaluate_closure
+from weightdecay.optim.delivery import GroupPlan, plan_step, reads_statistic
+from weightdecay.optim.statistics import predicted_mean_v_hat
 
 __all__ = ["with_decay", "BaseDecay", "NAdam", "RAdam", "Adam", "Muon", "Adafactor", "Adamax", "RMSprop",
            "Adagrad", "SGD"]
@@ -67,7 +68,7 @@ def _how(base: type, given: BaseDecay | None) -> BaseDecay:
                     "BaseDecay(shrinks_by_lr=False) if its weight_decay is a coupled L2 penalty")
 
 
-def with_decay(base: type[torch.optim.Optimizer], *, base_decay: BaseDecay | None = None
+def with_decay(base: type[torch.optim.Optimizer], *, base_decay: BaseDecay | None = None, name: str | None = None
                ) -> type[torch.optim.Optimizer]:
     """A subclass of ``base`` whose weight-decay convention is named: ``decay="torch"`` by default.
 
@@ -87,6 +88,7 @@ def with_decay(base: type[torch.optim.Optimizer], *, base_decay: BaseDecay | Non
     Args:
         base: a torch.optim class (or a subclass of one), or any optimizer class with ``base_decay`` given.
         base_decay: how ``base`` applies its ``weight_decay``; looked up for torch.optim's classes.
+        name: the new class's name (default: the base's).
 
     Example:
         >>> import torch, weightdecay
@@ -103,14 +105,14 @@ def with_decay(base: type[torch.optim.Optimizer], *, base_decay: BaseDecay | Non
         raise UserError(f"with_decay: {base!r} is not a torch.optim.Optimizer class")
     if issubclass(base, DecayOptimizer):
         raise UserError(f"with_decay: {base.__name__} already has a named decay convention")
-    return _wrap(base, _how(base, base_decay))
+    return _wrap(base, _how(base, base_decay), name or base.__name__)
 
 
 @functools.cache
-def _wrap(base: type[torch.optim.Optimizer], how: BaseDecay) -> type[torch.optim.Optimizer]:
-    namespace = {"__module__": __name__, "__qualname__": base.__name__, "_base": base, "_how": how,
+def _wrap(base: type[torch.optim.Optimizer], how: BaseDecay, name: str) -> type[torch.optim.Optimizer]:
+    namespace = {"__module__": __name__, "__qualname__": name, "_base": base, "_how": how,
                  "_adam": how.second_moment, "__doc__": _docstring(base, how)}
-    return type(base.__name__, (_Decayed, base), namespace)
+    return type(name, (_Decayed, base), namespace)
 
 
 def _docstring(base: type, how: BaseDecay) -> str:
@@ -165,8 +167,9 @@ class _Decayed(DecayOptimizer):
         """Take one optimization step of the base with the group's convention (``closure`` re-evaluates the loss)."""
         loss = evaluate_closure(closure)
         with torch.no_grad():
-            mean_v_hat = (self._mean_v_hat() if any(g["decay"] == "stable" for g in self.param_groups) else None)
-            plans = [self._prepare(group, mean_v_hat) for group in self.param_groups]
+            statistic = self._mean_v_hat() if reads_statistic(self.param_groups) else None
+            plans = plan_step(self, statistic)  # refuses s_t >= 1 before any tensor moves
+            saved = [self._prepare(group, plan) for group, plan in zip(self.param_groups, plans)]
         try:
             # The base's step itself, not its hooked copy: this class's step already ran the step hooks.
             base_step = self._base.step
@@ -175,78 +178,54 @@ class _Decayed(DecayOptimizer):
             base_step(self)
         finally:
             with torch.no_grad():
-                for group, plan in zip(self.param_groups, plans):
-                    self._finish(group, plan)
+                for group, plan, keys in zip(self.param_groups, plans, saved):
+                    self._finish(group, plan, keys)
         return loss
 
-    def _prepare(self, group: dict[str, Any], mean_v_hat: float | None) -> dict[str, Any]:
-        """Set the group's keys for the base's step and apply any shrink that must come before it."""
-        how, mode = self._how, DECAY_MODES[group["decay"]]
-        plan: dict[str, Any] = {"weight_decay": group["weight_decay"]}
+    def _prepare(self, group: dict[str, Any], plan: GroupPlan) -> dict[str, Any]:
+        """Set the group's keys for the base's step and apply what its plan needs before it; return what to restore."""
+        how = self._how
+        saved: dict[str, Any] = {"weight_decay": group["weight_decay"]}
         if how.switch is not None:
-            plan[how.switch] = group.get(how.switch)
+            saved[how.switch] = group.get(how.switch)
         params = [p for p in group["params"] if p.grad is not None]
-        wd = group["weight_decay"]
-        if not mode.decoupled:  # l2: the base's coupled decay, or λ·p added to the gradient it sees
+        saved["params"] = params
+        if not plan.mode.decoupled:  # l2: the base's coupled decay, or λ·p added to the gradient it sees
             if how.coupled:
                 if how.switch is not None:
                     group[how.switch] = False
             else:
                 group["weight_decay"] = 0.0
                 sign = -1.0 if group.get("maximize") else 1.0  # the base negates the whole gradient
-                plan["grads"] = [(p, p.grad) for p in params]
+                saved["grads"] = [(p, p.grad) for p in params]
                 for p in params:
-                    p.grad = p.grad.add(p, alpha=sign * wd)
-            return plan
-        s = self._group_shrink(group, mean_v_hat)
-        group["weight_decay"] = 0.0
+                    p.grad = p.grad.add(p, alpha=sign * plan.coupled)
+            return saved
         if how.switch is not None:
             group[how.switch] = True
-        if group["cautious"] and s != 0:
-            plan["cautious"] = (params, [p.clone() for p in params], s)
-            return plan
-        coefficient = (lr_coefficient(group["decay"], wd, _number(group["lr"]), group["peak_lr"], mean_v_hat)
-                       if how.shrinks_by_lr else None)
-        if coefficient is not None:
-            group["weight_decay"] = coefficient
-        elif s != 0 and params:
-            # A coupled-only base (or lr_t = 0, where no c_t exists): the shrink is one pass before its step,
-            # which never reads p's decay, so the order of the two is immaterial.
-            torch._foreach_mul_(params, 1.0 - s)
-        return plan
+        # A base that shrinks by lr·wd takes c_t in its own kernels; a coupled-only one steps with no decay.
+        route = plan.route(kernel_shrinks=how.shrinks_by_lr, one_pass=False)
+        group["weight_decay"] = plan.start(self, params, route)
+        return saved
 
-    def _finish(self, group: dict[str, Any], plan: dict[str, Any]) -> None:
-        for p, grad in plan.pop("grads", ()):
+    def _finish(self, group: dict[str, Any], plan: GroupPlan, saved: dict[str, Any]) -> None:
+        for p, grad in saved.pop("grads", ()):
             p.grad = grad
-        cautious = plan.pop("cautious", None)
-        group.update(plan)
-        if cautious is not None:
-            cautious_decay_after_step_(*cautious)
+        params = saved.pop("params")
+        group.update(saved)
+        plan.finish(self, params)
 
-    def _mean_v_hat(self) -> float:
-        """mean(v̂_t) over every element updated this step, all groups, after this step's moment update.
-
-        Predicted from ``sum(v_t) = β2·sum(v_{t-1}) + (1-β2)·sum(g²)`` (with the coupled λ·p in g under ``l2``),
-        as :class:`weightdecay.AdamW` does, so the base's kernels then take the step in one pass.
-        """
-        total, numel = 0.0, 0
+    def _mean_v_hat(self) -> Tensor | float:
+        """mean(v̂_t) over every element updated this step, all groups, after this step's moment update, predicted
+        before the base's step from its state (:func:`~weightdecay.optim.statistics.predicted_mean_v_hat`)."""
+        groups = []
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            beta2 = _number(group["betas"][1])
-            grads = [p.grad for p in params]
-            if group["decay"] == "l2" and group["weight_decay"] != 0:
-                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
             states = [self.state.get(p, {}) for p in params]
-            zero = torch.zeros((), dtype=torch.float64)
-            v_sum = torch.stack([s["exp_avg_sq"].sum().to(zero) if "exp_avg_sq" in s else zero for s in states])
-            steps = torch.stack([s["step"].to(zero) if torch.is_tensor(s.get("step")) else
-                                 zero + float(s.get("step", 0)) for s in states]) + 1
-            g_sq = torch.stack(torch._foreach_norm(grads, 2)).to(torch.float64).square()
-            total += float(((beta2 * v_sum + (1 - beta2) * g_sq) / (1 - beta2 ** steps)).sum())
-            numel += sum(p.numel() for p in params)
-        return total / numel if numel else 0.0
+            groups.append((group, {"params": params, "grads": [p.grad for p in params],
+                                   "exp_avg_sqs": [s.get("exp_avg_sq") for s in states],
+                                   "steps": [s.get("step") for s in states]}))
+        return predicted_mean_v_hat(groups, grad_scale=getattr(self, "grad_scale", None))
 
 
 def _named(base: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:

@@ -400,7 +400,7 @@ def peak_shrink(arm: Arm, lr: float, weight_decay: float) -> float:
     (0.1, 0.0001)
     """
     mode = get_mode(arm.decay)
-    if not mode.decoupled or mode.adam_only or arm.normalized_wd:
+    if not mode.decoupled or mode.statistic is not None or arm.normalized_wd:
         return math.nan
     return shrink(arm.decay, weight_decay, lr, peak_lr=lr)
 

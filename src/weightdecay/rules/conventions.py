@@ -194,7 +194,7 @@ def convert(weight_decay: float, source: str, target: str, *, lr: float, peak_lr
             raise UserError(f"Convention {conv.name!r} is coupled L2 (g ← g + λ·p): no decoupled weight decay "
                             "equals it under Adam. Under plain SGD without momentum it equals 'torch' with the "
                             "same λ (docs/math.md, 'Decay conventions'); otherwise pick a decoupled convention")
-        if get_mode(conv.mode).adam_only and mean_v_hat is None:
+        if get_mode(conv.mode).statistic is not None and mean_v_hat is None:
             raise UserError(f"Convention {conv.name!r} divides by sqrt(mean v̂_t), a training state; pass mean_v_hat "
                             "(--mean-v-hat) measured on your run")
 

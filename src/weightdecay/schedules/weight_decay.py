@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -52,42 +52,45 @@ def normalized_weight_decay(weight_decay_norm: float, batch_size: int, dataset_s
     return weight_decay_norm * math.sqrt(batch_size / (dataset_size * epochs))
 
 
-def fixed_shrink_ratio(source: str, target: str, peak_lr: float) -> float | None:
+def fixed_shrink_ratio(source: str, target: str, peak_lr: float, options: Mapping[str, Any] | None = None
+                       ) -> float | None:
     """``shrink(source, 1, lr_t) / shrink(target, 1, lr_t)`` if it is the same at every ``lr_t``, else ``None``.
 
     A λ in ``source`` and ``c·λ`` in ``target`` then shrink alike through any lr schedule peaking at ``peak_lr``
-    (docs/math.md, "Decay conventions"). The decay table's factors are ``lr_t`` to the power 0, 1 or 2, so two learning rates
-    (``peak_lr`` and ``peak_lr/2``) decide it. A mode that reads a training state (``stable``) has a fixed ratio
-    only to itself; coupled ``l2``, which never shrinks, has none.
+    (docs/math.md, "Decay conventions"). Each row's factor is ``lr_t^a / peak_lr^b``, so the ratio is fixed
+    exactly when both rows have the same power ``a`` of ``lr_t`` (an exponent set per group is read from
+    ``options``, the target's group; the row's default without it). A mode that reads a training state (``stable``) has a fixed ratio only to a mode reading the same
+    state; coupled ``l2``, which never shrinks, has none.
 
     Args:
         source: a decay mode of :data:`weightdecay.decay.DECAY_MODES`.
         target: another (or the same) decay mode.
         peak_lr: the schedule's reference lr.
+        options: the group keys the target's row reads (the parameter group itself will do).
 
     >>> fixed_shrink_ratio("paper", "torch", peak_lr=1e-3), fixed_shrink_ratio("torch", "constant", peak_lr=1e-3)
     (1000.0, None)
     """
     src, tgt = get_mode(source), get_mode(target)
-    if not (src.decoupled and tgt.decoupled) or src.adam_only != tgt.adam_only:
+    if (not (src.decoupled and tgt.decoupled) or src.statistic != tgt.statistic
+            or src.exponent() != tgt.exponent(options)):
         return None
-    # mean_v_hat = 1: it divides both sides alike when both are stable, and neither side reads it otherwise
-    ratios = [shrink(source, 1.0, lr, peak_lr, mean_v_hat=1.0) / shrink(target, 1.0, lr, peak_lr, mean_v_hat=1.0)
-              for lr in (peak_lr, 0.5 * peak_lr)]
-    return ratios[0] if math.isclose(ratios[0], ratios[1], rel_tol=1e-12) else None
+    # statistic = 1: it divides both sides alike when both read it, and neither side reads it otherwise
+    return shrink(src, 1.0, peak_lr, peak_lr, 1.0) / shrink(tgt, 1.0, peak_lr, peak_lr, 1.0, options)
 
 
-def paper_units_factor(mode: str, peak_lr: float) -> float:
+def paper_units_factor(mode: str, peak_lr: float, options: Mapping[str, Any] | None = None) -> float:
     """What a ``paper``-units λ is multiplied by to give the same shrink in ``mode``, at every lr.
 
     From the decay table: ``shrink("paper", λ) = shrink(mode, c·λ)`` for all ``lr_t`` needs the two factors to
-    differ by a constant ``c``; that holds for ``paper`` (c = 1) and ``torch`` (c = 1/peak_lr) only. Other
+    differ by a constant ``c``: the rows with ``lr_t``'s power 1 and no statistic, as ``paper`` (c = 1) and
+    ``torch`` (c = 1/peak_lr) (:func:`fixed_shrink_ratio`; ``options``: the group's keys its row reads). Other
     modes raise a :class:`UserError`, since no fixed λ in them follows a ``paper``-units decay through a schedule.
 
     >>> paper_units_factor("torch", peak_lr=1e-3)
     1000.0
     """
-    ratio = fixed_shrink_ratio("paper", mode, peak_lr)
+    ratio = fixed_shrink_ratio("paper", mode, peak_lr, options)
     if ratio is None:
         raise UserError(f"A paper-units weight decay has no fixed equivalent in decay mode {mode!r}; build the "
                         "optimizer with decay='paper' or decay='torch'")
@@ -211,7 +214,7 @@ class NormalizedWeightDecay(WeightDecayScheduler):
     @staticmethod
     def _factor(optimizer: torch.optim.Optimizer, group: dict[str, Any]) -> float:
         if "decay" in group:
-            return paper_units_factor(group["decay"], group["peak_lr"])
+            return paper_units_factor(group["decay"], group["peak_lr"], group)
         if isinstance(optimizer, torch.optim.AdamW):
             return paper_units_factor("torch", group.get("initial_lr", group["lr"]))
         raise UserError(f"Cannot tell the decay convention of {type(optimizer).__name__}; use weightdecay.AdamW or "

@@ -173,14 +173,14 @@ def resolved_hyperparameters(config: TrainConfig) -> TrainConfig:
 def check_weight_decay_schedule(decay: str, wd_schedule: str | None, normalized_wd: bool) -> None:
     """Refuse a weight-decay schedule that cannot run: an unknown name, two schedules at once, or normalized
     weight decay in a convention where a ``paper``-units λ has no fixed equivalent (only ``paper`` and ``torch``)."""
-    from weightdecay.schedules import SCHEDULE_NAMES
+    from weightdecay.schedules import SCHEDULE_NAMES, fixed_shrink_ratio
 
     if wd_schedule is not None and wd_schedule not in SCHEDULE_NAMES:
         raise UserError(f"Unknown weight-decay schedule: {wd_schedule!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
     if wd_schedule is not None and normalized_wd:
         raise UserError("normalized weight decay sets λ every step itself; drop the weight-decay schedule or "
                         "normalized_wd")
-    if normalized_wd and decay not in ("paper", "torch"):
+    if normalized_wd and fixed_shrink_ratio("paper", decay, 1.0) is None:
         raise UserError(f"normalized weight decay is a paper-units λ per step, which only the 'paper' and 'torch' "
                         f"conventions can follow through a schedule; got decay {decay!r}")
 

@@ -65,7 +65,7 @@ class TpeSearch(SearchStrategy):
             raise ConfigError(f"search.{key}: missing; give {key} = {{ min = ..., max = ... }}")
         if coordinates != "raw":
             for a in arms:
-                if not get_mode(a.decay).decoupled or a.decay == "stable":
+                if not get_mode(a.decay).decoupled or get_mode(a.decay).statistic is not None:
                     raise ConfigError(f"search.coordinates: {coordinates!r} needs a decay mode whose shrink is "
                                       f"linear in λ; arm {a.name!r} uses {a.decay!r}: use coordinates = \"raw\"")
         return SearchSpace(sampler="tpe", trials=trials, coordinates=coordinates, lr=lr_range, second=second,
