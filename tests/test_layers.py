@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "weightdecay"
 
 # Lowest first. `errors`, `checks`, `_io` (atomic writes), `_profiling` (a step's memory peak), `process_group`
 # (a torch.distributed group that ends cleanly) and `decay` are the floor every layer may use.
-LAYERS = ["errors", "checks", "_io", "_profiling", "process_group", "decay", "report_line", "optim", "schedules", "rules", "monitors", "data", "tasks", "sweeps", "analysis", "reports", "cli"]
+LAYERS = ["errors", "checks", "_io", "_profiling", "process_group", "decay", "report_line", "optim", "schedules", "rules", "monitors", "data", "tasks", "sweeps", "analysis", "suggest", "reports", "cli"]
 
 
 def layer_of(module: str) -> int | None:

@@ -14,7 +14,11 @@ from weightdecay.rules.equilibrium import equilibrium_rotation
 from weightdecay.rules.timescales import ema_timescale, weight_decay_norm
 from weightdecay.schedules import normalized_weight_decay
 
-__all__ = ["Advice", "advise"]
+__all__ = ["Advice", "advise", "SUGGEST_POINTER"]
+
+# Where a warned user finds a value, not only a warning.
+SUGGEST_POINTER = ("For a value with an interval and how sure it is: `weightdecay suggest` with the same --lr, "
+                   "--batch-size, --dataset-size, --epochs and --convention.")
 
 # Loshchilov & Hutter's best normalized weight decay, measured training image classifiers from scratch; a
 # value 10× outside it is worth a look.
@@ -56,6 +60,8 @@ class Advice:
     layer_decay: float | None = None
     layers: list[dict[str, float]] = field(default_factory=list)
     layer_note: str = ""
+    # Where to get a value rather than a warning (set when there are warnings or fine_tuning).
+    see_also: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, for ``json.dumps``."""
@@ -114,7 +120,7 @@ def _fine_tuning_suggestion(lr: float, peak_lr: float, convention: str, batch_si
                    f"weight_decay = {_fmt(value)} ({convention!r} at lr = {_fmt(lr)}; τ_epoch = {_fmt(tau.epochs)} "
                    f"epochs), by the normalized rule λ = λ_norm·sqrt(b/(B·T)) at the range's low end λ_norm = "
                    f"{_FINE_TUNING_NORM}, since decay toward zero pulls the weights away from the pretrained ones. "
-                   f"Sweep around it.")
+                   f"Sweep around it; `weightdecay suggest --fine-tuning` gives it with an interval.")
 
 
 def _layers(s: float, mode: str, layer_decay: float, depth: int) -> tuple[list[dict[str, float]], str]:
@@ -194,5 +200,7 @@ def advise(*, lr: float, weight_decay: float, batch_size: int, dataset_size: int
         extra = {"layer_decay": layer_decay, "layers": rows, "layer_note": note}
     suggested, suggestion = (_fine_tuning_suggestion(lr, peak, convention, batch_size, dataset_size, epochs)
                              if fine_tuning else (None, ""))
-    return Advice(**{**advice.__dict__, "warnings": _warnings(advice), "fine_tuning": fine_tuning,
-                     "suggested_weight_decay": suggested, "suggestion": suggestion, **extra})
+    warned = _warnings(advice)
+    return Advice(**{**advice.__dict__, "warnings": warned, "fine_tuning": fine_tuning,
+                     "suggested_weight_decay": suggested, "suggestion": suggestion,
+                     "see_also": SUGGEST_POINTER if warned or fine_tuning else "", **extra})
