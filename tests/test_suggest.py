@@ -150,3 +150,11 @@ def test_the_interval_is_the_spread_of_the_committed_grids_lambda_norm():
     assert len(found) == 24
     lo, hi = np.quantile(found, [0.1, 0.9])
     assert (round(lo, 3), round(hi, 2)) == SUGGEST_NORM_INTERVAL
+
+
+def test_suggest_missing_option_is_one_line_and_exit_status_2(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["suggest", "--lr", "1e-3"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--batch-size" in err and "--help" in err
