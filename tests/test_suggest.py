@@ -35,6 +35,8 @@ def test_suggestion_is_normalized_decay_at_0_05_with_its_interval(lr):
     assert s.low < s.weight_decay < s.high
     assert math.isclose(s.tau_iter, 1 / (lr * s.weight_decay), rel_tol=1e-12)
     assert math.isclose(s.tau_epoch, s.tau_iter * 128 / 50_000, rel_tol=1e-12)
+    assert math.isclose(s.run_shrink, math.exp(-s.total_steps * lr * s.weight_decay),
+                        rel_tol=1e-12)
     assert s.measured == {} and "0.05" in s.rule and s.confidence.startswith("low")
 
 
@@ -50,6 +52,9 @@ def test_fine_tuning_halves_the_normalized_value_and_says_it_is_unmeasured():
     s = suggest_weight_decay(lr=2e-5, fine_tuning=True, batch_size=32, dataset_size=10_000, epochs=3)
     assert math.isclose(s.weight_decay, normalized_torch(FINE_TUNING_NORM, 2e-5, 32, 10_000, 3), rel_tol=1e-12)
     assert s.low < s.weight_decay < s.high and s.confidence.startswith("unmeasured")
+    # 938 steps at τ_iter ≈ 1,225: the decay alone would leave under half of each pretrained weight.
+    assert math.isclose(s.run_shrink, math.exp(-10_000 * 3 / 32 * 2e-5 * s.weight_decay), rel_tol=1e-12)
+    assert s.run_shrink < 0.5
 
 
 def test_suggestion_refuses_bad_settings():
@@ -63,7 +68,7 @@ def test_suggest_command_prints_value_interval_rule_and_confidence(capsys):
     out = capsys.readouterr().out
     s = suggest_weight_decay(lr=1e-3, **RUN)
     assert f"weight_decay = {s.weight_decay:g}" in out and f"{s.low:g} … {s.high:g}" in out
-    assert "measured: nothing" in out and "rule: normalized weight decay" in out and "how sure: low" in out
+    assert f"{s.run_shrink:.2g} of a weight" in out and "measured: nothing" in out and "rule: normalized weight decay" in out and "how sure: low" in out
     assert main(["suggest", "--lr", "1e-3", "--batch-size", "128", "--dataset-size", "50000", "--epochs", "100",
                  "--convention", "paper", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == suggest_weight_decay(lr=1e-3, convention="paper", **RUN).to_dict()

@@ -27,7 +27,8 @@ def _suggest(args: argparse.Namespace) -> int:
           f"{_g(s.low)} … {_g(s.high)}")
     print(f"  run: batch {s.batch_size}, {s.dataset_size} examples, {_g(s.epochs)} epochs (≈{s.total_steps:.0f} "
           f"steps); at this value τ_iter = {_g(s.tau_iter)} steps ({_g(s.tau_iter / s.total_steps)} of the run), "
-          f"τ_epoch = {_g(s.tau_epoch)}")
+          f"τ_epoch = {_g(s.tau_epoch)}; the decay alone leaves exp(−T/τ_iter) = {s.run_shrink:.2g} of a weight over "
+          f"the run")
     print("  measured: nothing (from the settings alone)" if not s.measured else
           "  measured: " + ", ".join(f"{k} = {_g(v)}" for k, v in s.measured.items()))
     print(f"  rule: {s.rule}")

@@ -9,6 +9,7 @@ ridge and 2.4 on digits (geometric means), so a fraction fitted on one misses th
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,6 +51,9 @@ class Suggestion:
     lambda_norm: float
     tau_iter: float
     tau_epoch: float
+    # exp(−T/τ_iter): what the decay alone leaves of a weight over the run at the peak lr (constant schedule;
+    # a decaying schedule shrinks less). Near 0 wipes out where the run started: pretrained weights, in fine-tuning.
+    run_shrink: float
     rule: str
     confidence: str
     fine_tuning: bool = False
@@ -94,12 +98,14 @@ def suggest_weight_decay(*, lr: float, batch_size: int, dataset_size: int, epoch
         rule = (f"normalized weight decay λ = λ_norm·sqrt(b/(B·T)) at λ_norm = {FINE_TUNING_NORM}, the low end of "
                 "Loshchilov & Hutter's from-scratch range, since decay toward zero pulls the weights away from the "
                 "pretrained ones")
-        confidence = "unmeasured: no fine-tuning grid has been scored yet; sweep the interval"
+        confidence = ("unmeasured: no fine-tuning grid has been scored yet; check how much of the pretrained "
+                      "weights the decay leaves over the run (run_shrink), and sweep the interval")
     else:
         rule = (f"normalized weight decay λ = λ_norm·sqrt(b/(B·T)) at λ_norm = {SUGGEST_NORM} (Loshchilov & "
                 "Hutter), from the settings alone")
         confidence = CONFIDENCE
     return Suggestion(weight_decay=value, low=min(low, high), high=max(low, high), convention=convention, lr=lr,
                       peak_lr=peak, total_steps=total, lambda_norm=norm, tau_iter=tau.iterations,
-                      tau_epoch=tau.epochs if tau.epochs is not None else float("nan"), rule=rule,
+                      tau_epoch=tau.epochs if tau.epochs is not None else float("nan"),
+                      run_shrink=math.exp(-total / tau.iterations), rule=rule,
                       confidence=confidence, fine_tuning=fine_tuning, **sizes)
