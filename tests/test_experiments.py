@@ -182,7 +182,7 @@ def test_claim2_quick_reports_the_test_error_of_each_arms_best_val_loss_cell(tmp
 
 
 @pytest.mark.parametrize("name", ["claim2_deep", "claim3_schedules", "claim4_adamc", "claim5_transfer",
-                                  "claim6_rotation", "claim7_tpe", "claim9_suggest"])
+                                  "claim6_rotation", "claim7_tpe", "claim9_suggest", "claim9_probe"])
 def test_every_experiment_script_says_how_to_rerun_it(name):
     doc = _script(name).__doc__
     assert f"python experiments/{name}.py" in doc and "--quick" in doc
