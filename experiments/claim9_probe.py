@@ -5,7 +5,7 @@ says which way λ* lies from that λ.
 Signals at the probe's end: the generalization ratio val_loss/train_loss, and the val loss's trend (its log
 slope against log epoch over the probe's second half, with ≥ 4 epochs of history). The target is
 log10(λ*/λ̂). A linear correction log10(λ*/λ̂) = a + b·log(ratio) is fitted on ridge and scored on the digits
-columns, against λ̂ uncorrected. Probe compute: a fifth of one run (floor(epochs/5), at least 1 epoch).
+and fashion-mlp columns, against λ̂ uncorrected. Probe compute: a fifth of one run (floor(epochs/5), at least 1 epoch).
 
     python experiments/claim9_probe.py --publish docs      # about 30 probes, a minute or two on 2 cores
     python experiments/claim9_probe.py --quick             # three probes: a smoke test
@@ -25,7 +25,9 @@ from weightdecay.rules import suggest_weight_decay
 from weightdecay.tasks import get_task
 from weightdecay.tasks.base import TrainConfig
 
-TASKS = {"ridge": "ridge", "digits": "digits-mlp", "digits lengths": "digits-mlp"}
+TASKS = {"ridge": "ridge", "digits": "digits-mlp", "digits lengths": "digits-mlp", "fashion-mlp": "fashion-mlp"}
+# The options of claim 9's fashion-mlp grids (experiments/claim9-fashion-mlp-e*.toml).
+FASHION = {"train_subset": 2000, "val_size": 2000, "test_subset": 1000}
 
 
 def probe(column, task_key: str) -> dict:
@@ -33,7 +35,7 @@ def probe(column, task_key: str) -> dict:
     lam = suggest_weight_decay(lr=column.lr, batch_size=column.batch_size, dataset_size=column.dataset_size,
                                epochs=column.epochs).weight_decay
     epochs = max(1, int(column.epochs // 5))
-    extra = {} if TASKS[task_key] == "ridge" else {"train_subset": column.dataset_size}
+    extra = {"ridge": {}, "fashion-mlp": FASHION}.get(TASKS[task_key], {"train_subset": column.dataset_size})
     result = get_task(TASKS[task_key]).run(TrainConfig(lr=column.lr, weight_decay=lam, schedule="constant",
                                                        epochs=epochs, batch_size=column.batch_size, seed=0,
                                                        extra=extra))
@@ -65,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         b, a = np.polyfit(np.log([r["ratio"] for r in fit_rows]), [r["target"] for r in fit_rows], 1)
         before = np.median([abs(r["target"]) for r in scored])
         after = np.median([abs(r["target"] - (a + b * math.log(r["ratio"]))) for r in scored])
-        print(f"correction fitted on ridge: log10(λ*/λ̂) = {a:+.3f} {b:+.3f}·ln(val/train); on digits the median "
-              f"|log10(λ*/λ̂)| goes {before:.2f} → {after:.2f}")
+        print(f"correction fitted on ridge: log10(λ*/λ̂) = {a:+.3f} {b:+.3f}·ln(val/train); on the other tasks the "
+              f"median |log10(λ*/λ̂)| goes {before:.2f} → {after:.2f}")
     if args.publish:
         write_csv(Path(args.publish) / "data" / "claim9-probe.csv", rows)
     return 0

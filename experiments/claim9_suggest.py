@@ -53,8 +53,8 @@ def _columns(task: str, rows: Sequence[dict], batch_size: int, dataset_size: int
             for lr, by in sorted(cells.items())]
 
 
-def ground_truth(data: Path = DATA) -> dict[str, list[Column]]:
-    """Every column of the committed grids, by task."""
+def ground_truth(data: Path = DATA, grids: Path | None = None) -> dict[str, list[Column]]:
+    """Every column of the committed grids, by task; claim 9's own from ``grids`` (default: beside the others)."""
     def read(name: str) -> list[dict]:
         with open(data / name, newline="") as f:
             return list(csv.DictReader(f))
@@ -68,10 +68,12 @@ def ground_truth(data: Path = DATA) -> dict[str, list[Column]]:
     fashion = _columns("fashion-cnn", [r for r in read("claim2-trials.csv") if r["arm"] == "AdamW torch"],
                        64, 3750, 2, "cosine")
     truth = {"ridge": ridge, "digits": digits, "fashion-cnn": fashion}
-    if (data / "claim9-grids.csv").exists():
-        grids = read("claim9-grids.csv")
+    grids = grids if grids is not None and grids.exists() else data / "claim9-grids.csv"
+    if grids.exists():
+        with open(grids, newline="") as f:
+            trials = list(csv.DictReader(f))
         for name, (task, batch, size, epochs) in CLAIM9_GRIDS.items():
-            rows = [r for r in grids if r["sweep"] == name]
+            rows = [r for r in trials if r["sweep"] == name]
             if rows:
                 truth.setdefault(task, []).extend(_columns(f"{task} {epochs} ep", rows, batch, size, epochs))
     return truth
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         grids = collect(Path(args.out))
         if grids:
             write_csv(Path(args.publish) / "data" / "claim9-grids.csv", grids)
-    truth = ground_truth(Path(args.publish) / "data" if args.publish else DATA)
+    truth = ground_truth(grids=Path(args.publish) / "data" / "claim9-grids.csv" if args.publish else None)
     for task, cols in truth.items():
         print(f"{task}: {len(cols)} columns; τ_iter/T at λ*: "
               + ", ".join(f"{run_fraction(c):.2g}{'' if c.best()[1] else ' (edge)'}" for c in cols)
