@@ -3,6 +3,7 @@ predictions against a synthetic grid whose optimum is known."""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import math
@@ -163,3 +164,16 @@ def test_suggest_missing_option_is_one_line_and_exit_status_2(capsys):
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--batch-size" in err and "--help" in err
+
+
+def test_the_confidence_sentence_quotes_the_published_scores():
+    from weightdecay.rules.suggestion import CONFIDENCE
+
+    with open(ROOT / "docs" / "data" / "claim9-summary.csv", newline="") as fh:
+        rows = {r["task"]: r for r in csv.DictReader(fh)
+                if r["split"] == "fit ridge+digits" and r["rule"] == "λ_norm = 0.05"}
+    ridge, digits, fashion = rows["ridge (in-sample)"], rows["digits (in-sample)"], rows["fashion-cnn"]
+    assert f"{float(ridge['within_2x']):.0%} of ridge's {ridge['n']} columns" in CONFIDENCE
+    assert f"{float(digits['within_2x']):.0%} of digits' {digits['n']}" in CONFIDENCE
+    assert f"(median regret {float(ridge['median_regret']):.1%} and {float(digits['median_regret']):.0%})" in CONFIDENCE
+    assert f"(regret {float(fashion['median_regret']):.0%})" in CONFIDENCE
