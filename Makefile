@@ -11,7 +11,7 @@ PIP_INSTALL := $(PIP) install -qq
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test install install-test system clean reproduce reproduce-sweeps reproduce-claim2 reproduce-claim3 reproduce-claim4 reproduce-claim5 reproduce-claim6 reproduce-claim7
+.PHONY: demo test install install-test system clean reproduce reproduce-sweeps reproduce-claim2 reproduce-claim3 reproduce-claim4 reproduce-claim5 reproduce-claim6 reproduce-claim7 reproduce-claim9
 
 # torch is installed from its pin first: a bare `torch` (or any range admitting a newer release) would pull a
 # multi-GB CUDA build.
@@ -49,7 +49,7 @@ demo: install
 
 # docs/results.md, everything (about 3 h on 2 cores; every step resumes): one target per experiment.
 SWEEPS := ridge-e5 ridge-e15 ridge-e50 ridge-e150 ridge-e500 ridge-fullbatch digits-e20 digits-e80 digits-e320
-reproduce: reproduce-sweeps reproduce-claim2 reproduce-claim3 reproduce-claim4 reproduce-claim5 reproduce-claim6 reproduce-claim7
+reproduce: reproduce-sweeps reproduce-claim2 reproduce-claim3 reproduce-claim4 reproduce-claim5 reproduce-claim6 reproduce-claim7 reproduce-claim9
 
 reproduce-sweeps: install
 	for s in $(SWEEPS); do $(VENV)/bin/weightdecay sweep experiments/$$s.toml --out runs/$$s --jobs 2 --quiet || exit 1; done
@@ -63,6 +63,13 @@ reproduce-claim2: install
 
 reproduce-claim3 reproduce-claim4 reproduce-claim5 reproduce-claim6 reproduce-claim7: reproduce-claim%: install
 	$(PY) experiments/claim$*_$(CLAIM_$*).py --out runs/claim$* --publish docs
+
+# Claim 9 (λ* without the grid): its own grids (4 × 88 runs; each sweep resumes), then the scores of the rules on
+# them and on the committed CSVs of claims 2, 5 and 7.
+reproduce-claim9: install
+	$(VENV)/bin/weightdecay sweep experiments/claim9-digits-e20.toml experiments/claim9-digits-e80.toml \
+		experiments/claim9-fashion-mlp-e10.toml experiments/claim9-fashion-mlp-e40.toml --out runs/claim9 --jobs 2 --quiet
+	$(PY) experiments/claim9_suggest.py --out runs/claim9 --publish docs
 
 CLAIM_3 := schedules
 CLAIM_4 := adamc

@@ -182,7 +182,22 @@ def test_claim2_quick_reports_the_test_error_of_each_arms_best_val_loss_cell(tmp
 
 
 @pytest.mark.parametrize("name", ["claim2_deep", "claim3_schedules", "claim4_adamc", "claim5_transfer",
-                                  "claim6_rotation", "claim7_tpe"])
+                                  "claim6_rotation", "claim7_tpe", "claim9_suggest", "claim9_probe"])
 def test_every_experiment_script_says_how_to_rerun_it(name):
     doc = _script(name).__doc__
     assert f"python experiments/{name}.py" in doc and "--quick" in doc
+
+
+def test_claim9_summary_is_the_median_of_its_scores(tmp_path):
+    claim9 = _script("claim9_suggest")
+    assert claim9.main(["--out", str(tmp_path / "runs"), "--publish", str(tmp_path)]) == 0
+    scores = _rows(tmp_path / "data" / "claim9-scores.csv")
+    summary = _rows(tmp_path / "data" / "claim9-summary.csv")
+    assert {s["task"] for s in summary} >= {"digits", "fashion-cnn", "ridge (in-sample)"}
+    for s in summary:
+        mine = [float(r["log_error"]) for r in scores if (r["split"], r["rule"], r["task"]) ==
+                (s["split"], s["rule"], s["task"])]
+        assert len(mine) == int(s["n"])
+        assert math.isclose(float(s["median_log_error"]), float(np.median(mine)), rel_tol=1e-5)
+    # A rule fitted on ridge is never scored on ridge.
+    assert not [r for r in scores if r["split"] == "fit ridge" and r["task"].startswith("ridge")]

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "weightdecay"
 # Lowest first. `errors`, `checks`, `_io` (atomic writes), `_profiling` (a step's memory peak), `_extras` (an
 # optional dependency, or the line that installs it), `process_group` (a torch.distributed group that ends cleanly)
 # and `decay` are the floor every layer may use.
-LAYERS = ["errors", "checks", "_io", "_profiling", "_extras", "process_group", "decay", "report_line", "optim", "schedules", "rules", "monitors", "data", "tasks", "sweeps", "reports", "cli"]
+LAYERS = ["errors", "checks", "_io", "_profiling", "_extras", "process_group", "decay", "report_line", "optim", "schedules", "rules", "monitors", "data", "tasks", "sweeps", "reports", "suggest", "cli"]
 
 
 def layer_of(module: str) -> int | None:

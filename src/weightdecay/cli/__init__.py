@@ -12,7 +12,7 @@ from typing import NoReturn
 from weightdecay.errors import UserError
 
 # Modules under weightdecay.cli, each adding its subcommands.
-COMMAND_MODULES: list[str] = ["sweep", "rules", "tasks", "transfer", "dashboard", "monitor"]
+COMMAND_MODULES: list[str] = ["sweep", "rules", "suggest", "tasks", "transfer", "dashboard", "monitor"]
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -176,6 +176,8 @@ def _advise(args: argparse.Namespace) -> int:
         print("No warnings: τ_epoch lies between one epoch and the run's length.")
     if a.suggestion:
         print(f"fine-tuning: {a.suggestion}")
+    if a.see_also:
+        print(a.see_also)
     return 0
 
 

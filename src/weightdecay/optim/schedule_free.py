@@ -24,8 +24,8 @@ from torch import Tensor
 
 from weightdecay.decay import coupled_weight_decay, get_mode, shrink
 from weightdecay.errors import UserError
-from weightdecay.optim._base import (DecayOptimizer, _number, check_nonnegative, check_step_decay,
-                                     evaluate_closure)
+from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative, evaluate_closure
+from weightdecay.optim.delivery import plan_step
 from weightdecay.optim.registry import betas
 
 __all__ = ["ScheduleFreeAdamW"]
@@ -120,7 +120,7 @@ class ScheduleFreeAdamW(DecayOptimizer):
             raise UserError("ScheduleFreeAdamW.step() in eval mode: call opt.train() before training steps and "
                             "opt.eval() before evaluating or saving")
         loss = evaluate_closure(closure)
-        check_step_decay(self)
+        plan_step(self)  # refuses s_t >= 1 in any group before a tensor moves
         for group in self.param_groups:
             self._step_group(group)
         return loss

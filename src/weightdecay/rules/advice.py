@@ -11,17 +11,15 @@ from weightdecay.errors import UserError
 from weightdecay.optim.param_groups import layer_decay_weight_decay
 from weightdecay.rules.conventions import Conversion, convert, convert_all, get_convention
 from weightdecay.rules.equilibrium import equilibrium_rotation
+from weightdecay.rules.suggestion import BEST_NORM, FINE_TUNING_NORM, suggest_weight_decay
 from weightdecay.rules.timescales import ema_timescale, weight_decay_norm
-from weightdecay.schedules import normalized_weight_decay
 
-__all__ = ["Advice", "advise"]
+__all__ = ["Advice", "advise", "SUGGEST_POINTER"]
 
-# Loshchilov & Hutter's best normalized weight decay, measured training image classifiers from scratch; a
-# value 10× outside it is worth a look.
-_BEST_NORM = (0.025, 0.05)
-# Fine-tuning: no measured λ_norm yet. Provisionally the low end of the from-scratch range, since decay toward zero
-# pulls the weights away from the pretrained ones the run starts from.
-_FINE_TUNING_NORM = _BEST_NORM[0]
+# Where a warned user finds a value, not only a warning.
+SUGGEST_POINTER = ("For a value with an interval and how sure it is: `weightdecay suggest` with the same --lr, "
+                   "--batch-size, --dataset-size, --epochs and --convention.")
+
 # Conventions whose numbers look different for the same decay; the others repeat one of these at the peak lr.
 _DISTINCT = ("torch", "paper", "constant")
 
@@ -56,6 +54,8 @@ class Advice:
     layer_decay: float | None = None
     layers: list[dict[str, float]] = field(default_factory=list)
     layer_note: str = ""
+    # Where to get a value rather than a warning (set when there are warnings or fine_tuning).
+    see_also: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, for ``json.dumps``."""
@@ -92,7 +92,7 @@ def _warnings(a: Advice) -> list[str]:
                            f"τ_epoch = {_fmt(read.epochs)} epochs). If it came from a {other!r} recipe, the same "
                            f"decay in {name!r} is {_fmt(same)}; check --convention.")
                 break
-    low, high = _BEST_NORM
+    low, high = BEST_NORM
     if a.weight_decay_norm < low / 10 or a.weight_decay_norm > high * 10:
         out.append(f"The implied normalized weight decay λ_norm = {_fmt(a.weight_decay_norm)} is far from the "
                    f"{low}–{high} Loshchilov & Hutter found best training from scratch.")
@@ -102,19 +102,16 @@ def _warnings(a: Advice) -> list[str]:
 def _fine_tuning_suggestion(lr: float, peak_lr: float, convention: str, batch_size: int, dataset_size: int,
                             epochs: float) -> tuple[float, str]:
     """A provisional λ for fine-tuning, in ``convention`` at ``lr``, and the sentence that names its rule."""
-    paper = normalized_weight_decay(_FINE_TUNING_NORM, batch_size=batch_size, dataset_size=dataset_size,
-                                    epochs=epochs)
-    value = convert(paper, "paper", convention, lr=lr, peak_lr=peak_lr, batch_size=batch_size,
-                    dataset_size=dataset_size, epochs=epochs).weight_decay
-    tau = ema_timescale(lr, value, convention=convention, peak_lr=peak_lr, batch_size=batch_size,
-                        dataset_size=dataset_size, epochs=epochs)
-    low, high = _BEST_NORM
+    s = suggest_weight_decay(lr=lr, peak_lr=peak_lr, convention=convention, batch_size=batch_size,
+                             dataset_size=dataset_size, epochs=epochs, fine_tuning=True)
+    value = s.weight_decay
+    low, high = BEST_NORM
     return value, (f"The normalized-decay range λ_norm ≈ {low}–{high} comes from training image classifiers from "
                    f"scratch (Loshchilov & Hutter); no value is measured for fine-tuning yet. Provisional: "
-                   f"weight_decay = {_fmt(value)} ({convention!r} at lr = {_fmt(lr)}; τ_epoch = {_fmt(tau.epochs)} "
+                   f"weight_decay = {_fmt(value)} ({convention!r} at lr = {_fmt(lr)}; τ_epoch = {_fmt(s.tau_epoch)} "
                    f"epochs), by the normalized rule λ = λ_norm·sqrt(b/(B·T)) at the range's low end λ_norm = "
-                   f"{_FINE_TUNING_NORM}, since decay toward zero pulls the weights away from the pretrained ones. "
-                   f"Sweep around it.")
+                   f"{FINE_TUNING_NORM}, since decay toward zero pulls the weights away from the pretrained ones. "
+                   f"Sweep around it; `weightdecay suggest --fine-tuning` gives it with an interval.")
 
 
 def _layers(s: float, mode: str, layer_decay: float, depth: int) -> tuple[list[dict[str, float]], str]:
@@ -194,5 +191,7 @@ def advise(*, lr: float, weight_decay: float, batch_size: int, dataset_size: int
         extra = {"layer_decay": layer_decay, "layers": rows, "layer_note": note}
     suggested, suggestion = (_fine_tuning_suggestion(lr, peak, convention, batch_size, dataset_size, epochs)
                              if fine_tuning else (None, ""))
-    return Advice(**{**advice.__dict__, "warnings": _warnings(advice), "fine_tuning": fine_tuning,
-                     "suggested_weight_decay": suggested, "suggestion": suggestion, **extra})
+    warned = _warnings(advice)
+    return Advice(**{**advice.__dict__, "warnings": warned, "fine_tuning": fine_tuning,
+                     "suggested_weight_decay": suggested, "suggestion": suggestion,
+                     "see_also": SUGGEST_POINTER if warned or fine_tuning else "", **extra})
