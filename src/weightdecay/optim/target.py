@@ -23,7 +23,8 @@ from torch import Tensor
 
 from weightdecay.decay import coupled_weight_decay, get_mode, shrink
 from weightdecay.errors import UserError
-from weightdecay.optim._base import _number, _skipped_by_scaler
+from weightdecay.optim._base import _number
+from weightdecay.optim.delivery import skipped_by_scaler
 
 __all__ = ["DecayTarget", "decay_toward"]
 
@@ -105,7 +106,7 @@ class DecayTarget:
 
     @torch.no_grad()
     def _after(self, optimizer: torch.optim.Optimizer, *_args: Any) -> None:
-        skipped = _skipped_by_scaler(optimizer)
+        skipped = skipped_by_scaler(optimizer)
         for group in optimizer.param_groups:
             params, targets = self._pairs(group)
             mode = self._mode(group, optimizer)
