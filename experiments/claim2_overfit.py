@@ -37,7 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from _publish import command_line, finished_sweeps, pyplot, save_figure, write_csv, write_json
-from claim2_deep import arm_summary, grids, relative_improvement, select
+from claim2_deep import arm_summary, grids, relative_improvement
+from claim3_schedules import best_curve
+from claim3_schedules import figure as schedules_figure
 from weightdecay.sweeps import load_config
 from weightdecay.sweeps.config import log_grid
 
@@ -92,8 +94,12 @@ def regime(results, epochs: int) -> dict:
 
 def regime_figure(scans: dict[str, tuple], path: Path) -> None:
     """Per candidate, val_loss (solid) and train_loss (dashed) per epoch at its best lr, one line per seed."""
-    fig, axes = pyplot().subplots(1, len(scans), figsize=(4.2 * len(scans), 3.2), squeeze=False)
-    for ax, (name, (results, summary)) in zip(axes[0], scans.items()):
+    cols = min(len(scans), 4)
+    rows = -(-len(scans) // cols)
+    fig, axes = pyplot().subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.ravel()[len(scans):]:
+        ax.axis("off")
+    for ax, (name, (results, summary)) in zip(axes.ravel(), scans.items()):
         for r in results.records:
             if r.lr == summary["best_lr"] and r.history:
                 e = [h["epoch"] for h in r.history]
@@ -169,20 +175,6 @@ def restart_epochs(epochs: int) -> list[int]:
         ends.append(end)
         period *= 3
     return ends
-
-
-def best_curve(results) -> dict:
-    """The cell with the best seed-mean final val_loss and its per-epoch test error (mean, sd over seeds)."""
-    cells: dict[tuple[float, float], list] = {}
-    for r in results.records:
-        cells.setdefault((r.lr, r.weight_decay), []).append(r)
-    finite = {k: v for k, v in cells.items() if all(math.isfinite(r.value) and not r.diverged for r in v)}
-    (lr, wd), runs = min(finite.items(), key=lambda kv: np.mean([r.value for r in kv[1]]))
-    curves = np.array([[h["test_error"] for h in r.history] for r in runs], dtype=float)
-    sd = curves.std(axis=0, ddof=1) if len(runs) > 1 else np.full(curves.shape[1], math.nan)
-    return {"lr": lr, "weight_decay": wd, "seeds": len(runs), "epochs": [int(h["epoch"]) for h in runs[0].history],
-            "test_error": curves.mean(axis=0).tolist(), "test_error_sd": sd.tolist(),
-            "final_test_error": float(curves[:, -1].mean()), "final_test_error_sd": float(sd[-1])}
 
 
 def comparison(configs, finished, n_boot: int) -> tuple[dict, dict, list, list]:
@@ -298,21 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                     "test_error_mean": f"{m:.5f}", "test_error_sd": f"{s:.5f}"}
                    for schedule, b in curves.items()
                    for e, m, s in zip(b["epochs"], b["test_error"], b["test_error_sd"])])
-        schedules_figure(curves, marks, docs / "figures" / "claim2-overfit-schedules.png")
+        schedules_figure(curves, docs / "figures" / "claim2-overfit-schedules.png", restarts=tuple(marks))
     return 0
-
-
-def schedules_figure(curves: dict[str, dict], marks: list[int], path: Path) -> None:
-    fig, ax = pyplot().subplots(figsize=(6, 3.6))
-    for schedule, b in curves.items():
-        ax.plot(b["epochs"], b["test_error"], label=f"{schedule}: lr {b['lr']:.3g}, λ {b['weight_decay']:.3g}")
-    for e in marks[:-1]:
-        ax.axvline(e, color="grey", lw=0.6, ls=":")
-    ax.set(xlabel="epoch", ylabel="test error (mean over seeds)", yscale="log",
-           title="each schedule's best cell (final val_loss); dotted: warm restarts")
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=7)
-    save_figure(fig, path)
 
 
 if __name__ == "__main__":
