@@ -50,11 +50,12 @@ def config_for(name: str, quick: bool):
     return config
 
 
-def grids(records, arm: str) -> tuple[object, np.ndarray]:
-    """The arm's val_loss heatmap and its test error on the same grid ``(seeds, n_λ, n_lr)``, inf where diverged."""
+def grids(records, arm: str, metric: str = "test_error") -> tuple[object, np.ndarray]:
+    """The arm's val_loss heatmap and its ``metric`` (test error) on the same grid ``(seeds, n_λ, n_lr)``, inf where
+    diverged."""
     hm = heatmap(records, arm)
     test = heatmap([{"arm": r.arm, "lr": r.lr, "weight_decay": r.weight_decay, "seed": r.seed, "diverged": r.diverged,
-                     "value": math.inf if r.diverged else r.metrics.get("test_error", math.nan)}
+                     "value": math.inf if r.diverged else r.metrics.get(metric, math.nan)}
                     for r in records if r.arm == arm], arm)
     return hm, test.values
 

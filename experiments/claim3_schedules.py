@@ -55,12 +55,13 @@ def best_curve(results) -> dict:
             "final_test_error_sd": float(curves[:, -1].std(ddof=1)) if len(runs) > 1 else float("nan")}
 
 
-def figure(best: dict[str, dict], path: Path) -> None:
+def figure(best: dict[str, dict], path: Path, restarts: tuple[int, ...] = RESTART_EPOCHS) -> None:
+    """Each schedule's best test-error curve; dotted lines at the warm restarts (``restarts`` but the last)."""
     fig, ax = pyplot().subplots(figsize=(6, 3.6))
     for schedule, b in best.items():
         e, m = np.array(b["epochs"]), np.array(b["test_error"])
         ax.plot(e, m, label=f"{schedule}: lr {b['lr']:.3g}, λ {b['weight_decay']:.3g}")
-    for e in RESTART_EPOCHS[:-1]:
+    for e in restarts[:-1]:
         ax.axvline(e, color="grey", lw=0.6, ls=":")
     ax.set(xlabel="epoch", ylabel="test error (mean over seeds)", yscale="log",
            title="each schedule's best config (final val_loss); dotted: sgdr restarts")

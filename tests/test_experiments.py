@@ -181,7 +181,56 @@ def test_claim2_quick_reports_the_test_error_of_each_arms_best_val_loss_cell(tmp
     assert _is_png(tmp_path / "docs" / "figures" / "claim2-test-error.png")
 
 
-@pytest.mark.parametrize("name", ["claim2_deep", "claim3_schedules", "claim4_adamc", "claim5_transfer",
+def _history(val: list[float], train: list[float]) -> list[dict[str, float]]:
+    return [{"epoch": e, "val_loss": v, "train_loss": t} for e, (v, t) in enumerate(zip(val, train), start=1)]
+
+
+def test_claim2_overfit_criterion_needs_each_of_its_clauses():
+    check = _script("claim2_overfit").overfit_check
+    train = [2.0, 1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1]
+    val = [2.0, 1.2, 1.0, 1.05, 1.1, 1.12, 1.15, 1.2, 1.2, 1.2]  # minimum at epoch 3, then +20%
+    passing = check(_history(val, train), 10)
+    assert passing["overfits"] and passing["e_min"] == 3 and math.isclose(passing["rise"], 0.2)
+    assert math.isclose(passing["train_ratio"], 0.1 / 0.8)
+    assert not check(_history(val[:7] + [1.09] * 3, train), 10)["overfits"]  # a rise of 9%, under 10%
+    late = [2.0, 1.8, 1.6, 1.5, 1.4, 1.3, 1.2, 1.0, 1.2, 1.2]  # minimum at epoch 8 > 0.7 · 10
+    assert not check(_history(late, train), 10)["overfits"]
+    assert not check(_history(val, [2.0, 1.0, 0.8] + [0.6] * 7), 10)["overfits"]  # train ×0.75, not ≤ 0.5
+    assert not check(_history(val, train), 12)["overfits"]  # a run that stopped early (diverged) is no evidence
+
+
+def test_claim2_overfit_quick_recomputes_from_its_csvs(tmp_path):
+    claim2 = _script("claim2_overfit")
+    assert claim2.main(["--quick", "--jobs", "1", "--out", str(tmp_path / "run"), "--publish", str(tmp_path / "docs")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    regime = _rows(tmp_path / "docs" / "data" / "claim2-overfit-regime.csv")
+    assert {r["candidate"] for r in regime} == {f"{c}-quick" for c in claim2.CANDIDATES}
+    for r in regime:  # each run's verdict is the criterion applied to the measures beside it
+        epochs = 2
+        expected = (float(r["rise"]) >= claim2.RISE and int(r["e_min"]) <= claim2.LATE * epochs
+                    and float(r["train_ratio"]) <= claim2.TRAIN_FALL)
+        assert (r["overfits"] == "True") == expected
+        assert math.isclose(float(r["rise"]), float(r["v_end"]) / float(r["v_min"]) - 1, rel_tol=1e-3, abs_tol=1e-6)
+    trials = _rows(tmp_path / "docs" / "data" / "claim2-overfit-trials.csv")
+    for arm, s in summary["arms"].items():
+        cell = [r for r in trials if r["arm"] == arm and np.isclose(float(r["lr"]), s["lr"], rtol=1e-5)
+                and np.isclose(float(r["weight_decay"]), s["weight_decay"], rtol=1e-5)]
+        assert len(cell) == 2
+        assert math.isclose(np.mean([float(r["test_loss"]) for r in cell]), s["test_loss"], rel_tol=1e-4)
+        assert math.isclose(np.mean([float(r["test_error"]) for r in cell]), s["test_error"], rel_tol=1e-4)
+    assert {(c["arm"], c["reference"]) for c in summary["comparisons"]} == set(claim2.COMPARISONS)
+    for c in summary["comparisons"]:
+        a, b = summary["arms"][c["arm"]], summary["arms"][c["reference"]]
+        assert math.isclose(c["relative_improvement"], 1 - a["test_error"] / b["test_error"], rel_tol=1e-9)
+        assert math.isclose(c["relative_improvement_test_loss"], 1 - a["test_loss"] / b["test_loss"], rel_tol=1e-9)
+    curves = _rows(tmp_path / "docs" / "data" / "claim2-overfit-schedules.csv")
+    assert [s for s in dict.fromkeys(r["schedule"] for r in curves)] == list(claim2.SCHEDULES)
+    assert claim2.restart_epochs(4) == [1, 4] and claim2.restart_epochs(20) == [5, 20]
+    for name in ("regime", "test-error", "schedules"):
+        assert _is_png(tmp_path / "docs" / "figures" / f"claim2-overfit-{name}.png")
+
+
+@pytest.mark.parametrize("name", ["claim2_deep", "claim2_overfit", "claim3_schedules", "claim4_adamc", "claim5_transfer",
                                   "claim6_rotation", "claim7_tpe", "claim9_suggest", "claim9_probe"])
 def test_every_experiment_script_says_how_to_rerun_it(name):
     doc = _script(name).__doc__
