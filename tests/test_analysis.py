@@ -166,3 +166,70 @@ def test_diverged_inside_counts_cells_outside_the_large_lr_large_wd_corner(cells
     hm = heatmap(_diverged_grid(cells), "a")
     assert hm.diverged_any.sum() == len(cells)
     assert diverged_inside(hm) == inside
+
+
+def _three_lr_rule_records():
+    """The own-script example's shape: three learning rates, λ* inside the grid at two of them (the smallest lr's
+    best λ is below the grid), λ* rising about as lr²."""
+    centres = {3e-3: -5.0, 1e-2: -1.0, 3e-2: -0.05}
+    return [dict(arm="a", lr=lr, weight_decay=float(wd), seed=s, diverged=False,
+                 value=1.0 + (np.log10(wd) - c) ** 2 + 0.01 * s)
+            for s in (0, 1) for lr, c in centres.items() for wd in np.logspace(-3, 1, 9)]
+
+
+def test_a_rule_needs_three_interior_learning_rates_and_shows_its_uncertainty():
+    few = analyze_arm(_three_lr_rule_records(), "a", n_boot=20)
+    assert few.slope.interior.sum() == 2 and few.slope.slope == pytest.approx(2.0, abs=0.1)
+    assert "no rule stated" in few.sentence and "multiply wd" not in few.sentence and "halve" not in few.sentence
+    assert "add learning rates" in few.sentence
+    # Five interior columns carry a rule, stated with its one-σ range.
+    rng = np.random.default_rng(3)
+    tilted = []
+    for s in range(4):
+        k = 0.5 + rng.normal(0, 0.05)
+        tilted += [dict(r, seed=s, value=float(valley(r["lr"], r["weight_decay"], k))) for r in records(0.0, seeds=(s,))]
+    many = analyze_arm(tilted, "a", n_boot=50)
+    assert many.slope.interior.sum() == 5 and math.isfinite(many.slope.err)
+    k, e = many.slope.slope, many.slope.err
+    assert f"multiply wd by {2 ** k:.2f} ({2 ** (k - e):.2f}–{2 ** (k + e):.2f} within one σ)" in many.sentence
+
+
+def _arm_records(name, wds, value):
+    return [dict(arm=name, lr=float(lr), weight_decay=float(wd), seed=0, diverged=False, value=value(lr, wd))
+            for lr in LRS for wd in wds]
+
+
+def test_cross_arm_comparison_only_between_twin_cells_and_twins_named():
+    from weightdecay.sweeps import Arm
+
+    def loss(lr, shrink):  # the same training when the shrink per step is the same: a function of (lr, lr·λ_torch)
+        return 1.0 + (np.log10(shrink) + 4.5) ** 2 + 0.05 * (np.log10(lr) + 3) ** 2
+
+    torch_wds, configs = np.logspace(-4, 1, 11), {"t": Arm("t", "adamw", "torch", ()), "p": Arm("p", "adamw", "paper", ())}
+    t = analyze_arm(_arm_records("t", torch_wds, lambda lr, wd: loss(lr, lr * wd)), "t", n_boot=5)
+    # A paper grid off the twins (λ_paper = lr·λ_torch lies between its points): no percentage, the reason said.
+    off = np.logspace(-7.25, -1.25, 7)
+    p_off = analyze_arm(_arm_records("p", off, lambda lr, wd: loss(lr, wd) + 0.01), "p", n_boot=5)
+    _, text = recommend({"t": t, "p": p_off}, "loss", "minimize", configs)
+    assert "% worse" not in text and "p is not compared: its grid lacks the twin of t's best cell" in text
+    assert "same runs" not in text
+    # A paper grid holding every twin: compared, and its cells named as the same runs (equal metrics there).
+    on = np.logspace(-9, -1, 17)
+    p_on = analyze_arm(_arm_records("p", on, lambda lr, wd: loss(lr, wd)), "p", n_boot=5)
+    _, text = recommend({"t": t, "p": p_on}, "loss", "minimize", configs)
+    assert "p ties it." in text and "not compared" not in text
+    n_twins = sum(1 for lr in LRS for wd in torch_wds if np.isclose(on, lr * wd, rtol=1e-6).any())
+    assert f"t and p share {n_twins} cells that are the same runs in two parametrisations" in text
+    assert "differ by at most 0" in text
+    # Other optimizers have no twins: compared best against best, as before.
+    _, text = recommend({"t": t, "p": p_off}, "loss", "minimize", {"t": configs["t"], "p": Arm("p", "adam", "l2", ())})
+    assert "% worse" in text
+
+
+def test_a_best_cell_on_the_lr_edge_is_said_as_plainly_as_on_the_lambda_edge():
+    edge_lr = analyze_arm(records(-1.0, seeds=(0,), lr_weight=-0.2), "a", n_boot=5)  # the larger lr, the better
+    assert edge_lr.best.lr == LRS[-1]
+    _, text = recommend({"a": edge_lr}, "loss", "minimize")
+    assert f"its best lr {LRS[-1]:.3g} is the lr grid's largest: the optimum may lie beyond it; widen the lr grid" in text
+    inside = analyze_arm(records(-1.0, seeds=(0,)), "a", n_boot=5)
+    assert "widen the lr grid" not in recommend({"a": inside}, "loss", "minimize")[1]

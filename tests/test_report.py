@@ -233,3 +233,86 @@ def test_drawing_a_report_leaves_matplotlibs_backend_and_style_alone(ridge_sweep
     # ... while the figures have the report's own style: text kept as text, at its 9 px, not the caller's 13
     assert "<text" in (tmp_path / "figures" / "heatmaps.svg").read_text()
     assert "font-size: 9px" in (tmp_path / "figures" / "heatmaps.svg").read_text()
+
+
+def test_heatmaps_outline_the_basin_the_table_counts(report):
+    # A colour scale alone can paint many cells alike while the table counts the basin's cells: the outline is the
+    # analysis' basin, its perimeter each side of a basin cell that borders a cell outside it.
+    import numpy as np
+    from matplotlib.collections import LineCollection
+
+    from weightdecay.reports.figures import FIGURES, SweepView
+    from weightdecay.reports.figures.heatmaps import basin_outline, edges
+
+    _, results, analysis = report
+    data = FIGURES["heatmaps"].data(SweepView(results, analysis))
+    fig = FIGURES["heatmaps"].draw(data)
+    for panel, ax in zip(data.panels, fig.axes):
+        cells = analysis.arms[panel.arm].basin.cells
+        assert (panel.basin == cells).all() and cells.any()
+        padded = np.pad(cells, 1).astype(int)
+        perimeter = int(np.abs(np.diff(padded, axis=0)).sum() + np.abs(np.diff(padded, axis=1)).sum())
+        outline = basin_outline(cells, edges(panel.lrs), edges(panel.wds))
+        assert len(outline) == perimeter
+        drawn = [c for c in ax.collections if isinstance(c, LineCollection) and c.get_label() == "basin"]
+        assert len(drawn) == 1 and len(drawn[0].get_segments()) == perimeter
+    assert "outlined: the basin, the cells within 10% of the best" in report[0].read_text()
+
+
+def test_a_sweep_without_histories_gets_no_learning_curve_panels(report):
+    # A script that prints only its final line records no history: no curves row, no empty axes.
+    import dataclasses
+
+    from weightdecay.reports.figures import FIGURES, SweepView, draw_figures, figure_rows
+
+    _, results, analysis = report
+    bare = dataclasses.replace(results, records=[dataclasses.replace(r, history=[]) for r in results.records])
+    view = SweepView(bare, analysis)
+    assert [r.name for r in figure_rows(view)] == ["heatmaps", "slopes"]
+    assert "curves" not in draw_figures(view) and FIGURES["curves"].data(view) is None
+    # A history without the training loss: one panel (the metric), not a second empty one.
+    metric = results.config.metric
+    only = dataclasses.replace(results, records=[dataclasses.replace(r, history=[{"epoch": h["epoch"], metric: h[metric]}
+                                                                                 for h in r.history])
+                                                 for r in results.records])
+    assert FIGURES["curves"].data(SweepView(only, analysis)).keys == [metric]
+
+
+@pytest.mark.parametrize("lrs, wd_star", [((3e-3, 9.49e-3, 3e-2), (0.01, 0.1, 1.0)),
+                                          ((3e-3, 9.49e-3, 3e-2), (0.01, 0.013, 0.04)),
+                                          (tuple(10 ** (-4 + k / 2) for k in range(7)), tuple(10 ** (-4 + k / 2) for k in range(7)))])
+def test_slope_plot_tick_labels_never_overlap(lrs, wd_star):
+    # The own-script example's lr grid spans one decade: matplotlib's log axis then labels 2×, 3×, 4×, 6× of
+    # each decade, and 3×10⁻³ ran into 4×10⁻³. Every label in view, on both axes, has room of its own.
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from weightdecay.reports.figures.slopes import SlopeLine, draw_slopes
+
+    lrs, wd_star = np.array(lrs), np.array(wd_star)
+    fig = draw_slopes([SlopeLine("torch", lrs, wd_star, np.ones(len(lrs), bool), wd_star, "torch: +1.00 ± 0.10"),
+                       SlopeLine("paper", lrs, wd_star / 30, np.arange(len(lrs)) > 0, None, "")])
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    for axis in (ax.xaxis, ax.yaxis):
+        low, high = sorted(axis.get_view_interval())
+        ticks = [t for t in axis.get_major_ticks() + axis.get_minor_ticks()
+                 if t.label1.get_visible() and t.label1.get_text() and low <= t.get_loc() <= high]
+        boxes = [t.label1.get_window_extent(renderer) for t in ticks]
+        assert len(boxes) >= 2, [t.label1.get_text() for t in ticks]
+        for a in range(len(boxes)):
+            for b in range(a + 1, len(boxes)):
+                assert not boxes[a].overlaps(boxes[b]), (ticks[a].label1.get_text(), ticks[b].label1.get_text())
+
+
+def test_combined_page_explains_its_columns_and_the_banner_leads_with_the_own_script_route(report, tmp_path):
+    from weightdecay.reports.html import OWN_MODEL, render_combined_html
+
+    path, results, analysis = report
+    text = render_combined_html([(results, analysis, {}, "x/report.html")])
+    for words in ("Slope: least-squares fit of log λ*", "interior λ*: the learning rates the fit",
+                  "Basin: cells within", "diverged cells: a seed diverged there"):
+        assert words in text and words in path.read_text()
+    assert "weightdecay.report(" in OWN_MODEL and "docs/own_script.md" in OWN_MODEL
+    assert OWN_MODEL.index("docs/own_script.md") < OWN_MODEL.index("custom_task.py")

@@ -31,7 +31,8 @@ from weightdecay.sweeps import Arm, RunRecord, SweepResults, strategy_for
 
 __all__ = ["Heatmap", "BestPoint", "SlopeFit", "Basin", "ArmAnalysis", "SweepAnalysis", "heatmap", "best_point",
            "ranked_points", "format_slope", "refine_best_wd", "fit_slope", "slope_with_uncertainty", "basin",
-           "analyze_arm", "analyze", "recommend", "peak_shrink", "diverged_inside"]
+           "analyze_arm", "analyze", "recommend", "peak_shrink", "diverged_inside", "twin_weight_decay", "twin_cells",
+           "grid_edges", "MIN_RULE_COLUMNS"]
 
 # A run as the analysis reads it: a sweep's record, or a mapping with the same fields.
 Record = Union[RunRecord, Mapping[str, Any]]
@@ -405,6 +406,10 @@ def peak_shrink(arm: Arm, lr: float, weight_decay: float) -> float:
     return shrink(arm.decay, weight_decay, lr, peak_lr=lr)
 
 
+# A slope becomes a rule ("when you double lr, …") only when this many learning rates carry a λ* inside the grid.
+MIN_RULE_COLUMNS = 3
+
+
 def _arm_sentence(a: ArmAnalysis) -> str:
     k, e = a.slope.slope, a.slope.err
     if a.basin.orientation.startswith("n/a"):
@@ -414,9 +419,14 @@ def _arm_sentence(a: ArmAnalysis) -> str:
     if a.slope.censored:
         return (f"{a.arm}: slope {format_slope(k, censored=True)}: λ* sits on the λ grid's edge for most learning "
                 f"rates, so this is a bound, not a measurement: widen the λ grid")
-    pm = f" ± {e:.2f}" if math.isfinite(e) else " (no uncertainty: one seed, two points)"
-    head = f"{a.arm}: slope {format_slope(k)}{pm}"
-    tol = max(2 * e, 0.25) if math.isfinite(e) else 0.25
+    n_int = int(a.slope.interior.sum())
+    if n_int < MIN_RULE_COLUMNS or not math.isfinite(e):
+        why = (f"only {n_int} learning rate{'s' if n_int != 1 else ''} with λ* inside the grid (a rule needs "
+               f"{MIN_RULE_COLUMNS}): add learning rates" if n_int < MIN_RULE_COLUMNS else
+               "no uncertainty (one seed): add seeds")
+        return f"{a.arm}: slope {format_slope(k, e)}, no rule stated: {why}"
+    head = f"{a.arm}: slope {format_slope(k, e)} over {n_int} learning rates"
+    tol = max(2 * e, 0.25)
     near_minus_one, near_zero = abs(k + 1) <= tol, abs(k) <= tol
     if near_minus_one and near_zero:
         return f"{head}: the data cannot tell −1 from 0; add seeds or widen the lr range"
@@ -424,11 +434,76 @@ def _arm_sentence(a: ArmAnalysis) -> str:
         return f"{head}, so when you double lr, halve wd (keep lr·λ fixed)"
     if near_zero:
         return f"{head}, so keep wd when lr changes"
-    return f"{head}, so λ* ∝ lr^{k:.2f}: when you double lr, multiply wd by {2 ** k:.2f}"
+    lo, hi = 2 ** (k - e), 2 ** (k + e)
+    return (f"{head}, so λ* ∝ lr^{k:.2f}: when you double lr, multiply wd by {2 ** k:.2f} "
+            f"({lo:.2f}–{hi:.2f} within one σ)")
 
 
-def recommend(arms: dict[str, ArmAnalysis], metric: str, direction: str) -> tuple[str, str]:
-    """The best arm and a recommendation paragraph that follows from the per-arm numbers."""
+# How the shrink of a decoupled mode follows the schedule's lr_t (docs/math.md, "Decay conventions").
+_LR_POWER = {"torch": 1, "paper": 1, "constant": 0, "corrected": 2}
+
+
+def twin_weight_decay(a: Arm, b: Arm, lr: float, weight_decay: float) -> float:
+    """The λ of arm ``b`` whose run at ``lr`` is the twin of arm ``a``'s run at ``(lr, weight_decay)``: the same
+    optimizer and the same per-step shrink at the peak lr, in ``b``'s convention (``λ_paper = lr·λ_torch``); NaN
+    when the arms have no such correspondence (other optimizers, or shrinks that follow the schedule differently).
+
+    >>> from weightdecay.sweeps import Arm
+    >>> paper, torch_ = Arm("p", "adamw", "paper", (0.1,)), Arm("t", "adamw", "torch", (0.1,))
+    >>> round(twin_weight_decay(torch_, paper, 1e-2, 3.0), 12), twin_weight_decay(paper, paper, 1e-2, 0.1)
+    (0.03, 0.1)
+    """
+    same = (a.optimizer, a.momentum, a.betas, a.extra, a.wd_schedule, a.optimizer_options) == \
+        (b.optimizer, b.momentum, b.betas, b.extra, b.wd_schedule, b.optimizer_options)
+    # Twins at every step, not only at the peak: the shrink follows lr_t alike (torch and paper: ∝ lr_t).
+    same = same and _LR_POWER.get(a.decay, -1) == _LR_POWER.get(b.decay, -2)
+    s, unit = peak_shrink(a, lr, weight_decay), peak_shrink(b, lr, 1.0)
+    if not same or not math.isfinite(s) or not math.isfinite(unit) or unit <= 0:
+        return math.nan
+    return s / unit
+
+
+def _on_grid(value: float, grid: np.ndarray) -> int | None:
+    """The index of ``value`` in a log-spaced grid (to a relative 1e-6), or None."""
+    hit = np.nonzero(np.isclose(grid, value, rtol=1e-6, atol=0))[0] if math.isfinite(value) else []
+    return int(hit[0]) if len(hit) else None
+
+
+def twin_cells(a: ArmAnalysis, b: ArmAnalysis, arm_a: Arm, arm_b: Arm) -> list[tuple[int, int, int, int]]:
+    """Pairs of cells ``(i_a, j_a, i_b, j_b)`` run by both arms that are twins (same lr, same shrink per step):
+    the same runs in two parametrisations."""
+    pairs = []
+    ha, hb = a.heatmap, b.heatmap
+    for ja, lr in enumerate(ha.lrs):
+        jb = _on_grid(float(lr), hb.lrs)
+        if jb is None:
+            continue
+        for ia, wd in enumerate(ha.wds):
+            ib = _on_grid(twin_weight_decay(arm_a, arm_b, float(lr), float(wd)), hb.wds)
+            if ib is not None and np.isfinite(ha.mean[ia, ja]) and np.isfinite(hb.mean[ib, jb]):
+                pairs.append((ia, ja, ib, jb))
+    return pairs
+
+
+def grid_edges(a: ArmAnalysis) -> str:
+    """A sentence when the best cell lies on the lr or the λ grid's edge (the optimum may lie beyond it), else ""."""
+    hm, b, said = a.heatmap, a.best, []
+    for name, grid, value in (("lr", hm.lrs, b.lr), ("λ", hm.wds, b.weight_decay)):
+        if len(grid) > 1 and value in (grid[0], grid[-1]):
+            end = "smallest" if value == grid[0] else "largest"
+            said.append(f"its best {name} {value:.3g} is the {name} grid's {end}: the optimum may lie beyond it; "
+                        f"widen the {name} grid")
+    return f"{a.arm}: " + "; ".join(said) + "." if said else ""
+
+
+def recommend(arms: dict[str, ArmAnalysis], metric: str, direction: str,
+              configs: Mapping[str, Arm] | None = None) -> tuple[str, str]:
+    """The best arm and a recommendation paragraph that follows from the per-arm numbers.
+
+    With the arms' ``configs``, an arm that is the best arm re-parametrised (same optimizer, a shrink ``c·λ``) is
+    compared only when its grid holds the twin of the best cell, the run that is the same training; otherwise the
+    page says why the comparison is withheld. Arms that share twin cells are said to be the same runs.
+    """
     sign = 1 if direction == "minimize" else -1
     ranked = sorted(arms.values(), key=lambda a: sign * a.best.mean if math.isfinite(a.best.mean) else math.inf)
     top = ranked[0]
@@ -437,11 +512,31 @@ def recommend(arms: dict[str, ArmAnalysis], metric: str, direction: str) -> tupl
     parts = [f"Best: {top.arm} at lr={b.lr:.3g}, wd={b.weight_decay:.3g} ({metric} {b.mean:.4g}{spread} over "
              f"{b.n_seeds} seed{'s' if b.n_seeds != 1 else ''})."]
     for a in ranked[1:]:
-        if math.isfinite(a.best.mean) and b.mean != 0:
-            rel = (a.best.mean - b.mean) / abs(b.mean) * 100 * sign
-            parts.append(f"{a.arm} ties it." if rel < 0.05 else f"{a.arm}'s best is {rel:.1f}% worse.")
+        if not (math.isfinite(a.best.mean) and b.mean != 0):
+            continue
+        if configs is not None and top.arm in configs and a.arm in configs:
+            twin = twin_weight_decay(configs[top.arm], configs[a.arm], b.lr, b.weight_decay)
+            if math.isfinite(twin) and (_on_grid(b.lr, a.heatmap.lrs) is None or _on_grid(twin, a.heatmap.wds) is None):
+                parts.append(f"{a.arm} is not compared: its grid lacks the twin of {top.arm}'s best cell (lr={b.lr:.3g}, "
+                             f"wd={twin:.3g} in its convention), so a gap would measure the grids, not the conventions.")
+                continue
+        rel = (a.best.mean - b.mean) / abs(b.mean) * 100 * sign
+        parts.append(f"{a.arm} ties it." if rel < 0.05 else f"{a.arm}'s best is {rel:.1f}% worse.")
+    names = list(arms)
+    for x in range(len(names)):
+        for y in range(x + 1, len(names)):
+            if configs is None or names[x] not in configs or names[y] not in configs:
+                continue
+            pairs = twin_cells(arms[names[x]], arms[names[y]], configs[names[x]], configs[names[y]])
+            if pairs:
+                ma, mb = arms[names[x]].heatmap.mean, arms[names[y]].heatmap.mean
+                gap = max(abs(ma[ia, ja] - mb[ib, jb]) for ia, ja, ib, jb in pairs)
+                parts.append(f"{names[x]} and {names[y]} share {len(pairs)} cells that are the same runs in two "
+                             f"parametrisations (same lr, same shrink per step); there they differ by at most "
+                             f"{gap:.3g}.")
     parts.extend(f"{a.sentence}; basin {a.basin.orientation}." if math.isfinite(a.basin.area) else f"{a.sentence}."
                  for a in arms.values())
+    parts.extend(edge for edge in (grid_edges(a) for a in arms.values()) if edge)
     return top.arm, " ".join(parts)
 
 
@@ -460,6 +555,6 @@ def analyze(results: SweepResults, n_boot: int = 300) -> SweepAnalysis:
                                      grid=grid)
     if not arms:
         raise UserError(f"sweep {config.name!r} has no finished runs yet; run `weightdecay sweep` first")
-    best_arm, text = recommend(arms, config.metric, config.direction)
+    best_arm, text = recommend(arms, config.metric, config.direction, {a.name: a for a in config.arms})
     return SweepAnalysis(arms=arms, metric=config.metric, direction=config.direction, best_arm=best_arm,
                          recommendation=text, notes=notes, grid=grid)

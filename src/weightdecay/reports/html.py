@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from weightdecay._io import atomic_write
-from weightdecay.reports.analysis import SweepAnalysis, format_slope, peak_shrink, ranked_points
+from weightdecay.reports.analysis import MIN_RULE_COLUMNS, SweepAnalysis, format_slope, peak_shrink, ranked_points
 from weightdecay.reports.figures import FIGURES, SweepView, caption, draw_figures, figure_rows
 from weightdecay.reports.style import CSS, figure_html, render
 from weightdecay.reports.watched_runs import WatchedRun, watched_best_runs, watched_figures, watched_section
@@ -23,10 +23,13 @@ from weightdecay.sweeps import SweepResults, strategy_for
 __all__ = ["write_report", "render_html", "write_combined_report", "render_combined_html", "OWN_MODEL"]
 
 # The sentence on top of every report of a built-in task: the demo's point is that a user measures their own model.
-OWN_MODEL = ("Measure your own model the same way: register it as a task in a Python file (examples/custom_task.py "
-             "shows how), try it with <code>weightdecay train YOUR_TASK --import your_tasks.py</code>, then sweep it "
-             "with <code>imports = [\"your_tasks\"]</code> in a copy of a config from experiments/ and "
-             "<code>PYTHONPATH=. weightdecay sweep your.toml</code> (docs/sweeps.md).")
+OWN_MODEL = ("Measure your own model the same way. A training script you already have: end it with "
+             "<code>weightdecay.report({\"val_loss\": val_loss})</code> and sweep it with a config whose "
+             "<code>command</code> runs it (examples/train_script.toml, docs/own_script.md). Or register it as a "
+             "task in a Python file (examples/custom_task.py shows how), try it with <code>weightdecay train "
+             "YOUR_TASK --import your_tasks.py</code>, then sweep it with <code>imports = [\"your_tasks\"]</code> in a "
+             "copy of a config from experiments/ and <code>PYTHONPATH=. weightdecay sweep your.toml</code> "
+             "(docs/sweeps.md).")
 
 def _fmt(x: float, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -58,6 +61,16 @@ def _arm_table(analysis: SweepAnalysis) -> str:
             "<th>slope d log λ*/d log lr</th><th>uncertainty</th><th>interior λ*</th><th class=l>basin</th>"
             "<th>axis</th><th>area (dec²)</th><th>cells</th><th>diverged cells</th></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _table_note(tolerance: float) -> str:
+    """What the slope/basin table's columns mean (both pages show the table)."""
+    return f"""<p class="note">Slope: least-squares fit of log λ* against log lr over the learning rates whose best λ
+lies inside the grid (λ* refined by a parabola in log λ through the best grid point and its neighbours);
+uncertainty: standard deviation over bootstrap resamples of the seeds; interior λ*: the learning rates the fit
+uses (a rule is stated from {MIN_RULE_COLUMNS} on). −1: keep lr·λ fixed; 0: keep λ. Basin: cells within
+{tolerance:.0%} of the best score; area in decades² of (lr, λ); axis: angle of its principal axis (−45° is the
+diagonal λ ∝ 1/lr); diverged cells: a seed diverged there.</p>"""
 
 
 def _best_configs(results: SweepResults, analysis: SweepAnalysis, top: int = 3) -> str:
@@ -121,11 +134,7 @@ def render_html(results: SweepResults, analysis: SweepAnalysis, figures: dict[st
 {fig_html}
 {watched_html}
 <h2>Slopes and basins</h2>
-<p>Slope: least-squares fit of log λ* against log lr over the learning rates whose best λ lies inside the grid
-(λ* refined by a parabola in log λ through the best grid point and its neighbours); uncertainty: standard
-deviation over bootstrap resamples of the seeds. −1: keep lr·λ fixed; 0: keep λ. Basin: cells within
-{c.basin_tolerance:.0%} of the best score; area in decades² of (lr, λ); axis: angle of its principal axis
-(−45° is the diagonal λ ∝ 1/lr).</p>
+{_table_note(c.basin_tolerance)}
 {_arm_table(analysis)}
 <h2>Best configurations</h2>
 <p>s is the per-step shrink p ← p·(1 − s) at the peak lr in the arm's own convention (lr·λ for torch, λ for
@@ -188,7 +197,8 @@ def render_combined_html(parts: list[tuple[Any, Any, dict[str, bytes], str]]) ->
             f'<h2 id="sweep-{i}">{esc(c.name)}: {esc(c.task)}, {esc(c.metric)}, epochs {c.epochs or "task default"}, '
             f'schedule {esc(c.schedule)}, {len(c.seeds)} seeds</h2>\n<p class="meta">Arms: {esc(arms)} · '
             f'{len(results.records)} runs · <a href="{esc(link)}">full report</a></p>\n'
-            f'<p class="rec">{esc(analysis.recommendation)}</p>\n{figs}\n{_arm_table(analysis)}')
+            f'<p class="rec">{esc(analysis.recommendation)}</p>\n{figs}\n{_table_note(c.basin_tolerance)}\n'
+            f'{_arm_table(analysis)}')
     names = ", ".join(esc(r.config.name) for r, *_ in parts)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = "\n".join(sections)

@@ -25,7 +25,9 @@ def figure_rows(view: View) -> list[FigureRow]:
 
 
 def caption(row: FigureRow, view: View) -> str:
-    return row.caption.format(metric=view.analysis.metric) if isinstance(view, SweepView) else row.caption
+    if not isinstance(view, SweepView):
+        return row.caption
+    return row.caption.format(metric=view.analysis.metric, tolerance=view.results.config.basin_tolerance)
 
 
 def draw_figures(view: View, only: tuple[str, ...] | None = None) -> dict[str, tuple[bytes, bytes]]:

@@ -35,7 +35,12 @@ class CurvesData:
     curves: list[Curve]
 
 
-def curves_data(view: SweepView) -> CurvesData:
+def has_history(view: SweepView) -> bool:
+    """Whether any run recorded a history (a script that prints only its final line has none: no panels then)."""
+    return any(r.history for r in view.results.records)
+
+
+def curves_data(view: SweepView) -> CurvesData | None:
     analysis, results = view.analysis, view.results
     keys = [analysis.metric] + (["train_loss"] if analysis.metric != "train_loss" else [])
     curves = []
@@ -52,7 +57,9 @@ def curves_data(view: SweepView) -> CurvesData:
             epochs = np.array([h.get("epoch", h.get("step", i + 1)) for i, h in enumerate(with_key[0].history[:n])],
                               dtype=float)
             curves.append(Curve(a.arm, key, f"{a.arm} (lr={a.best.lr:.2g}, wd={a.best.weight_decay:.2g})", epochs, y))
-    return CurvesData(keys, curves)
+    if not curves:
+        return None  # the best runs recorded no history: nothing to draw, not empty axes
+    return CurvesData([k for k in keys if any(c.key == k for c in curves)], curves)
 
 
 def draw_curves(data: CurvesData) -> Figure:
@@ -75,4 +82,4 @@ def draw_curves(data: CurvesData) -> Figure:
 
 
 ROW = FigureRow("curves", SweepView, "learning curves of each arm's best configuration (mean over seeds, min–max band)",
-                curves_data, draw_curves)
+                curves_data, draw_curves, applies=has_history)

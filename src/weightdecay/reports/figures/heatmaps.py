@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import matplotlib
 import numpy as np
+from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
@@ -15,7 +16,7 @@ from weightdecay.reports.analysis import SweepAnalysis, format_slope
 from weightdecay.reports.figures.base import FigureRow, SweepView
 from weightdecay.reports.style import new_figure
 
-__all__ = ["Panel", "HeatmapsData", "heatmaps_data", "draw_heatmaps", "ROW", "edges"]
+__all__ = ["Panel", "HeatmapsData", "heatmaps_data", "draw_heatmaps", "ROW", "edges", "basin_outline"]
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Panel:
     fit: tuple[float, float] | None  # (slope, intercept) of log10 λ* against log10 lr
     fit_label: str
     best: tuple[float, float, float]  # lr, λ, mean
+    basin: np.ndarray  # [wd, lr] bool: the near-optimal cells (outlined: a colour scale alone may not tell them)
 
 
 @dataclass
@@ -60,7 +62,7 @@ def heatmaps_data(view: SweepView) -> HeatmapsData:
         fit = (float(sl.slope), float(sl.intercept)) if math.isfinite(sl.slope) else None
         panels.append(Panel(a.arm, hm.lrs, hm.wds, hm.mean, hm.diverged_any, points, sl.wd_star, sl.interior, fit,
                             f"fit: slope {format_slope(sl.slope, sl.err, sl.censored)}" if fit else "",
-                            (b.lr, b.weight_decay, b.mean)))
+                            (b.lr, b.weight_decay, b.mean), a.basin.cells))
     low, high, log_scale, clipped = shared_scale(analysis)
     return HeatmapsData(analysis.metric, analysis.direction, analysis.grid, low, high, log_scale, clipped, panels)
 
@@ -91,6 +93,24 @@ def edges(values: np.ndarray) -> np.ndarray:
     return np.concatenate([[x[0] - (mid[0] - x[0])], mid, [x[-1] + (x[-1] - mid[-1])]])
 
 
+def basin_outline(cells: np.ndarray, lr_edges: np.ndarray, wd_edges: np.ndarray) -> list[list[tuple[float, float]]]:
+    """The boundary of a set of cells ``[wd, lr]`` as segments in (log10 lr, log10 λ): each side of a basin cell
+    whose neighbour across it is not in the basin (or off the grid)."""
+    inside = np.pad(cells.astype(bool), 1)
+    segments = []
+    for i, j in zip(*np.nonzero(cells)):
+        x0, x1, y0, y1 = lr_edges[j], lr_edges[j + 1], wd_edges[i], wd_edges[i + 1]
+        if not inside[i, j + 1]:  # below
+            segments.append([(x0, y0), (x1, y0)])
+        if not inside[i + 2, j + 1]:  # above
+            segments.append([(x0, y1), (x1, y1)])
+        if not inside[i + 1, j]:  # left
+            segments.append([(x0, y0), (x0, y1)])
+        if not inside[i + 1, j + 2]:  # right
+            segments.append([(x1, y0), (x1, y1)])
+    return segments
+
+
 def draw_heatmaps(data: HeatmapsData) -> Figure:
     fig = new_figure(figsize=(3.6 * len(data.panels) + 1.2, 4.2))
     axes = fig.subplots(1, len(data.panels), squeeze=False)
@@ -104,6 +124,10 @@ def draw_heatmaps(data: HeatmapsData) -> Figure:
         else:
             mesh = ax.pcolormesh(edges(p.lrs), edges(p.wds), np.ma.masked_invalid(p.mean), cmap=cmap, norm=norm,
                                  shading="flat")
+            outline = basin_outline(p.basin, edges(p.lrs), edges(p.wds))
+            if outline:
+                ax.add_collection(LineCollection(outline, colors="white", linewidths=3.2))
+                ax.add_collection(LineCollection(outline, colors="black", linewidths=1.4, label="basin"))
             ii, jj = np.nonzero(p.diverged)
             if len(ii):
                 ax.scatter(np.log10(p.lrs[jj]), np.log10(p.wds[ii]), marker="x", c="#aa0000", s=22, lw=1.2,
@@ -136,5 +160,6 @@ def draw_heatmaps(data: HeatmapsData) -> Figure:
 
 
 ROW = FigureRow("heatmaps", SweepView, "{metric} over (lr, wd), mean over seeds; one colour scale for all panels; "
-                "★ best point, ○ refined λ*(lr), ▽ λ* at the grid edge, dashed: fitted λ*(lr), × diverged",
+                "★ best point, ○ refined λ*(lr), ▽ λ* at the grid edge, dashed: fitted λ*(lr), × diverged; "
+                "outlined: the basin, the cells within {tolerance:.0%} of the best",
                 heatmaps_data, draw_heatmaps)

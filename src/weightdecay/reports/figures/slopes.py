@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
 from weightdecay.reports.analysis import format_slope
 from weightdecay.reports.figures.base import FigureRow, SweepView
@@ -49,12 +50,32 @@ def draw_slopes(lines: list[SlopeLine]) -> Figure:
             ax.plot(line.lrs, line.fitted, "-", color=color, label=line.label)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    lrs = np.unique(np.concatenate([line.lrs for line in lines])) if lines else np.array([])
+    _label_ticks(ax.xaxis, lrs)
+    _label_ticks(ax.yaxis, np.array([]))
     ax.set_xlabel("lr")
     ax.set_ylabel("best weight decay λ*")
     ax.set_title("λ*(lr); ▽ = at the grid's edge")
     if ax.get_legend_handles_labels()[0]:  # no fitted line (no slope measurable): no legend, no warning
         ax.legend(fontsize=7)
     return fig
+
+
+def _label_ticks(axis, values: np.ndarray) -> None:
+    """Labels a log axis can hold side by side: the grid's own values when they are few (a grid spanning about a
+    decade otherwise gets matplotlib's 2×, 3×, 4×, 6× labels, which overlap), else the decades; minor ticks
+    unlabelled."""
+    axis.axes.autoscale_view()
+    low, high = sorted(axis.get_view_interval())
+    if 1 < len(values) <= 6:
+        axis.set_major_locator(FixedLocator(values))
+        axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.3g}"))
+    elif low > 0 and high / low < 30:  # under about a decade and a half: 1, 2, 5 of each decade
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.3g}"))
+    else:
+        axis.set_major_locator(LogLocator(base=10, numticks=8))
+    axis.set_minor_formatter(NullFormatter())
 
 
 ROW = FigureRow("slopes", SweepView, "best weight decay λ* against lr with the fitted power law, per arm",
