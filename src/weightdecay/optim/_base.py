@@ -12,6 +12,7 @@ import torch
 
 from weightdecay.decay import check_shrink, get_mode, shrink
 from weightdecay.errors import UserError, UserTypeError
+from weightdecay.optim._precision import DEFAULT_ROUNDING, check_rounding
 
 
 def _number(value: Any) -> float:
@@ -183,6 +184,7 @@ class DecayOptimizer(torch.optim.Optimizer):
         cautious = group.setdefault("cautious", False)
         if not isinstance(cautious, bool):
             raise UserError(f"Invalid cautious: {cautious!r} (must be True or False)")
+        check_rounding(group.setdefault("rounding", DEFAULT_ROUNDING))
         if cautious and not mode.decoupled:
             raise UserError("Invalid cautious=True with decay='l2': cautious weight decay masks a decoupled shrink; "
                             "choose a decoupled decay mode or cautious=False")
@@ -209,6 +211,7 @@ class DecayOptimizer(torch.optim.Optimizer):
                 group.setdefault(key, value)
             group.setdefault("decay", "torch")
             group.setdefault("cautious", False)
+            group.setdefault("rounding", DEFAULT_ROUNDING)
             group.setdefault("peak_lr", _number(group.get("initial_lr", group["lr"])))
             group.setdefault("peak_lr_explicit", False)
 

@@ -11,7 +11,7 @@ from torch.optim.optimizer import _default_to_fused_or_foreach, _device_dtype_ch
 
 from weightdecay.decay import DECAY_MODES, coupled_weight_decay, lr_coefficient, shrink
 from weightdecay.errors import UserError
-from weightdecay.optim import _kernels
+from weightdecay.optim import _kernels, _precision
 from weightdecay.optim._base import (DecayOptimizer, _number, _skipped_by_scaler, check_flag, check_nonnegative,
                                      check_number, check_step_decay, evaluate_closure)
 from weightdecay.optim._distributed import global_sum_and_count, is_sharded, local_shard
@@ -49,6 +49,12 @@ class AdamW(DecayOptimizer):
             construction.
         bias_correction: False gives BERT's AdamWeightDecay arithmetic (no bias correction of m and v).
         cautious: decay only where ``u_t`` and ``p`` agree in sign (:mod:`weightdecay.optim.cautious`).
+        rounding: how bfloat16 and float16 weights take the step (:mod:`weightdecay.optim._precision`):
+            ``"compensated"`` (default) computes the change ``-s_t·p - lr_t·u_t`` in float32 and keeps what
+            rounding drops in a buffer of the weights' format (2 bytes per parameter), so the decay acts as in
+            float32; ``"stochastic"`` rounds at random, unbiased, with no buffer; ``"nearest"`` is torch.optim's
+            arithmetic, bit for bit (the decay is then lost whenever ``s_t < 2^-9`` in bfloat16). Float32 and
+            float64 weights are unaffected.
 
     Example:
         >>> import torch, weightdecay
@@ -65,7 +71,7 @@ class AdamW(DecayOptimizer):
     _adam = True
     _group_defaults = {"amsgrad": False, "maximize": False, "foreach": None, "fused": None,
                        "capturable": False, "differentiable": False, "bias_correction": True,
-                       "cautious": False}
+                       "cautious": False, "rounding": _precision.DEFAULT_ROUNDING}
 
     def __init__(
         self,
@@ -85,11 +91,12 @@ class AdamW(DecayOptimizer):
         capturable: bool = False,
         differentiable: bool = False,
         cautious: bool = False,
+        rounding: str = _precision.DEFAULT_ROUNDING,
     ) -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach, fused=fused, capturable=capturable,
                         differentiable=differentiable, decay=decay, peak_lr=peak_lr, bias_correction=bias_correction,
-                        cautious=cautious)
+                        cautious=cautious, rounding=rounding)
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
@@ -224,6 +231,11 @@ class AdamW(DecayOptimizer):
         mean_v_hat = self._mean_v_hat(groups) if any(g["decay"] == "stable" for g, _ in groups) else None
         check_step_decay(self, mean_v_hat)
         for group, t in groups:
+            # Low precision: bfloat16/float16 tensors of a group that keeps their change step apart (issue 21's
+            # one integration point in AdamW; the rest of the group steps exactly as before).
+            kept, t = _precision.split_kept(group, t)
+            if kept is not None and kept["params"]:
+                self._step_group_kept(group, kept, mean_v_hat)
             if t["params"]:
                 self._step_group(group, t, mean_v_hat)
         return loss
@@ -273,6 +285,41 @@ class AdamW(DecayOptimizer):
         if cautious is not None and not _skipped_by_scaler(self):
             cautious_decay_after_step_(t["params"], *cautious)
 
+    def _step_group_kept(self, group: dict[str, Any], t: dict[str, list], mean_v_hat: Tensor | float | None) -> None:
+        """The step of a group's bfloat16/float16 tensors: ``Δ = -s_t·p - lr_t·u_t`` in float32, written back
+        compensated or stochastically rounded (:mod:`weightdecay.optim._precision`); the one-pass kernel on the
+        CPU with ``fused=True``, torch's ops elsewhere (CUDA, traced under torch.compile)."""
+        rounding = _precision.kept_by(group)
+        buffers = _precision.compensation_buffers(self.state, t["params"], rounding)
+        mode, wd = group["decay"], group["weight_decay"]
+        masked = group["cautious"] and DECAY_MODES[mode].decoupled
+        grad_scale = getattr(self, "grad_scale", None)
+        if torch.compiler.is_compiling():
+            _adamw_kept(t, group, lr=group["lr"], shrink_t=self._traced_shrink(group, mean_v_hat), cautious=masked,
+                        rounding=rounding, buffers=buffers, grad_scale=grad_scale)
+            return
+        if _skipped_by_scaler(self):  # AMP found inf/NaN gradients: nothing moves, the buffers included
+            return
+        lr = _number(group["lr"])
+        s_t = shrink(mode, wd, lr, group["peak_lr"], None if mean_v_hat is None else _number(mean_v_hat))
+        if group["fused"] and rounding == "compensated" and _kernels.adamw_step_kept(
+                t, group, buffers, lr=lr, shrink_t=s_t, cautious=masked, grad_scale=grad_scale,
+                plans=_kernels.plans_of(self)):
+            return
+        _adamw_kept(t, group, lr=lr, shrink_t=s_t, cautious=masked, rounding=rounding, buffers=buffers,
+                    grad_scale=grad_scale)
+
+    @staticmethod
+    def _traced_shrink(group: dict[str, Any], mean_v_hat: Tensor | float | None) -> Tensor | float:
+        """s_t as a tensor expression of lr_t (lr as a Tensor), with no host read: what a traced step multiplies."""
+        mode, wd, peak, lr = group["decay"], group["weight_decay"], group["peak_lr"], group["lr"]
+        if not DECAY_MODES[mode].decoupled or wd == 0:
+            return 0.0
+        if mode == "stable":
+            mean_v_hat = torch.as_tensor(mean_v_hat, dtype=torch.float64)
+            return lr * wd * torch.where(mean_v_hat > 0, mean_v_hat.clamp(min=1e-300).rsqrt(), 0.0)
+        return shrink(mode, wd, lr, peak)
+
     def _step_group_traced(self, group: dict[str, Any], t: dict[str, list], mean_v_hat: Tensor | None) -> None:
         """The step as torch.compile traces it: every path through torch's Adam, with no host read of lr_t.
 
@@ -292,12 +339,7 @@ class AdamW(DecayOptimizer):
             fused, foreach = _default_to_fused_or_foreach(t["params"], differentiable=False, use_fused=False)
         decoupled = DECAY_MODES[mode].decoupled
         if decoupled and wd != 0:
-            if mode == "stable":
-                mean_v_hat = torch.as_tensor(mean_v_hat, dtype=torch.float64)
-                s_t = lr * wd * torch.where(mean_v_hat > 0, mean_v_hat.clamp(min=1e-300).rsqrt(), 0.0)
-            else:
-                s_t = shrink(mode, wd, lr, peak)
-            self._shrink_outside_kernel(t["params"], s_t)
+            self._shrink_outside_kernel(t["params"], self._traced_shrink(group, mean_v_hat))
         self._run_torch_adam(group, t, foreach=bool(foreach), fused=bool(fused), capturable=not fused,
                              weight_decay=0.0 if decoupled else coupled_weight_decay(mode, wd))
 
@@ -398,3 +440,48 @@ def _single_tensor_adamw(t: dict[str, list], group: dict[str, Any], *, lr: float
         if shrink_t != 0 and group["cautious"]:  # the mask needs u_t, at the same p_t as the step
             cautious_decay_([param], [exp_avg / denom], [param], shrink_t)
         param.addcdiv_(exp_avg, denom, value=-(lr / bias_correction1))
+
+
+def _adamw_kept(t: dict[str, list], group: dict[str, Any], *, lr: float | Tensor, shrink_t: float | Tensor,
+                cautious: bool, rounding: str, buffers: list[Tensor | None], grad_scale: Tensor | None = None) -> None:
+    """AdamW on bfloat16/float16 tensors with torch's ops: the moments kept in the weights' format (as torch.optim
+    keeps them), the arithmetic in float32, and the full change ``Δ = -s_t·p - lr_t·u_t`` written back by
+    :func:`weightdecay.optim._precision.write_back_`. ``lr`` and ``shrink_t`` may be tensors (a traced step)."""
+    beta1, beta2 = group["betas"]
+    eps, amsgrad = group["eps"], group["amsgrad"]
+    coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
+    decays = torch.is_tensor(shrink_t) or shrink_t != 0
+    changes = []
+    for i, param in enumerate(t["params"]):
+        grad = t["grads"][i].float()
+        if grad_scale is not None:
+            grad = grad / grad_scale
+        if group["maximize"]:
+            grad = -grad
+        p32 = param.float()
+        if coupled != 0:
+            grad = grad.add(p32, alpha=coupled)
+        step_t = t["steps"][i]
+        step_t += 1
+        exp_avg = t["exp_avgs"][i].float().lerp_(grad, 1 - beta1)
+        exp_avg_sq = t["exp_avg_sqs"][i].float().mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        t["exp_avgs"][i].copy_(exp_avg)
+        t["exp_avg_sqs"][i].copy_(exp_avg_sq)
+        second = exp_avg_sq
+        if amsgrad:
+            second = torch.maximum(t["max_exp_avg_sqs"][i].float(), exp_avg_sq)
+            t["max_exp_avg_sqs"][i].copy_(second)
+        if group["bias_correction"]:
+            step = step_t.to(torch.float64)
+            bias_correction1 = 1 - beta1 ** step
+            bias_correction2_sqrt = (1 - beta2 ** step).sqrt()
+        else:
+            bias_correction1 = bias_correction2_sqrt = 1.0
+        u = exp_avg / ((second.sqrt() / bias_correction2_sqrt).add_(eps))
+        agrees = u * p32 >= 0 if cautious and decays else None  # cautious: the shrink where u_t·p_t >= 0
+        delta = u.mul_(-lr / bias_correction1)  # -lr_t·u_t
+        if decays:
+            decay = p32 * shrink_t
+            delta = delta - (decay if agrees is None else decay * agrees)
+        changes.append(delta)
+    _precision.write_back_(t["params"], changes, rounding, buffers)

@@ -17,7 +17,8 @@ from torch import Tensor
 
 from weightdecay.decay import DECAY_MODES, lr_coefficient
 from weightdecay.errors import UserError
-from weightdecay.optim._base import DecayOptimizer, _number, check_nonnegative, evaluate_closure
+from weightdecay.optim import _precision
+from weightdecay.optim._base import DecayOptimizer, _number, _skipped_by_scaler, check_nonnegative, evaluate_closure
 from weightdecay.optim.cautious import cautious_decay_after_step_
 
 __all__ = ["with_decay", "BaseDecay", "NAdam", "RAdam", "Adam", "Muon", "Adafactor", "Adamax", "RMSprop",
@@ -129,12 +130,12 @@ class _Decayed(DecayOptimizer):
 
     _base: type[torch.optim.Optimizer]
     _how: BaseDecay
-    _group_defaults = {"cautious": False}
+    _group_defaults = {"cautious": False, "rounding": _precision.DEFAULT_ROUNDING}
 
     def __init__(self, params: Any, *args: Any, decay: str = "torch", peak_lr: float | None = None,
-                 cautious: bool = False, **kwargs: Any) -> None:
+                 cautious: bool = False, rounding: str = _precision.DEFAULT_ROUNDING, **kwargs: Any) -> None:
         # Read by add_param_group, which the base's __init__ calls before it returns.
-        self._decay_defaults = {"decay": decay, "peak_lr": peak_lr, "cautious": cautious}
+        self._decay_defaults = {"decay": decay, "peak_lr": peak_lr, "cautious": cautious, "rounding": rounding}
         switch = self._how.switch
         if switch is not None and switch in kwargs and isinstance(decay, str) and decay in DECAY_MODES \
                 and bool(kwargs[switch]) != DECAY_MODES[decay].decoupled:
@@ -202,6 +203,18 @@ class _Decayed(DecayOptimizer):
         group["weight_decay"] = 0.0
         if how.switch is not None:
             group[how.switch] = True
+        rounding = _precision.kept_by(group)
+        kept = [p for p in params if _precision.is_low_precision(p)] if rounding is not None and s != 0 else []
+        if kept:
+            # Low precision (issue 21's one integration point in the wrapped classes): the base steps with no
+            # decay of its own; its change and the shrink are written back together, compensated, after it.
+            plan["kept"] = _precision.ChangeKeeper(kept, s, rounding, cautious=group["cautious"])
+            params = [p for p in params if not _precision.is_low_precision(p)]
+            if group["cautious"] and params:
+                plan["cautious"] = (params, [p.clone() for p in params], s)
+            elif params:
+                torch._foreach_mul_(params, 1.0 - s)
+            return plan
         if group["cautious"] and s != 0:
             plan["cautious"] = (params, [p.clone() for p in params], s)
             return plan
@@ -219,7 +232,11 @@ class _Decayed(DecayOptimizer):
         for p, grad in plan.pop("grads", ()):
             p.grad = grad
         cautious = plan.pop("cautious", None)
+        keeper = plan.pop("kept", None)
         group.update(plan)
+        if keeper is not None:
+            keeper.finish(_precision.compensation_buffers(self.state, keeper.params, keeper.rounding),
+                          skipped=_skipped_by_scaler(self))
         if cautious is not None:
             cautious_decay_after_step_(*cautious)
 
