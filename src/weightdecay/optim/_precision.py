@@ -68,6 +68,8 @@ def split_kept(group: dict[str, Any], lists: dict[str, list]) -> tuple[dict[str,
     kept: dict[str, list] = {}
     rest: dict[str, list] = {}
     for key, values in lists.items():
+        if not isinstance(values, list):  # a kernel plan kept for the whole list: not one for either part
+            continue
         if len(values) != len(params):
             kept[key], rest[key] = list(values), list(values)
             continue
