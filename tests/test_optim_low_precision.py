@@ -327,3 +327,50 @@ def test_invalid_rounding_is_refused():
         weightdecay.AdamW(_weights(torch.bfloat16), rounding="fast")
     with pytest.raises(UserError, match="rounding"):
         weightdecay.NAdam(_weights(torch.bfloat16), rounding=None)
+
+
+def _monitored(dtype, make_opt, steps=40, zero_grad=False):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.GELU(), torch.nn.Linear(32, 1)).to(dtype)
+    opt = make_opt(model.parameters())
+    monitor = weightdecay.Monitor(opt, model, every=1)
+    x = torch.randn(64, 16).to(dtype)
+    for _ in range(steps):
+        opt.zero_grad()
+        model(x).float().square().mean().backward()
+        if zero_grad:
+            for p in model.parameters():
+                p.grad.zero_()
+        opt.step()
+    monitor.remove()
+    return monitor
+
+
+def test_monitor_flags_decay_lost_in_a_torch_adamw_bfloat16_run_and_not_in_float32():
+    adamw = lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.1)  # noqa: E731
+    lost = _monitored(torch.bfloat16, adamw)
+    flags = [f for f in lost.summary().flags if f.kind == "decay-lost-to-rounding"]
+    assert len(flags) == 1 and set(flags[0].names) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    assert "bfloat16" in flags[0].sentence and "rounding='compensated'" in flags[0].sentence
+    assert all(r["shrink_kept"] == 0.0 for r in lost.records)  # s_t = 1e-4 < 2^-9: every weight rounds back
+    float32 = _monitored(torch.float32, adamw)
+    assert all(r["shrink_kept"] is None for r in float32.records)
+    assert not [f for f in float32.summary().flags if f.kind == "decay-lost-to-rounding"]
+    kept = _monitored(torch.bfloat16, lambda ps: weightdecay.AdamW(ps, lr=1e-3, weight_decay=0.1))
+    assert not [f for f in kept.summary().flags if f.kind == "decay-lost-to-rounding"]
+
+
+def test_monitor_realized_shrink_with_zero_gradients():
+    # Zero gradients: what the step removed along p_t is the decay alone. float32 realizes s_t each step;
+    # torch.optim's bfloat16 step none; the compensated one s_t on average (whole units of bfloat16 at a time).
+    s_t = 1e-3 * 0.1  # below 2^-9: bfloat16 moves a weight by one unit every ~20-40 steps
+    runs = {name: _monitored(dtype, make, steps=200, zero_grad=True) for name, dtype, make in (
+        ("float32", torch.float32, lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.1)),
+        ("lost", torch.bfloat16, lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.1)),
+        ("kept", torch.bfloat16, lambda ps: weightdecay.AdamW(ps, lr=1e-3, weight_decay=0.1)))}
+    realized = {name: [r["realized_shrink"] for r in m.records if r["name"] == "0.weight"]
+                for name, m in runs.items()}
+    assert all(r == pytest.approx(s_t, rel=0.02) for r in realized["float32"])
+    assert all(r == 0.0 for r in realized["lost"])
+    assert sum(realized["kept"]) / len(realized["kept"]) == pytest.approx(s_t, rel=0.1)
+    assert all(r["shrink_kept"] is None for r in runs["kept"].records)  # the optimizer keeps the change

@@ -120,7 +120,7 @@ def _cell(key: str, value: str) -> Any:
         return None
     if key in ("step", "group"):
         return int(value)
-    if key in ("name", "decay"):
+    if key in ("name", "decay", "dtype"):
         return value
     return float(value)
 
