@@ -16,6 +16,7 @@ from weightdecay.rules.conventions import (
     convert_all,
     get_convention,
 )
+from weightdecay.rules.precision import canonical_dtype, resolution, rounding_warning
 from weightdecay.rules.equilibrium import OPTIMIZERS, adamc_target_ratio, equilibrium_norm, equilibrium_rotation
 from weightdecay.rules.timescales import (
     Timescale,
@@ -33,4 +34,5 @@ __all__ = [
     "OPTIMIZERS", "adamc_target_ratio", "equilibrium_norm", "equilibrium_rotation",
     "Timescale", "ema_timescale", "normalized_weight_decay", "weight_decay_for_timescale", "weight_decay_norm",
     "TRANSFER_RULES", "Transfer", "transfer",
+    "canonical_dtype", "resolution", "rounding_warning",
 ]
