@@ -89,7 +89,7 @@ class Monitor:
     shrink the step realized along ``p_t`` (with zero gradients exactly the decay; otherwise plus the update's
     radial part), from the sums of squares above; ``shrink_kept``, for bfloat16/float16 weights whose optimizer
     rounds ``p·(1 − s_t)`` to nearest (torch.optim's, ``rounding="nearest"``), the fraction of ``s_t`` that rounding
-    keeps, ``(1 − <p_t, round(p_t·(1 − s_t))>/‖p_t‖²)/s_t`` (0: the decay is lost; None for float32 and for weights
+    keeps, ``<p_t, p_t − round(p_t·(1 − s_t))>/(s_t·‖p_t‖²)`` (0: the decay is lost; None for float32 and for weights
     whose optimizer keeps the change); ``dtype`` the weight's format. A value that does not apply is None.
 
     Scale-invariant weights are found from the forward passes of ``model`` before the first step

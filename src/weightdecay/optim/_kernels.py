@@ -454,6 +454,19 @@ def v_hat_sum(t: dict[str, list], group: dict[str, Any], *, grad_scale: Tensor |
     return total, plan.count
 
 
+def _first_buffers(plan: _Plan, params: Sequence[Tensor], buffers: list[Tensor | None]) -> Any:
+    """Momentum buffers not made yet (None) made here, as torch.optim.SGD makes them at a tensor's first step, and
+    their addresses put in the plan; returns the kernel's per-tensor ``first`` flags (b = g there)."""
+    first = (ctypes.c_uint8 * len(params))()
+    if plan.refs is None:
+        for i, b in enumerate(buffers):
+            if b is None:  # b = g at its first step: the kernel writes every element, so no zeros are needed
+                buffers[i] = torch.empty_like(params[i], memory_format=torch.preserve_format)
+                plan.arrays[2][i] = buffers[i].data_ptr()
+                first[i] = 1
+    return first
+
+
 def sgdw_step(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | None], group: dict[str, Any], *,
               lr: float, shrink_t: float, cautious: bool = False, grad_scale: Tensor | None = None,
               found_inf: Tensor | None = None, plans: dict[int, _Plan] | None = None) -> bool:
@@ -484,13 +497,7 @@ def sgdw_step(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | 
     divisor = _grad_divisor(grad_scale, found_inf)
     if divisor is None:
         return True
-    first = (ctypes.c_uint8 * len(params))()
-    if momentum != 0 and plan.refs is None:
-        for i, b in enumerate(buffers):
-            if b is None:  # b = g at its first step: the kernel writes every element, so no zeros are needed
-                buffers[i] = torch.empty_like(params[i], memory_format=torch.preserve_format)
-                plan.arrays[2][i] = buffers[i].data_ptr()
-                first[i] = 1
+    first = _first_buffers(plan, params, buffers) if momentum != 0 else (ctypes.c_uint8 * len(params))()
     plan.kernel("wd_sgd_step")(
         len(params), plan.arrays[0], plan.arrays[1], plan.arrays[2] if momentum != 0 else None, first, plan.numel,
         lr, momentum, float(group["dampening"]), int(bool(group["nesterov"])), shrink_t,
@@ -548,13 +555,7 @@ def sgdw_step_kept(params: list[Tensor], grads: list[Tensor], buffers: list[Tens
     divisor = _grad_divisor(grad_scale, found_inf)
     if divisor is None:
         return True
-    first = (ctypes.c_uint8 * len(params))()
-    if momentum != 0 and plan.refs is None:
-        for i, b in enumerate(buffers):
-            if b is None:
-                buffers[i] = torch.empty_like(params[i], memory_format=torch.preserve_format)
-                plan.arrays[2][i] = buffers[i].data_ptr()
-                first[i] = 1
+    first = _first_buffers(plan, params, buffers) if momentum != 0 else (ctypes.c_uint8 * len(params))()
     plan.kernel("wd_sgd_step_kept")(
         len(params), plan.arrays[0], plan.arrays[1], plan.arrays[2] if momentum != 0 else None, plan.arrays[-1],
         first, plan.numel, lr, momentum, float(group["dampening"]), int(bool(group["nesterov"])), shrink_t,

@@ -453,14 +453,9 @@ def _adamw_kept(t: dict[str, list], group: dict[str, Any], *, lr: float | Tensor
     decays = torch.is_tensor(shrink_t) or shrink_t != 0
     changes = []
     for i, param in enumerate(t["params"]):
-        grad = t["grads"][i].float()
-        if grad_scale is not None:
-            grad = grad / grad_scale
-        if group["maximize"]:
-            grad = -grad
         p32 = param.float()
-        if coupled != 0:
-            grad = grad.add(p32, alpha=coupled)
+        grad = _precision.float32_gradient(t["grads"][i], p32, grad_scale=grad_scale, maximize=group["maximize"],
+                                           coupled=coupled)
         step_t = t["steps"][i]
         step_t += 1
         exp_avg = t["exp_avgs"][i].float().lerp_(grad, 1 - beta1)

@@ -278,14 +278,9 @@ def _sgdw_kept(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor |
     decays = torch.is_tensor(shrink_t) or shrink_t != 0
     changes = []
     for i, param in enumerate(params):
-        grad = grads[i].float()
-        if grad_scale is not None:
-            grad = grad / grad_scale
-        if group["maximize"]:
-            grad = -grad
         p32 = param.float()
-        if coupled != 0:
-            grad = grad.add(p32, alpha=coupled)
+        grad = _precision.float32_gradient(grads[i], p32, grad_scale=grad_scale, maximize=group["maximize"],
+                                           coupled=coupled)
         direction = grad
         if momentum != 0:
             if buffers[i] is None:  # b = g at the first step
