@@ -8,8 +8,8 @@ That holds at every weight for ``s_t < 2^(-k-1)`` and at some for ``s_t < 2^(-k)
 
 >>> resolution("bfloat16")
 (0.001953125, 0.00390625)
->>> rounding_warning(1e-5, "bf16")[:48]
-'s_t = 1e-05 is below bfloat16's resolution 2^-9 '
+>>> print(rounding_warning(1e-5, "bf16")[:47])
+s_t = 1e-05 is below bfloat16's resolution 2^-9
 >>> rounding_warning(1e-5, "float32") is None
 True
 """
