@@ -287,12 +287,12 @@ double v_hat_sum(int64_t n_tensors, void** grads, void** exp_avg_sqs, void** par
 
 // --- bfloat16 and float16 storage, float32 arithmetic -----------------------------------------------------------
 
-struct bf16 {
-    uint16_t bits;
-};
+// bfloat16 is held as its bits (a plain uint16_t, which GCC vectorizes loads and stores of; a struct it does
+// not); float16 as the compiler's _Float16.
+using bf16 = uint16_t;
 
 inline float widen(bf16 x) {
-    const uint32_t u = uint32_t(x.bits) << 16;
+    const uint32_t u = uint32_t(x) << 16;
     float f;
     std::memcpy(&f, &u, sizeof f);
     return f;
@@ -308,9 +308,9 @@ template <>
 inline bf16 narrow<bf16>(float f) {
     uint32_t u;
     std::memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return bf16{uint16_t((u >> 16) | 0x40u)};
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return bf16{uint16_t(u >> 16)};
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t quiet = (u >> 16) | 0x40u;
+    return bf16((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
 }
 
 template <>
