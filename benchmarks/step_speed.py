@@ -10,7 +10,10 @@ parameters). Cautious rows (``cautious``, fused path) are timed against the same
 With the fused path, the AMP step (``GradScaler.step(opt)`` then ``update()``, the scaler handing its scale to the
 fused kernel) of every AdamW mode is timed against torch.optim.AdamW(fused=True) stepped through the same scaler.
 ``--wrapped`` times each weightdecay.with_decay class (every lr-based mode) against the torch.optim class it wraps,
-on the same path; ``--cautious`` adds cautious rows on the foreach path and for a wrapped class.
+on the same path; ``--cautious`` adds cautious rows on the foreach path and for a wrapped class. ``--bf16`` adds
+rows on the same parameters in bfloat16: weightdecay's compensated step (the default ``rounding``: the decay kept,
+a 2-byte compensation buffer per parameter, stated per size) and its ``stochastic`` and ``nearest`` roundings,
+against torch.optim.AdamW(fused=True) / torch.optim.SGD(fused=True) on the same bfloat16 weights.
 
 On the CPU, fused SGDW with momentum and fused AdamW ``stable`` run weightdecay's one-pass kernels
 (weightdecay/optim/_kernels.py), built once per machine; ``WEIGHTDECAY_CPU_KERNELS=0`` times torch's path instead.
@@ -20,6 +23,7 @@ Usage:
     python benchmarks/step_speed.py --sizes 1e5,1e6 --steps 20 --paths fused,foreach,single
     WEIGHTDECAY_CPU_KERNELS=0 python benchmarks/step_speed.py --paths fused   # without the one-pass kernels
     python benchmarks/step_speed.py --wrapped --cautious    # also with_decay classes vs their bases, cautious vs plain
+    python benchmarks/step_speed.py --bf16 --paths fused,foreach   # also bfloat16 weights: compensated vs torch
 """
 
 from __future__ import annotations
@@ -185,6 +189,44 @@ def cautious_candidates(paths: list[str]) -> list[tuple[str, str, str, Callable,
     return rows
 
 
+def bf16_candidates(paths: list[str]) -> list[tuple[str, str, str, Callable, Callable, str]]:
+    """Rows on bfloat16 weights (their names end in "bf16"; the mode column names the rounding, decay "torch"):
+    each rounding against torch's fused step on the same
+    weights, which loses the decay (weightdecay/optim/_precision.py)."""
+
+    def adam_base(ps):
+        return torch.optim.AdamW(ps, lr=LR, weight_decay=WEIGHT_DECAY, fused=True)
+
+    def sgd_base(ps):
+        return torch.optim.SGD(ps, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, fused=True)
+
+    rows = []
+    for path in paths:
+        kw = PATH_KWARGS[path]
+        for rounding in ("compensated", "stochastic", "nearest"):
+            if rounding == "stochastic" and path == "fused":
+                continue  # no one-pass kernel for it: the fused flag runs the torch-ops path, as foreach does
+            rows.append(("AdamW bf16", rounding, path,
+                         lambda ps, r=rounding, kw=kw: weightdecay.AdamW(ps, lr=LR, weight_decay=WEIGHT_DECAY,
+                                                                         rounding=r, **kw),
+                         adam_base, "torch.optim.AdamW(fused) bf16"))
+        rows.append(("SGDW bf16", "compensated", path,
+                     lambda ps, kw=kw: weightdecay.SGDW(ps, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY,
+                                                        **kw),
+                     sgd_base, "torch.optim.SGD(fused) bf16"))
+    return rows
+
+
+def bf16_params(params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """bfloat16 copies of the parameters and their gradients."""
+    out = []
+    for p in params:
+        q = p.detach().to(torch.bfloat16)
+        q.grad = p.grad.to(torch.bfloat16)
+        out.append(q)
+    return out
+
+
 def baseline_name(name: str, mode: str) -> str:
     if name.endswith("cautious"):
         return f"weightdecay.{name.split()[0]}({mode}, fused)"
@@ -210,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tensors", type=int, default=N_TENSORS, help="tensors the parameters are split over")
     parser.add_argument("--wrapped", action="store_true", help="also: with_decay classes against their bases")
     parser.add_argument("--cautious", action="store_true", help="also: cautious rows on foreach and a wrapped class")
+    parser.add_argument("--bf16", action="store_true", help="also: bfloat16 weights, compensated vs torch's fused")
     args = parser.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     paths = [p.strip() for p in args.paths.split(",")]
@@ -224,21 +267,28 @@ def main(argv: list[str] | None = None) -> int:
         params = make_params(size, args.tensors)
         n = sum(p.numel() for p in params)
         print(f"\n{n:.2e} float32 parameters in {len(params)} tensors")
-        print(f"{'optimizer':<18} {'mode':<10} {'path':<8} {'ms/step':>9} {'baseline ms':>12} {'ratio':>7} "
+        print(f"{'optimizer':<18} {'mode':<11} {'path':<8} {'ms/step':>9} {'baseline ms':>12} {'ratio':>7} "
               f"{'peak MB':>8}  baseline")
         rows = candidates(paths)
         rows += wrapped_candidates(paths) if args.wrapped else []
         rows += cautious_candidates(paths) if args.cautious else []
+        low = None
+        if args.bf16:
+            rows += bf16_candidates(paths)
+            low = bf16_params(params)
+            print(f"(bf16 rows: the compensation buffer holds {2 * n / 1e6:.1f} MB, 2 bytes per parameter, beside "
+                  f"torch's moments {4 * n / 1e6:.1f} MB; 'peak MB' is what one step allocates on top)")
         for name, mode, path, build, build_base, base_name in rows:
             # Muon updates only matrices: it and its base get the 2-D tensors
             ps = [p for p in params if p.ndim == 2] if name.endswith("Muon") else params
+            ps = low if name.endswith("bf16") else ps
             if not ps:
-                print(f"{name:<18} {mode:<10} {path:<8} (no 2-D tensors at this size)")
+                print(f"{name:<18} {mode:<11} {path:<8} (no 2-D tensors at this size)")
                 continue
             candidate, baseline = build(ps), build_base(ps)
             t, t_base, ratio = paired_median_times(candidate, baseline, args.steps)
             peak_mb = peak_extra_bytes(candidate) / 1e6
-            print(f"{name:<18} {mode:<10} {path:<8} {t * 1e3:9.2f} {t_base * 1e3:12.2f} {ratio:7.2f} {peak_mb:8.2f}  "
+            print(f"{name:<18} {mode:<11} {path:<8} {t * 1e3:9.2f} {t_base * 1e3:12.2f} {ratio:7.2f} {peak_mb:8.2f}  "
                   f"{base_name}", flush=True)
             del candidate, baseline  # free the optimizer state before the next row
     return 0

@@ -230,8 +230,19 @@ def test_claim2_overfit_quick_recomputes_from_its_csvs(tmp_path):
         assert _is_png(tmp_path / "docs" / "figures" / f"claim2-overfit-{name}.png")
 
 
+def test_bf16_decay_quick_compares_each_arm_with_its_seeds_master_run(tmp_path):
+    bf16 = _script("bf16_decay")
+    assert bf16.main(["--quick", "--jobs", "1", "--out", str(tmp_path / "run"), "--publish", str(tmp_path / "docs")]) == 0
+    rows = _rows(tmp_path / "docs" / "data" / "bf16-decay.csv")
+    final = {r["arm"]: float(r["weight_norm"]) for r in rows if r["step"] == "60"}
+    assert set(final) == set(bf16.ARMS)
+    for s in _rows(tmp_path / "docs" / "data" / "bf16-decay-summary.csv"):
+        assert math.isclose(float(s["norm_vs_master"]), final[s["arm"]] / final["float32-master"], rel_tol=1e-5)
+    assert _is_png(tmp_path / "docs" / "figures" / "bf16-decay.png")
+
+
 @pytest.mark.parametrize("name", ["claim2_deep", "claim2_overfit", "claim3_schedules", "claim4_adamc", "claim5_transfer",
-                                  "claim6_rotation", "claim7_tpe", "claim9_suggest", "claim9_probe"])
+                                  "claim6_rotation", "claim7_tpe", "claim9_suggest", "claim9_probe", "bf16_decay"])
 def test_every_experiment_script_says_how_to_rerun_it(name):
     doc = _script(name).__doc__
     assert f"python experiments/{name}.py" in doc and "--quick" in doc

@@ -448,7 +448,7 @@ def test_rotation_from_the_step_norms_matches_the_unit_vector_angle(shrink, tang
     after = (1 - shrink) * before + tangential * before.norm() / 100 * torch.randn(200, 50, generator=gen)
     param = after.clone().requires_grad_()
     param.grad = torch.randn(200, 50, generator=gen)
-    (_, _, _, rotation), = _measure([param], [before])
+    (_, _, _, rotation, _, _), = _measure([param], [before])
     assert rotation == pytest.approx(float(rotation_angle(before, after)), rel=1e-5)
 
 

@@ -18,7 +18,8 @@ from typing import Any
 from weightdecay.decay import get_mode
 from weightdecay.errors import UserError
 from weightdecay.rules.equilibrium import rotation_kind
-from weightdecay.rules import CONVENTION_NAMES, OPTIMIZERS, Conversion, advise, convert, convert_all, get_convention
+from weightdecay.rules import (CONVENTION_NAMES, OPTIMIZERS, Conversion, advise, canonical_dtype, convert, convert_all,
+                               get_convention, rounding_warning)
 
 
 def _number(text: str) -> float:
@@ -96,13 +97,16 @@ def _sizes(args: argparse.Namespace) -> dict[str, Any]:
 
 def _convert(args: argparse.Namespace) -> int:
     get_convention(args.source)
+    dtype = canonical_dtype(args.dtype)
     sizes = _sizes(args)
     peak = args.peak_lr if args.peak_lr is not None else args.lr
     if args.target is not None:
         c = convert(args.weight_decay, args.source, args.target, lr=args.lr, peak_lr=args.peak_lr,
                     mean_v_hat=args.mean_v_hat, **sizes)
+        warning = rounding_warning(c.shrink, dtype)
         if args.json:
-            print(json.dumps({"lr": args.lr, "peak_lr": peak, "weight_decay": args.weight_decay, **asdict(c)}))
+            print(json.dumps({"lr": args.lr, "peak_lr": peak, "weight_decay": args.weight_decay, **asdict(c),
+                              "dtype": dtype, "warnings": [warning] if warning else []}))
             return 0
         print(f"weight_decay={_g(args.weight_decay)} ({c.source}) = {_g(c.weight_decay)} ({c.target}) "
               f"at lr={_g(args.lr)}, peak_lr={_g(peak)}")
@@ -114,12 +118,16 @@ def _convert(args: argparse.Namespace) -> int:
                   + ("the matrices Muon updates." if c.part == "muon" else "the tensors AdamW updates, at its lr."))
         if c.note:
             print(f"  {c.note}")
+        if warning:
+            print(f"warning: {warning}")
         return 0
     rows, skipped = convert_all(args.weight_decay, args.source, lr=args.lr, peak_lr=args.peak_lr,
                                 mean_v_hat=args.mean_v_hat, **sizes)
+    warning = rounding_warning(rows[0].shrink, dtype)
     if args.json:
         print(json.dumps({"lr": args.lr, "peak_lr": peak, "weight_decay": args.weight_decay, "source": args.source,
-                          "conversions": [asdict(c) for c in rows], "skipped": skipped}))
+                          "conversions": [asdict(c) for c in rows], "skipped": skipped, "dtype": dtype,
+                          "warnings": [warning] if warning else []}))
         return 0
     print(f"weight_decay={_g(args.weight_decay)} ({args.source}) at lr={_g(args.lr)}, peak_lr={_g(peak)}, "
           f"per-step shrink s_t = {_g(rows[0].shrink)}")
@@ -128,6 +136,9 @@ def _convert(args: argparse.Namespace) -> int:
     if skipped:
         print()
         print("not shown: " + "; ".join(f"{name} ({_why_skipped(name, args.source)})" for name in skipped))
+    if warning:
+        print()
+        print(f"warning: {warning}")
     return 0
 
 
@@ -143,7 +154,7 @@ def _advise(args: argparse.Namespace) -> int:
     a = advise(lr=args.lr, weight_decay=args.weight_decay, convention=args.convention, batch_size=args.batch_size,
                dataset_size=args.dataset_size, epochs=args.epochs, optimizer=args.optimizer, peak_lr=args.peak_lr,
                beta1=args.beta1, momentum=args.momentum, fine_tuning=args.fine_tuning,
-               layer_decay=args.layer_decay, depth=args.depth)
+               layer_decay=args.layer_decay, depth=args.depth, dtype=args.dtype)
     if args.json:
         print(json.dumps(a.to_dict()))
         return 0
@@ -199,6 +210,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=_positive, help="for normalized and keras-adamw")
     p.add_argument("--total-steps", type=_count, help="keras-adamw's total_iterations_wd")
     p.add_argument("--mean-v-hat", type=_positive, help="mean of Adam's v̂ in your run, for 'stable'")
+    p.add_argument("--dtype", default="float32", help="the weights' format (float32, bfloat16, float16): warn when "
+                   "s_t is below its resolution (default float32)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_convert)
 
@@ -221,5 +234,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the run starts from pretrained weights: a provisional weight decay, its rule named")
     a.add_argument("--layer-decay", type=_positive, help="layer-wise lr decay factor (timm/BEiT), with --depth")
     a.add_argument("--depth", type=_count, help="blocks in the model, for --layer-decay")
+    a.add_argument("--dtype", default="float32", help="the weights' format (float32, bfloat16, float16): warn when "
+                   "s = lr·λ is below its resolution (default float32)")
     a.add_argument("--json", action="store_true", help="print JSON instead of text")
     a.set_defaults(func=_advise)

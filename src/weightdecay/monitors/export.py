@@ -13,7 +13,7 @@ from typing import Any, Iterable
 from weightdecay._extras import require
 from weightdecay._io import atomic_write
 from weightdecay.errors import DataNotFoundError, UserError
-from weightdecay.monitors.fields import FIELDS, GROUP_FACTORS
+from weightdecay.monitors.fields import FIELDS, GROUP_FACTORS, PRECISION_FIELDS
 
 __all__ = ["write_csv", "write_jsonl", "read_records", "write_tensorboard", "summary_writer", "add_records",
            "SCALARS", "LOGGED", "metrics_of"]
@@ -72,7 +72,7 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     text = data.decode("utf-8")
     if path.suffix == ".csv":
         rows = list(csv.DictReader(io.StringIO(text)))
-        missing = set(FIELDS) - set(GROUP_FACTORS) - set(rows[0]) if rows else set()
+        missing = set(FIELDS) - set(GROUP_FACTORS) - set(PRECISION_FIELDS) - set(rows[0]) if rows else set()
         if missing:
             raise UserError(f"{path} is not a monitor CSV: columns {sorted(missing)} are missing")
         return [{k: _cell(k, v) for k, v in row.items()} for row in rows]
@@ -96,7 +96,7 @@ def _cell(key: str, value: str) -> Any:
         return None
     if key in ("step", "group"):
         return int(value)
-    if key in ("name", "decay"):
+    if key in ("name", "decay", "dtype"):
         return value
     return float(value)
 

@@ -9,6 +9,9 @@
 3. ``rotation-off-equilibrium``: a scale-invariant weight's angle per step, once :data:`SETTLE_TIMESCALES`
    timescales ``1/s_t`` have passed, is more than :data:`ROTATION_FACTOR` times off Kosson's equilibrium.
 4. ``large-shrink``: one step shrank the weights by ``s_t ≥`` :data:`LARGE_SHRINK`.
+5. ``decay-lost-to-rounding``: a bfloat16/float16 tensor whose format keeps less than :data:`KEPT_FRACTION` of the
+   shrink (median over its records of ``shrink_kept``): ``p·(1 - s_t)`` rounds back to ``p`` (docs/math.md,
+   "Low precision").
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from typing import Any, Iterable
 from weightdecay.decay import DECAY_MODES
 
 __all__ = ["Flag", "MonitorSummary", "summarize", "RISE_FACTOR", "LR_FALL", "SETTLE_TIMESCALES",
-           "ROTATION_FACTOR", "LARGE_SHRINK"]
+           "ROTATION_FACTOR", "LARGE_SHRINK", "KEPT_FRACTION"]
 
 RISE_FACTOR = 1.5  # end-of-schedule ‖g‖/‖p‖ over its low point in the last half
 LR_FALL = 2.0  # the schedule must have decayed by this factor over the last half for the rise to count
 SETTLE_TIMESCALES = 3.0  # timescales 1/s_t after which a weight should be near its equilibrium rotation
 ROTATION_FACTOR = 2.0  # measured/predicted rotation outside [1/2, 2] is "far"
 LARGE_SHRINK = 0.1  # s_t in one step
+KEPT_FRACTION = 0.5  # of s_t that a low-precision format keeps; below it the decay is "mostly lost"
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,7 @@ def summarize(records: list[dict[str, Any]], *, steps_per_epoch: int | None = No
     run_steps = total_steps or summary.steps
     by_name = _by_name(records)
     flags: list[Flag] = []
+    lost: dict[str, list[tuple[str, list[dict[str, Any]], float]]] = {}  # by dtype: tensors whose decay rounds away
 
     for name, rows in by_name.items():
         invariant = any(r["predicted_rotation"] is not None for r in rows)
@@ -150,6 +155,9 @@ def summarize(records: list[dict[str, Any]], *, steps_per_epoch: int | None = No
             "grad_to_weight": rows[-1]["grad_to_weight"], "shrink": rows[-1]["shrink"],
             "tau_iter": rows[-1]["tau_iter"], "settled_rotation": measured, "predicted_rotation": predicted,
         }
+        kept = _median([r.get("shrink_kept") for r in rows])
+        if kept is not None and kept < KEPT_FRACTION:
+            lost.setdefault(rows[-1].get("dtype") or "low precision", []).append((name, rows, kept))
         if not invariant:
             continue
         rise = _rise(rows)
@@ -170,6 +178,7 @@ def summarize(records: list[dict[str, Any]], *, steps_per_epoch: int | None = No
                               "not at rotational equilibrium (is it really followed by a normalization? is the "
                               "lr still changing fast?)."))
 
+    flags += [_lost_to_rounding(dtype, tensors) for dtype, tensors in lost.items()]
     groups: dict[int, list[dict[str, Any]]] = {}
     for r in records:
         if r["shrink"]:
@@ -199,3 +208,18 @@ def summarize(records: list[dict[str, Any]], *, steps_per_epoch: int | None = No
                               f"{_mode_sentence(worst['decay'])} Check the convention and λ."))
     summary.flags = flags
     return summary
+
+
+def _lost_to_rounding(dtype: str, tensors: list[tuple[str, list[dict[str, Any]], float]]) -> Flag:
+    """One flag for the tensors of one format whose decay rounds away: the worst kept fraction, the fix."""
+    names = tuple(name for name, _, _ in tensors)
+    kept = max(k for _, _, k in tensors)
+    s_t = _median([r["shrink"] for _, rows, _ in tensors for r in rows if r.get("shrink_kept") is not None])
+    label = f"{', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''}"
+    how = "lost" if kept < 0.05 else "mostly lost"
+    return Flag("decay-lost-to-rounding", names, kept, KEPT_FRACTION,
+                f"{label} {'is' if len(names) == 1 else 'are'} {dtype}: the shrink s_t = {_g(s_t)} is below half "
+                f"the spacing of {dtype} at most weights, so p·(1 - s_t) rounds back to p and keeps at most "
+                f"{kept:.0%} of it: the decay is {how} to rounding. Fix: a weightdecay optimizer keeps it "
+                "(rounding='compensated', its default for bfloat16/float16 weights), or keep float32 master "
+                "weights (float32 parameters under torch.autocast).")

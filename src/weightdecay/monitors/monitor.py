@@ -6,6 +6,12 @@ the step made and the angle it turned, reads the shrink ``s_t`` the step applied
 (:func:`weightdecay.rules.equilibrium_rotation`, :func:`weightdecay.rules.adamc_target_ratio`) for the
 scale-invariant weights. It never changes the step: training with and without it is bit-identical.
 
+Beside the intended shrink it records the realized one, ``1 - <p_t, p_{t+1}>/‖p_t‖²`` (what the step removed along
+``p_t``, the update's radial part included), and for bfloat16 and float16 weights whose optimizer does not keep
+the change (torch.optim's, or ``rounding="nearest"``) the fraction of ``s_t`` that the weights' format keeps when
+``p·(1 - s_t)`` is rounded: the flag ``decay-lost-to-rounding`` names a tensor that keeps less than half
+(docs/math.md, "Low precision").
+
 Under FSDP2 a parameter is a DTensor holding one shard per rank; every norm, angle and mean is reduced over the
 shards (:mod:`weightdecay.optim._distributed`), so each rank records what one process would.
 """
@@ -23,6 +29,7 @@ from weightdecay.errors import UserError
 from weightdecay.monitors.fields import FIELDS, GROUP_FACTORS
 from weightdecay.monitors.structure import ScaleInvarianceProbe
 from weightdecay.optim._distributed import global_sums, local_shard
+from weightdecay.optim._precision import is_low_precision
 from weightdecay.optim.registry import OPTIMIZERS, OptimizerInfo, row_of
 from weightdecay.optim.statistics import mean_v_hat_of_state
 from weightdecay.optim.wrap import KNOWN_BASES
@@ -86,10 +93,15 @@ class Monitor:
     ``predicted_rotation`` (Kosson et al.'s equilibrium ``sqrt(2·s_t·(1−β1)/(1+β1))`` under AdamW,
     ``sqrt(2·lr·λ/(1+μ))`` under SGD with L2 and momentum μ, ``sqrt(2·s_t·(1−μ)/(1+μ))`` under SGDW;
     docs/math.md, 'Rotational equilibrium') and ``predicted_grad_to_weight`` (AdamC's ``sqrt(2·s_t)/lr_t``,
-    SGD-type steps only; docs/math.md, 'AdamC's target'), and the group's
-    ``weight_decay`` λ with the factors :func:`weightdecay.param_groups` left in it, ``wd_mult`` and ``lr_scale``
-    (None where the group has none). A value that does not apply is None.
-    apply is None. Which rule applies comes from the optimizer's registry row (its ``rotation``), so every
+    SGD-type steps only; docs/math.md, 'AdamC's target'); ``realized_shrink`` ``1 − <p_t, p_{t+1}>/‖p_t‖²``, the
+    shrink the step realized along ``p_t`` (with zero gradients exactly the decay; otherwise plus the update's
+    radial part), from the sums of squares above; ``shrink_kept``, for bfloat16/float16 weights whose optimizer
+    rounds ``p·(1 − s_t)`` to nearest (torch.optim's, ``rounding="nearest"``), the fraction of ``s_t`` that rounding
+    keeps, ``<p_t, p_t − round(p_t·(1 − s_t))>/(s_t·‖p_t‖²)`` (0: the decay is lost; None for float32 and for weights
+    whose optimizer keeps the change); ``dtype`` the weight's format; and the group's ``weight_decay`` λ with the
+    factors :func:`weightdecay.param_groups` left in it, ``wd_mult`` and ``lr_scale`` (None where the group has
+    none). A value that does not apply is None. Which rule applies comes from the optimizer's registry row (its
+    ``rotation``), so every
     registered optimizer, a user's own included, gets the predictions its row names; :attr:`no_predictions` maps
     each param group that gets none to the reason (an optimizer the registry does not know, or one whose row
     names no rule, as NAdam, Lion or Muon).
@@ -233,10 +245,16 @@ class Monitor:
         self._pending = []
         if not pending:
             return
-        measured = _measure([t[3] for t in pending], [t[4] for t in pending])
         groups = {g: self._group_facts(optimizer, g) for g in {g for g, *_ in pending}}
+        # Where the weights' format may round the shrink away: low precision, an optimizer that does not keep it.
+        # (torch.optim's groups have no "rounding": they round to nearest.)
+        probes = [groups[g]["shrink"] if is_low_precision(p) and groups[g]["shrink"]
+                  and optimizer.param_groups[g].get("rounding", "nearest") == "nearest" else None
+                  for g, _, _, p, _ in pending]
+        measured = _measure([t[3] for t in pending], [t[4] for t in pending], probes)
         new = []
-        for (g, _, name, *_), (grad_norm, weight_norm, update_norm, rotation) in zip(pending, measured):
+        for (g, _, name, p, _), (grad_norm, weight_norm, update_norm, rotation, realized, kept) in zip(pending,
+                                                                                                       measured):
             facts = groups[g]
             invariant = name in self.scale_invariant
             new.append({
@@ -248,6 +266,8 @@ class Monitor:
                 "predicted_rotation": facts["predicted_rotation"] if invariant else None,
                 "predicted_grad_to_weight": facts["predicted_grad_to_weight"] if invariant else None,
                 **facts["factors"],
+                "realized_shrink": realized if weight_norm > 0 else None,
+                "shrink_kept": kept, "dtype": str(p.dtype).removeprefix("torch."),
             })
         self.records += new
         if self.log_dir is not None:
@@ -344,8 +364,10 @@ def _square_sum(t: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(local_shard(t), dtype=torch.float64).square()
 
 
-def _measure(params: list[torch.Tensor], befores: list[torch.Tensor]) -> list[list[float]]:
-    """Per tensor ``[‖g‖, ‖p_t‖, ‖p_{t+1} − p_t‖, angle between p_t and p_{t+1}]``, each over the whole tensor.
+def _measure(params: list[torch.Tensor], befores: list[torch.Tensor], probes: list[float | None] | None = None
+             ) -> list[list[float | None]]:
+    """Per tensor ``[‖g‖, ‖p_t‖, ‖p_{t+1} − p_t‖, angle between p_t and p_{t+1}, realized shrink, kept fraction]``,
+    each over the whole tensor.
 
     The angle is :func:`~weightdecay.monitors.diagnostics.rotation_angle`'s ``2·atan2(‖â − b̂‖, ‖â + b̂‖)``, with
     ``‖â − b̂‖² = (‖p_{t+1} − p_t‖² − (‖p_{t+1}‖ − ‖p_t‖)²) / (‖p_{t+1}‖·‖p_t‖)`` and ``‖â + b̂‖² = 4 − ‖â − b̂‖²``,
@@ -353,14 +375,31 @@ def _measure(params: list[torch.Tensor], befores: list[torch.Tensor]) -> list[li
     :func:`~weightdecay.optim._distributed.global_sums` (one round of collectives under FSDP2). The sums are float64 and
     ``p_{t+1} − p_t`` is exact in float32 for a step that moves a weight by less than half of it, so the
     subtraction loses nothing that matters at the rotations a step makes.
+
+    The realized shrink is ``1 − <p_t, p_{t+1}>/‖p_t‖²`` from the same sums (``2<a, b> = ‖a‖² + ‖b‖² − ‖a − b‖²``).
+    ``probes[i]``, an ``s_t`` or None, asks for the fraction of it that rounding keeps in tensor i's format,
+    ``<p_t, p_t − round(p_t·(1 − s_t))>/(s_t·‖p_t‖²)``: one more pass over that tensor, its sum in the same round.
     """
     n = len(params)
+    probes = probes or [None] * n
+    zero = torch.zeros((), dtype=torch.float64)
+    # Σ p·(p − round(p·(1 − s_t))): exactly 0 where every product rounds back to p.
+    kept_sums = [zero if s is None else (local_shard(b).double() * (local_shard(b).double()
+                                                                    - local_shard(b).mul(1 - s).double())).sum()
+                 for b, s in zip(befores, probes)]
     squares = torch.stack([*(_square_sum(p.grad) for p in params), *(_square_sum(b) for b in befores),
                            *(_square_sum(p) for p in params),
-                           *(_square_sum(p - b) for p, b in zip(params, befores))])
-    grad, weight, after, update = global_sums(params * 4, squares).sqrt().view(4, n)
+                           *(_square_sum(p - b) for p, b in zip(params, befores)), *kept_sums])
+    sums = global_sums(params * 5, squares).view(5, n)
+    grad, weight, after, update = sums[:4].sqrt()
     radial = after - weight
     product = (after * weight).clamp_min(1e-60)
     minus = ((update.square() - radial.square()) / product).clamp(0.0, 4.0)
     rotation = 2 * torch.atan2(minus.sqrt(), (4.0 - minus).sqrt())
-    return torch.stack([grad, weight, update, rotation], dim=1).tolist()
+    weight_sq = sums[1].clamp_min(1e-300)
+    realized = 1 - (sums[1] + sums[2] - sums[3]) / (2 * weight_sq)
+    rows = torch.stack([grad, weight, update, rotation, realized, sums[4] / weight_sq], dim=1).tolist()
+    for row, s in zip(rows, probes):
+        row[5] = None if s is None else row[5] / s
+    return rows
+

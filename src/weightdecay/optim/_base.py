@@ -13,6 +13,7 @@ import torch
 
 from weightdecay.decay import get_mode, mode_options
 from weightdecay.errors import UserError, UserTypeError
+from weightdecay.optim._precision import DEFAULT_ROUNDING, check_rounding
 
 
 def _number(value: Any) -> float:
@@ -141,6 +142,7 @@ class DecayOptimizer(torch.optim.Optimizer):
         cautious = group.setdefault("cautious", False)
         if not isinstance(cautious, bool):
             raise UserError(f"Invalid cautious: {cautious!r} (must be True or False)")
+        check_rounding(group.setdefault("rounding", DEFAULT_ROUNDING))
         if cautious and not mode.decoupled:
             raise UserError("Invalid cautious=True with decay='l2': cautious weight decay masks a decoupled shrink; "
                             "choose a decoupled decay mode or cautious=False")
@@ -167,6 +169,7 @@ class DecayOptimizer(torch.optim.Optimizer):
                 group.setdefault(key, value)
             group.setdefault("decay", "torch")
             group.setdefault("cautious", False)
+            group.setdefault("rounding", DEFAULT_ROUNDING)
             group.setdefault("peak_lr", _number(group.get("initial_lr", group["lr"])))
             group.setdefault("peak_lr_explicit", False)
 

@@ -64,7 +64,7 @@ from torch import Tensor
 
 from weightdecay.decay import coupled_weight_decay
 
-__all__ = ["available", "adamw_step", "plans_of", "sgdw_step", "v_hat_sum"]
+__all__ = ["available", "adamw_step", "adamw_step_kept", "plans_of", "sgdw_step", "sgdw_step_kept", "v_hat_sum"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ MAX_PLANS = 64  # groups of one optimizer whose plans are kept
 _VERSION = operator.attrgetter("_version")  # a tensor's in-place version counter
 
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+# bfloat16/float16 weights: float32 arithmetic and a compensated write-back (weightdecay.optim._precision).
+_KEPT_SUFFIX = {torch.bfloat16: "bf16", torch.float16: "f16"}
 # Tensors with their own storage: a subclass (DTensor, FakeTensor under tracing) may have none to point at.
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 _PP = ctypes.POINTER(ctypes.c_void_p)
@@ -99,6 +101,16 @@ _SIGNATURES = {
     # n, g, v, p, steps, numel, v_sums (or null), v_sum_steps, β2, coupled, maximize, bias_correction, grad_scale,
     # threads
     "wd_v_hat_sum": (_D, [ctypes.c_int64, _PP, _PP, _PP, _PP, _I64P, _DP, _DP, _D, _D, _I, _I, _D, _I]),
+}
+_KEPT_SIGNATURES = {
+    # n, p, g, m, v, vmax, compensation, steps, numel, lr, β1, β2, eps, shrink, coupled, amsgrad, maximize,
+    # bias_correction, grad_scale, cautious, threads
+    "wd_adam_step_kept": (None, [ctypes.c_int64, _PP, _PP, _PP, _PP, _PP, _PP, _PP, _I64P, _D, _D, _D, _D, _D, _D,
+                                 _I, _I, _I, _D, _I, _I]),
+    # n, p, g, buffers, compensation, first, numel, lr, momentum, dampening, nesterov, shrink, coupled, maximize,
+    # grad_scale, cautious, threads
+    "wd_sgd_step_kept": (None, [ctypes.c_int64, _PP, _PP, _PP, _PP, ctypes.POINTER(ctypes.c_uint8), _I64P, _D, _D,
+                                _D, _I, _D, _D, _I, _D, _I, _I]),
 }
 
 
@@ -153,10 +165,11 @@ def _build(compiler: str, target: Path) -> None:
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
-    for name, (restype, argtypes) in _SIGNATURES.items():
-        for suffix in _SUFFIX.values():
-            fn = getattr(lib, f"{name}_{suffix}")
-            fn.restype, fn.argtypes = restype, argtypes
+    for signatures, suffixes in ((_SIGNATURES, _SUFFIX), (_KEPT_SIGNATURES, _KEPT_SUFFIX)):
+        for name, (restype, argtypes) in signatures.items():
+            for suffix in suffixes.values():
+                fn = getattr(lib, f"{name}_{suffix}")
+                fn.restype, fn.argtypes = restype, argtypes
     return lib
 
 
@@ -263,8 +276,9 @@ class _Plan:
         return True
 
 
-def _plan(plans: dict[int, _Plan] | None, key: int, params: Sequence[Tensor], grads: Sequence[Tensor],
-          *states: Sequence[Tensor | None], steps: Sequence[Tensor] | None = None) -> _Plan | None:
+def _plan(plans: dict[Any, _Plan] | None, key: Any, params: Sequence[Tensor], grads: Sequence[Tensor],
+          *states: Sequence[Tensor | None], steps: Sequence[Tensor] | None = None,
+          suffixes: dict[torch.dtype, str] = _SUFFIX) -> _Plan | None:
     """The plan for these tensors: ``plans[key]`` if it still fits, else a new one (kept there); None where a tensor
     is one the kernels cannot take (see the module docstring) or there is no library."""
     if _library() is None:
@@ -273,7 +287,7 @@ def _plan(plans: dict[int, _Plan] | None, key: int, params: Sequence[Tensor], gr
     kept = plans.get(key) if plans is not None else None
     if kept is not None and kept.fits(params, grads, lists):
         return kept
-    plan = _new_plan(params, grads, states, steps)
+    plan = _new_plan(params, grads, states, steps, suffixes)
     if plans is not None:
         if len(plans) > MAX_PLANS:  # groups come and go (load_state_dict makes new ones): forget the old
             plans.clear()
@@ -291,13 +305,13 @@ def plans_of(optimizer: torch.optim.Optimizer) -> dict[int, _Plan]:
 
 
 def _new_plan(params: Sequence[Tensor], grads: Sequence[Tensor], states: Sequence[Sequence[Tensor | None]],
-              steps: Sequence[Tensor] | None) -> _Plan | None:
+              steps: Sequence[Tensor] | None, suffixes: dict[torch.dtype, str] = _SUFFIX) -> _Plan | None:
     """A plan after checking every tensor: each a dense CPU tensor of the params' one float dtype laid out as its
     parameter (a state may be None: a momentum buffer not made yet, address 0), and every step a float32 CPU
     scalar. A group that mixes float32 and float64 takes torch's path, as does one with a tensor subclass or a
     sparse gradient.
     """
-    suffix = _SUFFIX.get(params[0].dtype) if params else None
+    suffix = suffixes.get(params[0].dtype) if params else None
     if suffix is None:
         return None
     dtype = params[0].dtype
@@ -440,6 +454,19 @@ def v_hat_sum(t: dict[str, list], group: dict[str, Any], *, grad_scale: Tensor |
     return total, plan.count
 
 
+def _first_buffers(plan: _Plan, params: Sequence[Tensor], buffers: list[Tensor | None]) -> Any:
+    """Momentum buffers not made yet (None) made here, as torch.optim.SGD makes them at a tensor's first step, and
+    their addresses put in the plan; returns the kernel's per-tensor ``first`` flags (b = g there)."""
+    first = (ctypes.c_uint8 * len(params))()
+    if plan.refs is None:
+        for i, b in enumerate(buffers):
+            if b is None:  # b = g at its first step: the kernel writes every element, so no zeros are needed
+                buffers[i] = torch.empty_like(params[i], memory_format=torch.preserve_format)
+                plan.arrays[2][i] = buffers[i].data_ptr()
+                first[i] = 1
+    return first
+
+
 def sgdw_step(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | None], group: dict[str, Any], *,
               lr: float, shrink_t: float, cautious: bool = False, grad_scale: Tensor | None = None,
               found_inf: Tensor | None = None, plans: dict[int, _Plan] | None = None) -> bool:
@@ -470,16 +497,68 @@ def sgdw_step(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | 
     divisor = _grad_divisor(grad_scale, found_inf)
     if divisor is None:
         return True
-    first = (ctypes.c_uint8 * len(params))()
-    if momentum != 0 and plan.refs is None:
-        for i, b in enumerate(buffers):
-            if b is None:  # b = g at its first step: the kernel writes every element, so no zeros are needed
-                buffers[i] = torch.empty_like(params[i], memory_format=torch.preserve_format)
-                plan.arrays[2][i] = buffers[i].data_ptr()
-                first[i] = 1
+    first = _first_buffers(plan, params, buffers) if momentum != 0 else (ctypes.c_uint8 * len(params))()
     plan.kernel("wd_sgd_step")(
         len(params), plan.arrays[0], plan.arrays[1], plan.arrays[2] if momentum != 0 else None, first, plan.numel,
         lr, momentum, float(group["dampening"]), int(bool(group["nesterov"])), shrink_t,
+        coupled_weight_decay(group["decay"], group["weight_decay"]), int(bool(group["maximize"])), divisor,
+        int(cautious), torch.get_num_threads())
+    _written(params)
+    return True
+
+
+# --- bfloat16 and float16 weights: float32 arithmetic, compensated write-back -----------------------------------
+
+def adamw_step_kept(t: dict[str, list], group: dict[str, Any], buffers: list[Tensor], *, lr: float, shrink_t: float,
+                    cautious: bool = False, grad_scale: Tensor | None = None, found_inf: Tensor | None = None,
+                    plans: dict[Any, _Plan] | None = None) -> bool:
+    r""":func:`adamw_step` for bfloat16 or float16 tensors (one format per group), with a compensated write-back.
+
+    Everything is read in the weights' format and computed in float32; the change ``Δ = -s_t·p - lr_t·u_t``
+    (cautious: ``-s_t·1[u_t⊙p ≥ 0]⊙p - lr_t·u_t``) is written as ``y = Δ + c``, ``p ← round(p + y)``,
+    ``c ← (p + y) - p_new`` with ``c`` the tensor's compensation buffer (``buffers``, in the weights' format).
+    The moments are stored in the weights' format, as torch's fused kernel stores them. Returns False where the
+    kernels cannot take the group (the caller then takes :func:`weightdecay.optim.adamw`'s torch path).
+    """
+    amsgrad = bool(group["amsgrad"])
+    states = (t["exp_avgs"], t["exp_avg_sqs"]) + ((t["max_exp_avg_sqs"],) if amsgrad else ()) + (buffers,)
+    plan = _plan(plans, ("kept", id(group)), t["params"], t["grads"], *states, steps=t["steps"],
+                 suffixes=_KEPT_SUFFIX)
+    if plan is None:
+        return False
+    divisor = _grad_divisor(grad_scale, found_inf)
+    if divisor is None:
+        return True
+    p, g, m, v, *rest = plan.arrays
+    vmax, c, steps = rest if amsgrad else (None, *rest)
+    beta1, beta2 = (float(b) for b in group["betas"])
+    plan.kernel("wd_adam_step_kept")(
+        len(t["params"]), p, g, m, v, vmax, c, steps, plan.numel, lr, beta1, beta2, float(group["eps"]), shrink_t,
+        coupled_weight_decay(group["decay"], group["weight_decay"]), int(amsgrad), int(bool(group["maximize"])),
+        int(bool(group["bias_correction"])), divisor, int(cautious), torch.get_num_threads())
+    _written(t["params"])
+    return True
+
+
+def sgdw_step_kept(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | None],
+                   compensations: list[Tensor], group: dict[str, Any], *, lr: float, shrink_t: float,
+                   cautious: bool = False, grad_scale: Tensor | None = None, found_inf: Tensor | None = None,
+                   plans: dict[Any, _Plan] | None = None) -> bool:
+    r""":func:`sgdw_step` for bfloat16 or float16 tensors: float32 arithmetic, the change
+    ``Δ = -s_t·p - lr_t·d`` written back compensated through ``compensations`` (see :func:`adamw_step_kept`).
+    The momentum buffer is stored in the weights' format, as torch.optim.SGD stores it."""
+    momentum = float(group["momentum"])
+    lists = ([buffers] if momentum != 0 else []) + [compensations]
+    plan = _plan(plans, ("kept", id(group)), params, grads, *lists, suffixes=_KEPT_SUFFIX)
+    if plan is None:
+        return False
+    divisor = _grad_divisor(grad_scale, found_inf)
+    if divisor is None:
+        return True
+    first = _first_buffers(plan, params, buffers) if momentum != 0 else (ctypes.c_uint8 * len(params))()
+    plan.kernel("wd_sgd_step_kept")(
+        len(params), plan.arrays[0], plan.arrays[1], plan.arrays[2] if momentum != 0 else None, plan.arrays[-1],
+        first, plan.numel, lr, momentum, float(group["dampening"]), int(bool(group["nesterov"])), shrink_t,
         coupled_weight_decay(group["decay"], group["weight_decay"]), int(bool(group["maximize"])), divisor,
         int(cautious), torch.get_num_threads())
     _written(params)

@@ -11,11 +11,12 @@ from torch.optim.optimizer import _default_to_fused_or_foreach, _device_dtype_ch
 
 from weightdecay.decay import DECAY_MODES, coupled_weight_decay
 from weightdecay.errors import UserError
-from weightdecay.optim import _kernels
+from weightdecay.optim import _kernels, _precision
 from weightdecay.optim._base import (DecayOptimizer, _number, check_flag, check_nonnegative, check_number,
                                      evaluate_closure)
 from weightdecay.optim.cautious import cautious_decay_
-from weightdecay.optim.delivery import GroupPlan, Route, plan_step, reads_statistic, shrink_, traced_shrink_
+from weightdecay.optim.delivery import (GroupPlan, Route, plan_step, reads_statistic, shrink_, skipped_by_scaler,
+                                        traced_shrink, traced_shrink_)
 from weightdecay.optim.statistics import predicted_mean_v_hat
 
 __all__ = ["Adam", "AdamW"]
@@ -51,6 +52,12 @@ class AdamW(DecayOptimizer):
             construction.
         bias_correction: False gives BERT's AdamWeightDecay arithmetic (no bias correction of m and v).
         cautious: decay only where ``u_t`` and ``p`` agree in sign (:mod:`weightdecay.optim.cautious`).
+        rounding: how bfloat16 and float16 weights take the step (:mod:`weightdecay.optim._precision`):
+            ``"compensated"`` (default) computes the change ``-s_t·p - lr_t·u_t`` in float32 and keeps what
+            rounding drops in a buffer of the weights' format (2 bytes per parameter), so the decay acts as in
+            float32; ``"stochastic"`` rounds at random, unbiased, with no buffer; ``"nearest"`` is torch.optim's
+            arithmetic, bit for bit (the decay is then lost whenever ``s_t < 2^-9`` in bfloat16). Float32 and
+            float64 weights are unaffected.
 
     Example:
         >>> import torch, weightdecay
@@ -67,7 +74,7 @@ class AdamW(DecayOptimizer):
     _adam = True
     _group_defaults = {"amsgrad": False, "maximize": False, "foreach": None, "fused": None,
                        "capturable": False, "differentiable": False, "bias_correction": True,
-                       "cautious": False}
+                       "cautious": False, "rounding": _precision.DEFAULT_ROUNDING}
 
     def __init__(
         self,
@@ -87,11 +94,12 @@ class AdamW(DecayOptimizer):
         capturable: bool = False,
         differentiable: bool = False,
         cautious: bool = False,
+        rounding: str = _precision.DEFAULT_ROUNDING,
     ) -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach, fused=fused, capturable=capturable,
                         differentiable=differentiable, decay=decay, peak_lr=peak_lr, bias_correction=bias_correction,
-                        cautious=cautious)
+                        cautious=cautious, rounding=rounding)
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any], explicit_peak: Any) -> None:
@@ -206,6 +214,11 @@ class AdamW(DecayOptimizer):
         if plans is None:
             plans = plan_step(self, statistic)
         for (group, t), plan in zip(groups, plans):
+            # Low precision: bfloat16/float16 tensors of a group that keeps their change step apart, with the
+            # plan's s_t folded into the float32 change they write back (the rest steps exactly as before).
+            kept, t = _precision.split_kept(group, t)
+            if kept is not None and kept["params"]:
+                self._step_group_kept(group, kept, plan, statistic)
             if t["params"]:
                 self._step_group(group, t, plan, statistic)
         return loss
@@ -240,6 +253,26 @@ class AdamW(DecayOptimizer):
         self._run_torch_adam(group, t, foreach=bool(foreach), fused=bool(fused), capturable=False,
                              weight_decay=weight_decay)
         plan.finish(self, t["params"])
+
+    def _step_group_kept(self, group: dict[str, Any], t: dict[str, list], plan: GroupPlan, statistic: Any) -> None:
+        """The step of a group's bfloat16/float16 tensors: ``Δ = -s_t·p - lr_t·u_t`` in float32 (``s_t`` the
+        plan's), written back compensated or stochastically rounded (:mod:`weightdecay.optim._precision`); the
+        one-pass kernel on the CPU with ``fused=True``, torch's ops elsewhere (CUDA, traced under torch.compile)."""
+        rounding = _precision.kept_by(group)
+        buffers = _precision.compensation_buffers(self.state, t["params"], rounding)
+        grad_scale = getattr(self, "grad_scale", None)
+        if torch.compiler.is_compiling():
+            _adamw_kept(t, group, lr=group["lr"], shrink_t=traced_shrink(group, statistic), cautious=plan.masked,
+                        rounding=rounding, buffers=buffers, grad_scale=grad_scale)
+            return
+        if skipped_by_scaler(self):  # AMP found inf/NaN gradients: nothing moves, the buffers included
+            return
+        if group["fused"] and rounding == "compensated" and _kernels.adamw_step_kept(
+                t, group, buffers, lr=plan.lr, shrink_t=plan.shrink, cautious=plan.masked, grad_scale=grad_scale,
+                plans=_kernels.plans_of(self)):
+            return
+        _adamw_kept(t, group, lr=plan.lr, shrink_t=plan.shrink, cautious=plan.masked, rounding=rounding,
+                    buffers=buffers, grad_scale=grad_scale)
 
     def _step_group_traced(self, group: dict[str, Any], t: dict[str, list], plan: GroupPlan, statistic: Any) -> None:
         """The step as torch.compile traces it: every path through torch's Adam, with no host read of ``lr_t``
@@ -350,3 +383,43 @@ def _single_tensor_adamw(t: dict[str, list], group: dict[str, Any], *, lr: float
         if shrink_t != 0 and masked:  # the mask needs u_t, at the same p_t as the step
             cautious_decay_([param], [exp_avg / denom], [param], shrink_t)
         param.addcdiv_(exp_avg, denom, value=-(lr / bias_correction1))
+
+
+def _adamw_kept(t: dict[str, list], group: dict[str, Any], *, lr: float | Tensor, shrink_t: float | Tensor,
+                cautious: bool, rounding: str, buffers: list[Tensor | None], grad_scale: Tensor | None = None) -> None:
+    """AdamW on bfloat16/float16 tensors with torch's ops: the moments kept in the weights' format (as torch.optim
+    keeps them), the arithmetic in float32, and the full change ``Δ = -s_t·p - lr_t·u_t`` written back by
+    :func:`weightdecay.optim._precision.write_back_`. ``lr`` and ``shrink_t`` may be tensors (a traced step)."""
+    beta1, beta2 = group["betas"]
+    eps, amsgrad = group["eps"], group["amsgrad"]
+    coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
+    decays = torch.is_tensor(shrink_t) or shrink_t != 0
+    changes = []
+    for i, param in enumerate(t["params"]):
+        p32 = param.float()
+        grad = _precision.float32_gradient(t["grads"][i], p32, grad_scale=grad_scale, maximize=group["maximize"],
+                                           coupled=coupled)
+        step_t = t["steps"][i]
+        step_t += 1
+        exp_avg = t["exp_avgs"][i].float().lerp_(grad, 1 - beta1)
+        exp_avg_sq = t["exp_avg_sqs"][i].float().mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        t["exp_avgs"][i].copy_(exp_avg)
+        t["exp_avg_sqs"][i].copy_(exp_avg_sq)
+        second = exp_avg_sq
+        if amsgrad:
+            second = torch.maximum(t["max_exp_avg_sqs"][i].float(), exp_avg_sq)
+            t["max_exp_avg_sqs"][i].copy_(second)
+        if group["bias_correction"]:
+            step = step_t.to(torch.float64)
+            bias_correction1 = 1 - beta1 ** step
+            bias_correction2_sqrt = (1 - beta2 ** step).sqrt()
+        else:
+            bias_correction1 = bias_correction2_sqrt = 1.0
+        u = exp_avg / ((second.sqrt() / bias_correction2_sqrt).add_(eps))
+        agrees = u * p32 >= 0 if cautious and decays else None  # cautious: the shrink where u_t·p_t >= 0
+        delta = u.mul_(-lr / bias_correction1)  # -lr_t·u_t
+        if decays:
+            decay = p32 * shrink_t
+            delta = delta - (decay if agrees is None else decay * agrees)
+        changes.append(delta)
+    _precision.write_back_(t["params"], changes, rounding, buffers)

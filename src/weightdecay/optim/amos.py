@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from weightdecay.errors import UserError
+from weightdecay.optim import _precision
 from weightdecay.optim._base import evaluate_closure
 from weightdecay.optim.delivery import refuse_shrink
 
@@ -57,6 +58,9 @@ class Amos(torch.optim.Optimizer):
         scalar_v: keep one second-moment scalar per tensor (memory of O(1)) instead of one per element.
         eps: ε, the floor of ``v`` (paper: 2^-125).
         maximize: maximize the objective.
+        rounding: how bfloat16/float16 weights take ``Δ`` (:mod:`weightdecay.optim._precision`):
+            ``"compensated"`` (default; its decay ``-½·γ_t·θ`` is far below bfloat16's spacing, and kept),
+            ``"stochastic"`` or ``"nearest"`` (``θ.add_(Δ)`` in the weights' format).
 
     Example:
         >>> import torch
@@ -72,7 +76,8 @@ class Amos(torch.optim.Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, *, beta: float = 0.999, zeta: float = 0.25,
                  momentum: float = 0.0, eta: float | Callable[[Tensor], float] | None = None,
-                 scalar_v: bool = False, eps: float = EPS, maximize: bool = False) -> None:
+                 scalar_v: bool = False, eps: float = EPS, maximize: bool = False,
+                 rounding: str = _precision.DEFAULT_ROUNDING) -> None:
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise UserError(f"Invalid learning rate: {lr!r} (must be a finite number > 0)")
         for name, value in (("beta", beta), ("momentum", momentum)):
@@ -80,8 +85,9 @@ class Amos(torch.optim.Optimizer):
                 raise UserError(f"Invalid {name}: {value!r} (must be in [0, 1))")
         if not zeta >= 0 or not eps > 0:
             raise UserError(f"Invalid zeta {zeta!r} or eps {eps!r} (need zeta >= 0, eps > 0)")
+        _precision.check_rounding(rounding)
         defaults = dict(lr=lr, beta=beta, zeta=zeta, momentum=momentum, eta=eta, scalar_v=scalar_v, eps=eps,
-                        maximize=maximize)
+                        maximize=maximize, rounding=rounding)
         super().__init__(params, defaults)
 
     def _eta(self, group: dict[str, Any], p: Tensor) -> float:
@@ -152,5 +158,15 @@ class Amos(torch.optim.Optimizer):
                     buf = state["momentum_buffer"]
                     buf.lerp_(update, 1 - mu)
                     update = buf
-                p.add_(update)
+                rounding = _precision.kept_by(group) if _precision.is_low_precision(p) else None
+                if rounding is None:
+                    p.add_(update)
+                else:  # issue 21's one integration point in Amos
+                    buffers = _precision.compensation_buffers(self.state, [p], rounding)
+                    _precision.write_back_([p], [update.float()], rounding, buffers)
         return loss
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("rounding", _precision.DEFAULT_ROUNDING)

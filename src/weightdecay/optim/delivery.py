@@ -20,11 +20,18 @@ per group and step (docs/math.md, "Decay conventions", "Any base optimizer"):
    multiplies by exactly 1 and the cautious pass is skipped, as the kernels leave everything unchanged.
 4. **The traced path.** Under torch.compile, :func:`plan_step` runs outside the graph (one graph break, since it
    reads ``lr_t`` on the host to refuse ``s_t ≥ 1``) and :func:`traced_shrink_` keeps ``s_t`` a tensor.
-5. **The precision hook.** Every unmasked shrink applied as its own pass (``SHRINK_PASS``, the traced path, the
-   readable single-tensor loops of AdamW and SGDW) goes through :func:`shrink_`: the one place where weights in a
-   low-precision format, which round a small ``p·(1 - s_t)`` back to ``p`` (docs/math.md, "Low precision"), get
-   their compensation. The masked shrink is :func:`weightdecay.optim.cautious.cautious_decay_`; the ``KERNEL`` and
-   ``ONE_PASS`` routes shrink inside the update, in the kernels' own arithmetic.
+5. **Low precision.** Weights in bfloat16/float16 round a small ``p·(1 - s_t)`` back to ``p`` (docs/math.md,
+   "Low precision"), so a pass of its own cannot deliver ``s_t`` to them. Where a group keeps their change (its
+   ``rounding``, :mod:`._precision`), those tensors are split off before the route is asked
+   (:func:`._precision.split_kept`), and the plan's ``s_t`` goes into the float32 change they write back,
+   compensated or stochastically rounded: AdamW's and SGDW's kept steps (their one-pass bf16/fp16 kernels on the
+   CPU, torch's ops elsewhere; under torch.compile :func:`traced_shrink`), and :class:`._precision.ChangeKeeper`
+   around a base that writes its own update (the wrapped classes, Lion among them; Amos). The group's other
+   tensors take the route. So every unmasked shrink applied as its own pass (``SHRINK_PASS``, the traced path,
+   the readable single-tensor loops of AdamW and SGDW) goes through :func:`shrink_` on weights whose format holds
+   it, or that round to nearest by request (``rounding="nearest"``: torch.optim's arithmetic, bit for bit). The
+   masked shrink is :func:`weightdecay.optim.cautious.cautious_decay_`; the ``KERNEL`` and ``ONE_PASS`` routes
+   shrink inside the update, in the kernels' own arithmetic.
 
 Example:
     >>> import torch, weightdecay
@@ -49,7 +56,7 @@ from weightdecay.errors import ShrinkTooLargeError
 from weightdecay.optim._base import _number, _user_stacklevel, resolve_peak_lr
 from weightdecay.optim.cautious import cautious_decay_after_step_
 
-__all__ = ["Route", "GroupPlan", "plan_step", "reads_statistic", "shrink_", "traced_shrink_", "refuse_shrink",
+__all__ = ["Route", "GroupPlan", "plan_step", "reads_statistic", "shrink_", "traced_shrink", "traced_shrink_", "refuse_shrink",
            "skipped_by_scaler"]
 
 
@@ -77,8 +84,8 @@ def skipped_by_scaler(optimizer: torch.optim.Optimizer) -> bool:
 def shrink_(params: Sequence[Tensor], shrink_t: float | Tensor, found_inf: Tensor | None = None) -> None:
     """``p ← p·(1 - s_t)`` as a pass of its own, exactly 1 on a step a GradScaler skips (``found_inf = 1``).
 
-    The precision hook: every unmasked shrink that is not inside a kernel's own step comes here, so compensation
-    for weights whose format rounds ``p·(1 - s_t)`` back to ``p`` belongs in this function and nowhere else.
+    Every unmasked shrink that is not inside a kernel's own step comes here. Low-precision weights whose group
+    keeps their change never do: their ``s_t`` joins the float32 change they write back (the module's point 5).
     """
     if not params:
         return
@@ -95,13 +102,24 @@ def traced_shrink_(optimizer: torch.optim.Optimizer, group: dict[str, Any], para
     recompile it at every change; so the shrink is one more in-place multiply, which inductor fuses with the
     update. :func:`plan_step` has already refused ``s_t ≥ 1``, outside the graph.
     """
+    s = traced_shrink(group, statistic)
+    if isinstance(s, float) and s == 0.0:
+        return
+    shrink_(params, s, getattr(optimizer, "found_inf", None))
+
+
+def traced_shrink(group: dict[str, Any], statistic: Any = None) -> float | Tensor:
+    """``s_t`` of a decoupled mode as a tensor expression of ``lr_t`` (no host read); 0.0 where nothing shrinks.
+
+    What a traced step multiplies: :func:`traced_shrink_`, and the low-precision write-back, which folds ``s_t``
+    into the float32 change it keeps (:mod:`weightdecay.optim._precision`).
+    """
     mode = get_mode(group["decay"])
     if not mode.decoupled or group["weight_decay"] == 0:
-        return
+        return 0.0
     if statistic is not None:
         statistic = torch.as_tensor(statistic, dtype=torch.float64)
-    s = shrink(mode, group["weight_decay"], group["lr"], group["peak_lr"], statistic, group)
-    shrink_(params, s, getattr(optimizer, "found_inf", None))
+    return shrink(mode, group["weight_decay"], group["lr"], group["peak_lr"], statistic, group)
 
 
 @dataclass

@@ -11,11 +11,12 @@ from torch.optim.sgd import sgd as _torch_sgd
 
 from weightdecay.decay import coupled_weight_decay
 from weightdecay.errors import UserError
-from weightdecay.optim import _kernels
+from weightdecay.optim import _kernels, _precision
 from weightdecay.optim._base import DecayOptimizer, check_flag, check_nonnegative, check_number, evaluate_closure
 from weightdecay.optim._distributed import check_fused_kernel
 from weightdecay.optim.cautious import cautious_decay_
-from weightdecay.optim.delivery import GroupPlan, Route, plan_step, shrink_, traced_shrink_
+from weightdecay.optim.delivery import (GroupPlan, Route, plan_step, shrink_, skipped_by_scaler, traced_shrink,
+                                        traced_shrink_)
 
 __all__ = ["SGDW"]
 
@@ -45,6 +46,9 @@ class SGDW(DecayOptimizer):
             needs Adam's second moment).
         peak_lr: reference learning rate for ``paper`` and ``corrected``; defaults to each group's ``lr``.
         cautious: decay only where ``d`` and ``p`` agree in sign (:mod:`weightdecay.optim.cautious`).
+        rounding: how bfloat16 and float16 weights take the step, as :class:`weightdecay.AdamW`'s: ``"compensated"``
+            (default: the change ``-s_t·p - lr_t·d`` in float32, what rounding drops kept in a buffer),
+            ``"stochastic"``, or ``"nearest"`` (torch.optim.SGD's bits; the decay is lost in bfloat16).
 
     Example:
         >>> import torch, weightdecay
@@ -59,7 +63,8 @@ class SGDW(DecayOptimizer):
 
     _adam = False
     _group_defaults = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "maximize": False,
-                       "foreach": None, "fused": None, "differentiable": False, "cautious": False}
+                       "foreach": None, "fused": None, "differentiable": False, "cautious": False,
+                       "rounding": _precision.DEFAULT_ROUNDING}
 
     def __init__(
         self,
@@ -77,10 +82,12 @@ class SGDW(DecayOptimizer):
         peak_lr: float | None = None,
         differentiable: bool = False,
         cautious: bool = False,
+        rounding: str = _precision.DEFAULT_ROUNDING,
     ) -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach, fused=fused,
-                        differentiable=differentiable, decay=decay, peak_lr=peak_lr, cautious=cautious)
+                        differentiable=differentiable, decay=decay, peak_lr=peak_lr, cautious=cautious,
+                        rounding=rounding)
         super().__init__(params, defaults)
 
     def _saved_decay(self, saved_group: dict[str, Any]) -> str:
@@ -117,11 +124,38 @@ class SGDW(DecayOptimizer):
                 continue
             if group["fused"]:
                 self._need_device_dtype_check_for_fused = False  # as torch.optim.SGD: once, at the first step
-            self._step_group(group, plan, params, grads, buffers)
-            if group["momentum"] != 0:
-                for p, buf in zip(params, buffers):
-                    self.state[p]["momentum_buffer"] = buf
+            # Low precision: the group's bfloat16/float16 tensors step apart when it keeps their change, with the
+            # plan's s_t folded into the float32 change they write back (the rest steps exactly as before).
+            kept, rest = _precision.split_kept(group, {"params": params, "grads": grads, "buffers": buffers})
+            for part, step_part in ((kept, self._step_group_kept), (rest, self._step_group)):
+                if part is None or not part["params"]:
+                    continue
+                step_part(group, plan, part["params"], part["grads"], part["buffers"])
+                if group["momentum"] != 0:
+                    for p, buf in zip(part["params"], part["buffers"]):
+                        self.state[p]["momentum_buffer"] = buf
         return loss
+
+    def _step_group_kept(self, group: dict[str, Any], plan: GroupPlan, params: list[Tensor], grads: list[Tensor],
+                         buffers: list[Tensor | None]) -> None:
+        """The step of a group's bfloat16/float16 tensors: ``Δ = -s_t·p - lr_t·d`` in float32 (``s_t`` the
+        plan's), written back compensated or stochastically rounded (:mod:`weightdecay.optim._precision`); the
+        one-pass kernel on the CPU with ``fused=True``, torch's ops elsewhere."""
+        rounding = _precision.kept_by(group)
+        compensations = _precision.compensation_buffers(self.state, params, rounding)
+        grad_scale = getattr(self, "grad_scale", None)
+        if torch.compiler.is_compiling():
+            _sgdw_kept(params, grads, buffers, group, lr=group["lr"], shrink_t=traced_shrink(group), rounding=rounding,
+                       compensations=compensations, grad_scale=grad_scale)
+            return
+        if skipped_by_scaler(self):  # AMP found inf/NaN gradients: nothing moves, the buffers included
+            return
+        if group["fused"] and rounding == "compensated" and _kernels.sgdw_step_kept(
+                params, grads, buffers, compensations, group, lr=plan.lr, shrink_t=plan.shrink, cautious=plan.masked,
+                grad_scale=grad_scale, plans=_kernels.plans_of(self)):
+            return
+        _sgdw_kept(params, grads, buffers, group, lr=plan.lr, shrink_t=plan.shrink, rounding=rounding,
+                   compensations=compensations, grad_scale=grad_scale)
 
     def _step_group(self, group: dict[str, Any], plan: GroupPlan, params: list[Tensor], grads: list[Tensor],
                     buffers: list[Tensor | None]) -> None:
@@ -204,3 +238,36 @@ def _single_tensor_sgdw(params: list[Tensor], grads: list[Tensor], buffers: list
         elif shrink_t != 0:
             shrink_([param], shrink_t)  # decoupled: p ← p·(1 - s_t) - lr_t·d
         param.add_(grad, alpha=-lr)
+
+
+def _sgdw_kept(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | None], group: dict[str, Any], *,
+               lr: float | Tensor, shrink_t: float | Tensor, rounding: str, compensations: list[Tensor | None],
+               grad_scale: Tensor | None = None) -> None:
+    """SGDW on bfloat16/float16 tensors with torch's ops: the momentum buffer kept in the weights' format (as
+    torch.optim.SGD keeps it), the arithmetic in float32, and the full change ``Δ = -s_t·p - lr_t·d`` written back
+    by :func:`weightdecay.optim._precision.write_back_`."""
+    momentum, dampening, nesterov = group["momentum"], group["dampening"], group["nesterov"]
+    coupled = coupled_weight_decay(group["decay"], group["weight_decay"])
+    decays = torch.is_tensor(shrink_t) or shrink_t != 0
+    changes = []
+    for i, param in enumerate(params):
+        p32 = param.float()
+        grad = _precision.float32_gradient(grads[i], p32, grad_scale=grad_scale, maximize=group["maximize"],
+                                           coupled=coupled)
+        direction = grad
+        if momentum != 0:
+            if buffers[i] is None:  # b = g at the first step
+                kept = grad.clone()
+                buffers[i] = kept.to(param.dtype)
+            else:
+                kept = buffers[i].float().mul_(momentum).add_(grad, alpha=1 - dampening)
+                buffers[i].copy_(kept)
+            direction = grad.add(kept, alpha=momentum) if nesterov else kept
+        delta = direction * -lr
+        if decays:
+            decay = p32 * shrink_t
+            if group["cautious"]:  # the shrink where d·p_t >= 0
+                decay = decay * (direction * p32 >= 0)
+            delta = delta - decay
+        changes.append(delta)
+    _precision.write_back_(params, changes, rounding, compensations)

@@ -17,8 +17,9 @@ from torch import Tensor
 
 from weightdecay.decay import DECAY_MODES
 from weightdecay.errors import UserError
+from weightdecay.optim import _precision
 from weightdecay.optim._base import DecayOptimizer, check_nonnegative, evaluate_closure
-from weightdecay.optim.delivery import GroupPlan, plan_step, reads_statistic
+from weightdecay.optim.delivery import GroupPlan, plan_step, reads_statistic, skipped_by_scaler
 from weightdecay.optim.statistics import predicted_mean_v_hat
 
 __all__ = ["with_decay", "BaseDecay", "NAdam", "RAdam", "Adam", "Muon", "Adafactor", "Adamax", "RMSprop",
@@ -131,12 +132,12 @@ class _Decayed(DecayOptimizer):
 
     _base: type[torch.optim.Optimizer]
     _how: BaseDecay
-    _group_defaults = {"cautious": False}
+    _group_defaults = {"cautious": False, "rounding": _precision.DEFAULT_ROUNDING}
 
     def __init__(self, params: Any, *args: Any, decay: str = "torch", peak_lr: float | None = None,
-                 cautious: bool = False, **kwargs: Any) -> None:
+                 cautious: bool = False, rounding: str = _precision.DEFAULT_ROUNDING, **kwargs: Any) -> None:
         # Read by add_param_group, which the base's __init__ calls before it returns.
-        self._decay_defaults = {"decay": decay, "peak_lr": peak_lr, "cautious": cautious}
+        self._decay_defaults = {"decay": decay, "peak_lr": peak_lr, "cautious": cautious, "rounding": rounding}
         switch = self._how.switch
         if switch is not None and switch in kwargs and isinstance(decay, str) and decay in DECAY_MODES \
                 and bool(kwargs[switch]) != DECAY_MODES[decay].decoupled:
@@ -203,6 +204,15 @@ class _Decayed(DecayOptimizer):
             return saved
         if how.switch is not None:
             group[how.switch] = True
+        rounding = _precision.kept_by(group)
+        if rounding is not None and plan.shrink != 0 and any(_precision.is_low_precision(p) for p in params):
+            # Low precision: the base steps with no decay of its own; the bfloat16/float16 tensors' change and the
+            # plan's s_t are written back together, compensated, after it; the rest takes the plan's own pass.
+            saved["kept"] = _precision.ChangeKeeper([p for p in params if _precision.is_low_precision(p)],
+                                                    plan.shrink, rounding, cautious=plan.masked)
+            params = saved["params"] = [p for p in params if not _precision.is_low_precision(p)]
+            group["weight_decay"] = plan.start(self, params, plan.route(kernel_shrinks=False, one_pass=False))
+            return saved
         # A base that shrinks by lr·wd takes c_t in its own kernels; a coupled-only one steps with no decay.
         route = plan.route(kernel_shrinks=how.shrinks_by_lr, one_pass=False)
         group["weight_decay"] = plan.start(self, params, route)
@@ -211,8 +221,12 @@ class _Decayed(DecayOptimizer):
     def _finish(self, group: dict[str, Any], plan: GroupPlan, saved: dict[str, Any]) -> None:
         for p, grad in saved.pop("grads", ()):
             p.grad = grad
+        keeper = saved.pop("kept", None)
         params = saved.pop("params")
         group.update(saved)
+        if keeper is not None:
+            keeper.finish(_precision.compensation_buffers(self.state, keeper.params, keeper.rounding),
+                          skipped=skipped_by_scaler(self))
         plan.finish(self, params)
 
     def _mean_v_hat(self) -> Tensor | float:

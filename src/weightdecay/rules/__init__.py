@@ -16,6 +16,7 @@ from weightdecay.rules.conventions import (
     convert_all,
     get_convention,
 )
+from weightdecay.rules.precision import canonical_dtype, resolution, rounding_warning
 from weightdecay.rules.suggestion import Suggestion, suggest_weight_decay
 from weightdecay.rules.equilibrium import OPTIMIZERS, adamc_target_ratio, equilibrium_norm, equilibrium_rotation
 from weightdecay.rules.timescales import (
@@ -35,4 +36,5 @@ __all__ = [
     "Suggestion", "suggest_weight_decay",
     "Timescale", "ema_timescale", "normalized_weight_decay", "weight_decay_for_timescale", "weight_decay_norm",
     "TRANSFER_RULES", "Transfer", "transfer", "transfer_muon",
+    "canonical_dtype", "resolution", "rounding_warning",
 ]

@@ -11,6 +11,7 @@ from weightdecay.errors import UserError
 from weightdecay.optim.param_groups import layer_decay_weight_decay
 from weightdecay.rules.conventions import Conversion, convert, convert_all, get_convention
 from weightdecay.rules.equilibrium import equilibrium_rotation
+from weightdecay.rules.precision import canonical_dtype, rounding_warning
 from weightdecay.rules.suggestion import BEST_NORM, FINE_TUNING_NORM, suggest_weight_decay
 from weightdecay.rules.timescales import ema_timescale, weight_decay_norm
 
@@ -42,6 +43,7 @@ class Advice:
     tau_epoch: float
     weight_decay_norm: float  # λ_norm implied by the setting
     rotation: float  # expected equilibrium angle per step, radians
+    dtype: str = "float32"  # the weights' format
     conversions: list[Conversion] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -92,6 +94,9 @@ def _warnings(a: Advice) -> list[str]:
                            f"τ_epoch = {_fmt(read.epochs)} epochs). If it came from a {other!r} recipe, the same "
                            f"decay in {name!r} is {_fmt(same)}; check --convention.")
                 break
+    rounding = rounding_warning(a.shrink, a.dtype)
+    if rounding is not None:
+        out.append(rounding)
     low, high = BEST_NORM
     if a.weight_decay_norm < low / 10 or a.weight_decay_norm > high * 10:
         out.append(f"The implied normalized weight decay λ_norm = {_fmt(a.weight_decay_norm)} is far from the "
@@ -138,13 +143,14 @@ def _layers(s: float, mode: str, layer_decay: float, depth: int) -> tuple[list[d
 def advise(*, lr: float, weight_decay: float, batch_size: int, dataset_size: int, epochs: float,
            convention: str = "torch", optimizer: str = "adamw", peak_lr: float | None = None, beta1: float = 0.9,
            momentum: float = 0.9, fine_tuning: bool = False, layer_decay: float | None = None,
-           depth: int | None = None) -> Advice:
+           depth: int | None = None, dtype: str = "float32") -> Advice:
     """Look at one weight-decay setting through every rule of docs/math.md, "Hyperparameter rules".
 
     ``s = lr·λ`` (torch units), ``τ_iter = 1/s``, ``τ_epoch = τ_iter·b/B``, ``λ_norm = λ_paper/sqrt(b/(B·T))``
     and the equilibrium rotation of :func:`weightdecay.rules.equilibrium_rotation`; warnings when ``τ_epoch``
     is under one epoch or longer than the run, when the number reads as a plausible value of another
-    convention, and when ``λ_norm`` is 10× outside 0.025–0.05.
+    convention, when ``λ_norm`` is 10× outside 0.025–0.05, and when ``s`` is below the resolution of the
+    weights' ``dtype`` (:func:`weightdecay.rules.rounding_warning`: in bfloat16 any ``s < 2^-9``).
 
     Args:
         lr: the (peak) learning rate.
@@ -160,6 +166,7 @@ def advise(*, lr: float, weight_decay: float, batch_size: int, dataset_size: int
         layer_decay, depth: layer-wise lr decay over ``depth`` blocks (timm, BEiT): adds, per layer, the shrink
             with the same λ everywhere and with the decay following the layer's lr or not, and a sentence on what
             the convention does.
+        dtype: the weights' format (``float32``, ``bfloat16``, ``float16``, ``float64``; ``bf16``, ``fp16``…).
 
     >>> a = advise(lr=1e-3, weight_decay=0.1, convention="paper", batch_size=128, dataset_size=50_000, epochs=100)
     >>> round(a.tau_iter), a.warnings[0][:10]
@@ -179,7 +186,7 @@ def advise(*, lr: float, weight_decay: float, batch_size: int, dataset_size: int
         weight_decay_norm=weight_decay_norm(paper_at_peak, batch_size, dataset_size, epochs),
         rotation=equilibrium_rotation(lr, weight_decay, optimizer=optimizer, beta1=beta1, momentum=momentum,
                                       convention=convention, peak_lr=peak_lr, **sizes),
-        conversions=rows, skipped=skipped,
+        conversions=rows, skipped=skipped, dtype=canonical_dtype(dtype),
     )
     extra: dict[str, Any] = {}
     if layer_decay is not None or depth is not None:

@@ -13,10 +13,15 @@
 //
 // AMP: each gradient is divided by `grad_scale` (1 without AMP), as torch's fused kernels do; a found_inf step is
 // skipped by the Python caller before any kernel runs, so a skipped step changes nothing.
+//
+// bfloat16 and float16 weights (the `_kept_` entry points): every tensor is read in its format, the arithmetic is
+// float32's, and the step's full change Δ (the decay's share included) is written back compensated, with a buffer
+// c in the weight's format: y = Δ + c, p_new = round(p + y), c ← (p + y) - p_new (docs/math.md, "Low precision").
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 #ifdef _OPENMP
 #include <omp.h>
@@ -280,6 +285,131 @@ double v_hat_sum(int64_t n_tensors, void** grads, void** exp_avg_sqs, void** par
     return total;
 }
 
+// --- bfloat16 and float16 storage, float32 arithmetic -----------------------------------------------------------
+
+// bfloat16 is held as its bits (a plain uint16_t, which GCC vectorizes loads and stores of; a struct it does
+// not); float16 as the compiler's _Float16.
+using bf16 = uint16_t;
+
+inline float widen(bf16 x) {
+    const uint32_t u = uint32_t(x) << 16;
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+inline float widen(_Float16 x) { return float(x); }
+
+template <class S>
+inline S narrow(float f);
+
+// Round to nearest even, as torch's float → bfloat16 conversion (NaN kept quiet).
+template <>
+inline bf16 narrow<bf16>(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t quiet = (u >> 16) | 0x40u;
+    return bf16((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
+}
+
+template <>
+inline _Float16 narrow<_Float16>(float f) {
+    return _Float16(f);
+}
+
+// p ← round(p + y), c ← (p + y) - p_new with y = Δ + c: the compensated write-back of one element.
+template <class S>
+inline void write_kept(S* __restrict p, S* __restrict c, int64_t j, float param, float change) {
+    const float exact = param + (change + widen(c[j]));
+    const S rounded = narrow<S>(exact);
+    p[j] = rounded;
+    c[j] = narrow<S>(exact - widen(rounded));
+}
+
+template <class S, bool AMSGRAD, bool CAUTIOUS>
+void adam_elements_kept(S* __restrict p, const S* __restrict g, S* __restrict m, S* __restrict v, S* __restrict vmax,
+                        S* __restrict c, int64_t begin, int64_t end, float alpha, float bc2_sqrt, float one_minus_b1,
+                        float b2, float one_minus_b2, float eps, float shrink, float coupled, float unscale) {
+#pragma omp simd
+    for (int64_t j = begin; j < end; ++j) {
+        const float param = widen(p[j]);
+        const float grad = effective_grad(widen(g[j]), param, unscale, coupled);
+        const float m_old = widen(m[j]);
+        const float m_j = m_old + one_minus_b1 * (grad - m_old);
+        const float v_j = b2 * widen(v[j]) + one_minus_b2 * grad * grad;
+        m[j] = narrow<S>(m_j);
+        v[j] = narrow<S>(v_j);
+        float second = v_j;
+        if (AMSGRAD) {
+            const float kept_max = widen(vmax[j]);
+            second = kept_max > v_j ? kept_max : v_j;
+            vmax[j] = narrow<S>(second);
+        }
+        const float u = m_j / (std::sqrt(second) / bc2_sqrt + eps);
+        const float decay = CAUTIOUS ? shrink * agrees(u, param) * param : shrink * param;
+        write_kept(p, c, j, param, -decay - alpha * u);
+    }
+}
+
+template <class S, bool AMSGRAD, bool CAUTIOUS>
+void adam_step_kept(int64_t n_tensors, void** params, void** grads, void** exp_avgs, void** exp_avg_sqs,
+                    void** max_exp_avg_sqs, void** compensations, float** steps, const int64_t* numel, double lr,
+                    double beta1, double beta2, double eps, double shrink, double coupled, int maximize,
+                    int bias_correction, double grad_scale, int n_threads) {
+    std::vector<float> step_size(n_tensors), bc2_sqrt(n_tensors);
+    for (int64_t i = 0; i < n_tensors; ++i) {
+        const double step = ++*steps[i];
+        const double bc1 = bias_correction ? 1 - std::pow(beta1, step) : 1.0;
+        const double bc2 = bias_correction ? 1 - std::pow(beta2, step) : 1.0;
+        step_size[i] = float(lr / bc1);
+        bc2_sqrt[i] = float(std::sqrt(bc2));
+    }
+    const float one_minus_b1 = float(1 - beta1), b2 = float(beta2), one_minus_b2 = float(1 - beta2),
+                eps_ = float(eps), shrink_ = float(shrink), coupled_ = float(coupled),
+                unscale = float((maximize ? -1.0 : 1.0) / grad_scale);
+    for_each_chunk(n_tensors, numel, n_threads, [&](int64_t i, int64_t begin, int64_t end) {
+        adam_elements_kept<S, AMSGRAD, CAUTIOUS>(
+            static_cast<S*>(params[i]), static_cast<const S*>(grads[i]), static_cast<S*>(exp_avgs[i]),
+            static_cast<S*>(exp_avg_sqs[i]), AMSGRAD ? static_cast<S*>(max_exp_avg_sqs[i]) : nullptr,
+            static_cast<S*>(compensations[i]), begin, end, step_size[i], bc2_sqrt[i], one_minus_b1, b2,
+            one_minus_b2, eps_, shrink_, coupled_, unscale);
+    });
+}
+
+template <class S, bool MOMENTUM, bool NESTEROV, bool CAUTIOUS>
+void sgd_elements_kept(S* __restrict p, const S* __restrict g, S* __restrict b, S* __restrict c, bool first,
+                       int64_t begin, int64_t end, float lr, float mu, float one_minus_dampening, float shrink,
+                       float coupled, float unscale) {
+#pragma omp simd
+    for (int64_t j = begin; j < end; ++j) {
+        const float param = widen(p[j]);
+        const float grad = effective_grad(widen(g[j]), param, unscale, coupled);
+        float direction = grad;
+        if (MOMENTUM) {
+            const float old = first ? 0.0f : widen(b[j]);
+            const float b_j = first ? grad : mu * old + one_minus_dampening * grad;
+            b[j] = narrow<S>(b_j);
+            direction = NESTEROV ? grad + mu * b_j : b_j;
+        }
+        const float decay = CAUTIOUS ? shrink * agrees(direction, param) * param : shrink * param;
+        write_kept(p, c, j, param, -decay - lr * direction);
+    }
+}
+
+template <class S, bool MOMENTUM, bool NESTEROV, bool CAUTIOUS>
+void sgd_step_kept(int64_t n_tensors, void** params, void** grads, void** buffers, void** compensations,
+                   const uint8_t* first_step, const int64_t* numel, double lr, double momentum, double dampening,
+                   double shrink, double coupled, int maximize, double grad_scale, int n_threads) {
+    for_each_chunk(n_tensors, numel, n_threads, [&](int64_t i, int64_t begin, int64_t end) {
+        sgd_elements_kept<S, MOMENTUM, NESTEROV, CAUTIOUS>(
+            static_cast<S*>(params[i]), static_cast<const S*>(grads[i]),
+            MOMENTUM ? static_cast<S*>(buffers[i]) : nullptr, static_cast<S*>(compensations[i]),
+            MOMENTUM && first_step[i], begin, end, float(lr), float(momentum), float(1 - dampening), float(shrink),
+            float(coupled), float((maximize ? -1.0 : 1.0) / grad_scale));
+    });
+}
+
 }  // namespace
 
 // The C entry points, one set per dtype (wd_adam_step_f32, ..._f64, ...), each choosing the loop's compile-time
@@ -328,7 +458,46 @@ void sgd_entry(int64_t n, void** p, void** g, void** b, const uint8_t* first, co
                             grad_scale, threads);                                                                   \
     }
 
+template <class S>
+void adam_kept_entry(int64_t n, void** p, void** g, void** m, void** v, void** vmax, void** c, float** steps,
+                     const int64_t* numel, double lr, double beta1, double beta2, double eps, double shrink,
+                     double coupled, int amsgrad, int maximize, int bias_correction, double grad_scale, int cautious,
+                     int threads) {
+    auto step = amsgrad ? (cautious ? adam_step_kept<S, true, true> : adam_step_kept<S, true, false>)
+                        : (cautious ? adam_step_kept<S, false, true> : adam_step_kept<S, false, false>);
+    step(n, p, g, m, v, vmax, c, steps, numel, lr, beta1, beta2, eps, shrink, coupled, maximize, bias_correction,
+         grad_scale, threads);
+}
+
+template <class S>
+void sgd_kept_entry(int64_t n, void** p, void** g, void** b, void** c, const uint8_t* first, const int64_t* numel,
+                    double lr, double momentum, double dampening, int nesterov, double shrink, double coupled,
+                    int maximize, double grad_scale, int cautious, int threads) {
+    auto step = momentum == 0 ? (cautious ? sgd_step_kept<S, false, false, true> : sgd_step_kept<S, false, false, false>)
+                : nesterov    ? (cautious ? sgd_step_kept<S, true, true, true> : sgd_step_kept<S, true, true, false>)
+                              : (cautious ? sgd_step_kept<S, true, false, true> : sgd_step_kept<S, true, false, false>);
+    step(n, p, g, b, c, first, numel, lr, momentum, dampening, shrink, coupled, maximize, grad_scale, threads);
+}
+
+#define WD_KEPT_ENTRY_POINTS(S, SUFFIX)                                                                              \
+    void wd_adam_step_kept_##SUFFIX(int64_t n, void** p, void** g, void** m, void** v, void** vmax, void** c,        \
+                                    float** steps, const int64_t* numel, double lr, double beta1, double beta2,    \
+                                    double eps, double shrink, double coupled, int amsgrad, int maximize,          \
+                                    int bias_correction, double grad_scale, int cautious, int threads) {           \
+        adam_kept_entry<S>(n, p, g, m, v, vmax, c, steps, numel, lr, beta1, beta2, eps, shrink, coupled, amsgrad,  \
+                           maximize, bias_correction, grad_scale, cautious, threads);                              \
+    }                                                                                                                \
+    void wd_sgd_step_kept_##SUFFIX(int64_t n, void** p, void** g, void** b, void** c, const uint8_t* first,         \
+                                   const int64_t* numel, double lr, double momentum, double dampening,            \
+                                   int nesterov, double shrink, double coupled, int maximize, double grad_scale,  \
+                                   int cautious, int threads) {                                                    \
+        sgd_kept_entry<S>(n, p, g, b, c, first, numel, lr, momentum, dampening, nesterov, shrink, coupled,         \
+                          maximize, grad_scale, cautious, threads);                                                \
+    }
+
 extern "C" {
 WD_ENTRY_POINTS(float, f32)
 WD_ENTRY_POINTS(double, f64)
+WD_KEPT_ENTRY_POINTS(bf16, bf16)
+WD_KEPT_ENTRY_POINTS(_Float16, f16)
 }
