@@ -41,7 +41,7 @@ from claim2_deep import arm_summary, grids, relative_improvement
 from claim3_schedules import best_curve
 from claim3_schedules import figure as schedules_figure
 from weightdecay.sweeps import load_config
-from weightdecay.sweeps.config import log_grid
+from weightdecay.sweeps import log_grid
 
 HERE = Path(__file__).resolve().parent
 # In order of preference, round by round: each round written (configs and docs/results.md) when the one before
