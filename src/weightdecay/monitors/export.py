@@ -13,7 +13,7 @@ from typing import Any, Iterable
 from weightdecay._extras import require
 from weightdecay._io import atomic_write
 from weightdecay.errors import DataNotFoundError, UserError
-from weightdecay.monitors.fields import FIELDS, GROUP_FACTORS, PRECISION_FIELDS
+from weightdecay.monitors.fields import FIELDS, GROUP_FACTORS, PRECISION_FIELDS, TEXT_FIELDS
 
 __all__ = ["write_csv", "write_jsonl", "read_records", "write_tensorboard", "summary_writer", "add_records",
            "SCALARS", "LOGGED", "metrics_of"]
@@ -96,7 +96,7 @@ def _cell(key: str, value: str) -> Any:
         return None
     if key in ("step", "group"):
         return int(value)
-    if key in ("name", "decay", "dtype"):
+    if key in TEXT_FIELDS:
         return value
     return float(value)
 

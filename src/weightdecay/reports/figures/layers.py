@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from weightdecay.monitors.fields import TEXT_FIELDS
 from weightdecay.reports.figures.base import FigureRow, MonitorView
 from weightdecay.reports.style import new_figure
 
@@ -27,7 +28,7 @@ def layer_curves(records: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarra
     for r in sorted(records, key=lambda r: r["step"]):
         curves = out.setdefault(r["name"], {})
         for key, value in r.items():
-            if key not in ("name", "decay", "group"):
+            if key != "group" and key not in TEXT_FIELDS:
                 curves.setdefault(key, []).append(np.nan if value is None else float(value))
     return {name: {k: np.asarray(v, dtype=float) for k, v in curves.items()} for name, curves in out.items()}
 
